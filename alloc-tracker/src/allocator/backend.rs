@@ -1,0 +1,146 @@
+//! The allocators underneath [`TrackingAlloc`](super::TrackingAlloc).
+//!
+//! A backend is a [`GlobalAlloc`] that can also say, from a `Layout` alone
+//! and without a call into the allocator, how many bytes it really reserves
+//! for a request (its *usable size*). For jemalloc that is its size class,
+//! computed arithmetically below; a `nallocx` call per allocation would cost
+//! a measurable share of the hot path.
+
+use core::alloc::{GlobalAlloc, Layout};
+
+/// An allocator that [`TrackingAlloc`](crate::TrackingAlloc) can wrap.
+///
+/// # Safety
+/// Implementors must be correct [`GlobalAlloc`]s, and
+/// [`usable_size`](Backend::usable_size) must be a pure function of the layout
+/// (it runs inside `alloc` and `dealloc` and must not allocate, lock or
+/// panic). If it is not the exact size the allocator reserves, only the
+/// `*_usable_bytes` figures are wrong, never memory safety.
+pub unsafe trait Backend: GlobalAlloc {
+    /// Bytes the allocator reserves for a request of `layout`.
+    fn usable_size(layout: Layout) -> usize;
+}
+
+// === impl System ===
+
+// SAFETY: `System` is the platform allocator; `usable_size` is arithmetic.
+unsafe impl Backend for std::alloc::System {
+    /// The platform allocator does not publish its size classes; the request
+    /// size is reported, so `*_usable_bytes` equal requested bytes plus the
+    /// tag.
+    #[inline(always)]
+    fn usable_size(layout: Layout) -> usize {
+        layout.size()
+    }
+}
+
+// === impl Jemalloc ===
+
+#[cfg(feature = "jemalloc")]
+pub use tikv_jemallocator::Jemalloc;
+
+// SAFETY: `Jemalloc` forwards to jemalloc (`mallocx`/`sdallocx`/`rallocx`);
+// `usable_size` is `jemalloc_size_class`, plain arithmetic.
+#[cfg(feature = "jemalloc")]
+unsafe impl Backend for Jemalloc {
+    #[inline(always)]
+    fn usable_size(layout: Layout) -> usize {
+        jemalloc_size_class(layout.size(), layout.align())
+    }
+}
+
+/// jemalloc's compile-time geometry on the platforms we build it for: a
+/// 16-byte quantum and 4 KiB pages (tikv-jemalloc-sys's defaults on x86_64
+/// and aarch64 Linux). `tests/usable_size_matches_jemalloc.rs` checks the
+/// arithmetic against `nallocx` of the linked jemalloc.
+mod geometry {
+    pub(super) const LG_QUANTUM: u32 = 4;
+    pub(super) const LG_PAGE: u32 = 12;
+    pub(super) const PAGE: usize = 1 << LG_PAGE;
+    /// `SC_LG_NGROUP`: four size classes per doubling.
+    pub(super) const LG_NGROUP: u32 = 2;
+    pub(super) const TINY_MIN: usize = 8;
+    pub(super) const LARGE_MINCLASS: usize = 1 << (LG_PAGE + LG_NGROUP);
+    pub(super) const SMALL_MAXCLASS: usize = LARGE_MINCLASS - (1 << (LG_PAGE - 1));
+    pub(super) const LARGE_MAXCLASS: usize = isize::MAX as usize / 2 + 1;
+}
+
+/// jemalloc's usable size for `size` bytes (`sz_s2u_compute`): the smallest
+/// size class that holds `size`, with four classes per power of two.
+#[inline(always)]
+fn jemalloc_s2u(size: usize) -> usize {
+    use geometry::*;
+    if size <= TINY_MIN {
+        return TINY_MIN;
+    }
+    if size > LARGE_MAXCLASS {
+        return 0;
+    }
+    // lg_floor(2 * size - 1) == ceil(log2(size)) for size >= 2.
+    let x = usize::BITS - 1 - ((size << 1) - 1).leading_zeros();
+    let lg_delta = if x < LG_NGROUP + LG_QUANTUM + 1 {
+        LG_QUANTUM
+    } else {
+        x - LG_NGROUP - 1
+    };
+    let mask = (1usize << lg_delta) - 1;
+    (size + mask) & !mask
+}
+
+/// jemalloc's usable size for a request of `size` bytes aligned to `align`
+/// (`sz_sa2u`), which is what `mallocx`/`rallocx` reserve and what
+/// `thread.allocated` counts.
+#[inline(always)]
+pub(crate) fn jemalloc_size_class(size: usize, align: usize) -> usize {
+    use geometry::*;
+    if size <= SMALL_MAXCLASS && align <= PAGE {
+        let usize_ = jemalloc_s2u((size + align - 1) & !(align - 1));
+        if usize_ < LARGE_MINCLASS {
+            return usize_;
+        }
+    }
+    if size <= LARGE_MINCLASS {
+        LARGE_MINCLASS
+    } else {
+        jemalloc_s2u(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_classes_follow_jemalloc_table() {
+        // The first classes of jemalloc's table for a 16-byte quantum.
+        let classes = [
+            (1, 8),
+            (8, 8),
+            (9, 16),
+            (16, 16),
+            (17, 32),
+            (33, 48),
+            (49, 64),
+            (65, 80),
+            (129, 160),
+            (257, 320),
+            (4097, 5120),
+            (14336, 14336),
+            (14337, 16384),
+            (16385, 20480),
+            (1 << 20, 1 << 20),
+            ((1 << 20) + 1, (1 << 20) + (1 << 18)),
+        ];
+        for (size, class) in classes {
+            assert_eq!(jemalloc_size_class(size, 1), class, "size {size}");
+        }
+    }
+
+    #[test]
+    fn alignment_rounds_up_before_classing() {
+        assert_eq!(jemalloc_size_class(17, 32), 32);
+        assert_eq!(jemalloc_size_class(33, 64), 64);
+        assert_eq!(jemalloc_size_class(2, 4096), 4096);
+        assert_eq!(jemalloc_size_class(10, 8192), 16384);
+    }
+}

@@ -1,0 +1,187 @@
+//! THE HOT PATH: the `GlobalAlloc` wrapper, the tag it stores with every
+//! block, the backends, and the thread-exit hook.
+//!
+//! This is the only module allowed to use `unsafe`. Code here never
+//! allocates, locks or panics on the path of an ordinary allocation; the
+//! rare paths (claiming a counter shard, sampling) are `#[cold]` and also
+//! neither allocate through this allocator nor lock.
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+mod backend;
+mod tag;
+mod thread_exit;
+mod trailer;
+
+pub use backend::Backend;
+#[cfg(feature = "jemalloc")]
+pub use backend::Jemalloc;
+pub(crate) use tag::Tag;
+
+use crate::scope::{self, ScopeId};
+use crate::stats::counters::{self, ShardSlot};
+use crate::thread_state::{self, ThreadState};
+
+/// A [`GlobalAlloc`] that charges every allocation to the current scope and
+/// every free back to the scope that made the allocation.
+///
+/// Install it once per program:
+///
+/// ```
+/// use alloc_tracker::{Jemalloc, TrackingAlloc};
+///
+/// #[global_allocator]
+/// static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+/// # fn main() {}
+/// ```
+///
+/// or over the platform allocator with
+/// `TrackingAlloc::new(std::alloc::System)`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TrackingAlloc<B> {
+    backend: B,
+}
+
+impl<B> TrackingAlloc<B> {
+    /// Wraps `backend`.
+    pub const fn new(backend: B) -> Self {
+        Self { backend }
+    }
+}
+
+/// Runs the accounting of one allocation on this thread's state and returns
+/// the tag to store with the block.
+#[inline(always)]
+fn on_alloc(addr: usize, bytes: usize, usable: usize) -> Tag {
+    thread_state::with(|t| {
+        let scope = if t.busy.get() { ScopeId::INTERNAL } else { t.scope.get() };
+        counters::count_alloc(scope::shard_of(t), scope, bytes as u64, usable as u64);
+        let tag = Tag::new(scope);
+        if t.busy.get() {
+            tag
+        } else {
+            crate::sampling::on_alloc(t, tag, addr, bytes)
+        }
+    })
+    .unwrap_or_else(|| {
+        counters::count_alloc(ShardSlot::Shared, ScopeId::UNSCOPED, bytes as u64, usable as u64);
+        Tag::new(ScopeId::UNSCOPED)
+    })
+}
+
+/// Runs the accounting of one free of a block tagged `tag`.
+#[inline(always)]
+fn on_free(addr: usize, tag: Tag, bytes: usize, usable: usize) {
+    if tag.has_record() {
+        crate::sampling::on_free_recorded(addr, tag);
+    }
+    let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::Shared);
+    counters::count_free(slot, tag.scope(), bytes as u64, usable as u64);
+}
+
+/// Called by the hot path the first time a thread allocates or frees.
+#[cold]
+#[inline(never)]
+pub(crate) fn claim_shard_for_thread(t: &ThreadState) -> ShardSlot {
+    let slot = counters::claim_shard();
+    if let ShardSlot::Owned(n) = slot {
+        if !thread_exit::arm(n) {
+            // Without an exit hook the shard would never be released; count
+            // this thread on the shared shard instead.
+            counters::release_shard(n);
+            t.shard.set(ShardSlot::Shared);
+            return ShardSlot::Shared;
+        }
+    }
+    t.shard.set(slot);
+    slot
+}
+
+/// Called by the exit hook: the thread stops counting on shard `n` and
+/// gives it back.
+fn release_shard_of_exiting_thread(n: u16) {
+    let _ = thread_state::with(|t| t.shard.set(ShardSlot::Shared));
+    counters::release_shard(n);
+}
+
+// SAFETY: every method forwards to the backend with the enlarged layout
+// `trailer::outer_layout(layout)`, which keeps `layout.align()` and only adds
+// `TAG_SIZE` bytes after the caller's; the caller's pointer is the backend's
+// pointer, so the caller gets `layout.size()` bytes aligned to
+// `layout.align()` as `GlobalAlloc` requires. `dealloc`/`realloc` receive the
+// same `layout` (GlobalAlloc contract) and so recompute the same outer
+// layout the block was made with.
+unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(outer) = trailer::outer_layout(layout) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `outer` has a non-zero size (at least TAG_SIZE).
+        let p = unsafe { self.backend.alloc(outer) };
+        if !p.is_null() {
+            let tag = on_alloc(p as usize, layout.size(), B::usable_size(outer));
+            // SAFETY: `p` is a fresh block of `outer.size()` bytes.
+            unsafe { trailer::write_unchecked(p, layout, tag.to_bits()) };
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(outer) = trailer::outer_layout(layout) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `outer` has a non-zero size (at least TAG_SIZE).
+        let p = unsafe { self.backend.alloc_zeroed(outer) };
+        if !p.is_null() {
+            let tag = on_alloc(p as usize, layout.size(), B::usable_size(outer));
+            // SAFETY: `p` is a fresh block of `outer.size()` bytes; the tag
+            // lies after the caller's zeroed bytes.
+            unsafe { trailer::write_unchecked(p, layout, tag.to_bits()) };
+        }
+        p
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let outer = trailer::outer_layout_of_live(layout);
+        // SAFETY: the caller guarantees `p` is a live block of this allocator
+        // made with `layout`, so its tag was written at `layout.size()`.
+        let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
+        on_free(p as usize, tag, layout.size(), B::usable_size(outer));
+        // SAFETY: `p` was returned by `self.backend` for `outer`.
+        unsafe { self.backend.dealloc(p, outer) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let outer = trailer::outer_layout_of_live(layout);
+        let Some(new_outer) = Layout::from_size_align(new_size, layout.align())
+            .ok()
+            .and_then(trailer::outer_layout)
+        else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `p` is a live block made with `layout` (caller contract).
+        let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
+        // SAFETY: `p` was returned by `self.backend` for `outer`;
+        // `new_outer.size()` is non-zero and does not overflow `isize` when
+        // rounded to the alignment (checked by `Layout::from_size_align`).
+        let q = unsafe { self.backend.realloc(p, outer, new_outer.size()) };
+        if q.is_null() {
+            // The old block, its tag and every counter are unchanged.
+            return q;
+        }
+        let (old_usable, new_usable) = (B::usable_size(outer), B::usable_size(new_outer));
+        let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_size);
+        let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::Shared);
+        counters::count_free(slot, tag.scope(), layout.size() as u64, old_usable as u64);
+        counters::count_alloc(slot, tag.scope(), new_size as u64, new_usable as u64);
+        // SAFETY: `q` is a block of `new_outer.size()` bytes; the tag goes
+        // after the caller's `new_size` bytes.
+        unsafe { trailer::write_unchecked(q, Layout::from_size_align_unchecked(new_size, layout.align()), tag.to_bits()) };
+        q
+    }
+}

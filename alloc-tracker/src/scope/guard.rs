@@ -1,0 +1,58 @@
+//! Entering and leaving scopes on the current thread.
+
+use std::marker::PhantomData;
+
+use super::ScopeId;
+use crate::thread_state;
+
+/// Keeps a scope current; dropping it restores the scope that was current
+/// before, also when unwinding from a panic.
+///
+/// The guard must be dropped on the thread that made it, so it is not
+/// `Send`:
+///
+/// ```compile_fail
+/// use alloc_tracker::ScopeId;
+/// let g = ScopeId::UNSCOPED.enter();
+/// std::thread::spawn(move || drop(g));
+/// ```
+///
+/// Holding it across an `.await` would leak the scope into whatever else
+/// the executor polls on that thread; use
+/// [`in_alloc_scope`](crate::AllocScopeExt::in_alloc_scope) for futures.
+#[must_use = "the scope is exited when the guard is dropped"]
+#[derive(Debug)]
+pub struct ScopeGuard {
+    previous: ScopeId,
+    entered: ScopeId,
+    /// `!Send`, but `Sync` (a `&ScopeGuard` cannot exit the scope).
+    _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+}
+
+impl ScopeGuard {
+    pub(crate) fn enter(scope: ScopeId) -> Self {
+        let previous = thread_state::replace_scope(scope);
+        Self {
+            previous,
+            entered: scope,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The scope this guard entered.
+    pub fn scope(&self) -> ScopeId {
+        self.entered
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let exited = thread_state::replace_scope(self.previous);
+        debug_assert!(
+            exited == self.entered || std::thread::panicking(),
+            "scope guards dropped out of order: exiting {:?} but {:?} is current",
+            self.entered,
+            exited
+        );
+    }
+}

@@ -1,0 +1,294 @@
+//! What a scope is, and which one is current.
+//!
+//! - [`Scope`]: a scope declared as a `static`, registered on first use.
+//! - [`ScopeId`]: the copyable handle every API takes; also the way to make
+//!   scopes at run time ([`ScopeId::register`]).
+//! - [`ScopeGuard`]: returned by entering a scope, restores the previous one.
+//! - [`InScope`] / [`AllocScopeExt`]: futures that run in a scope.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
+
+mod future;
+mod guard;
+pub(crate) mod registry;
+
+pub use future::{AllocScopeExt, InScope};
+pub use guard::ScopeGuard;
+
+use crate::error::ScopeTableFull;
+use crate::stats::{counters, ScopeStats};
+use crate::thread_state;
+
+/// Capacity of the scope table, built-in scopes included.
+pub const MAX_SCOPES: usize = 4096;
+
+/// A registered scope: a small copyable id.
+///
+/// Get one from a [`Scope`] static ([`Scope::id`]), from
+/// [`ScopeId::register`] for names known only at run time, or from
+/// [`ScopeId::current`].
+///
+/// ```
+/// use alloc_tracker::ScopeId;
+///
+/// let jobs = ScopeId::register("jobs", None).unwrap();
+/// let job7 = ScopeId::register("job-7", Some(jobs)).unwrap();
+/// assert_eq!(job7.path(), "jobs/job-7");
+/// assert_eq!(job7.parent(), Some(jobs));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ScopeId(pub(crate) u16);
+
+impl ScopeId {
+    /// Allocations made outside any scope: the root.
+    pub const UNSCOPED: ScopeId = ScopeId(0);
+    /// The tracker's own allocations (dynamic scope names, reports, sampled
+    /// stacks).
+    pub const INTERNAL: ScopeId = ScopeId(1);
+    /// Allocations of scopes that could not be registered because the table
+    /// was full.
+    pub const OVERFLOW: ScopeId = ScopeId(2);
+    pub(crate) const FIRST_USER: u16 = 3;
+
+    /// Registers a new scope named `name` (copied), optionally under
+    /// `parent`. Every call makes a new scope; scopes are never removed.
+    ///
+    /// # Errors
+    /// [`ScopeTableFull`] when [`MAX_SCOPES`] scopes exist. Nothing is
+    /// allocated then; use [`ScopeId::OVERFLOW`] to keep counting.
+    pub fn register(name: &str, parent: Option<ScopeId>) -> Result<ScopeId, ScopeTableFull> {
+        registry::register_dynamic(name, parent)
+    }
+
+    /// The scope current on this thread.
+    pub fn current() -> ScopeId {
+        thread_state::current_scope()
+    }
+
+    /// Makes this scope current until the returned guard is dropped.
+    pub fn enter(self) -> ScopeGuard {
+        ScopeGuard::enter(self)
+    }
+
+    /// Runs `f` with this scope current.
+    pub fn in_scope<R>(self, f: impl FnOnce() -> R) -> R {
+        let _guard = self.enter();
+        f()
+    }
+
+    /// Wraps `f` so that it runs in this scope wherever it is called: hand
+    /// the result to `std::thread::spawn` or a thread pool to carry the
+    /// scope along.
+    ///
+    /// ```
+    /// use alloc_tracker::ScopeId;
+    ///
+    /// let worker = ScopeId::register("worker", None).unwrap();
+    /// let job = worker.in_scope(|| ScopeId::current().bind(|| ScopeId::current()));
+    /// assert_eq!(std::thread::spawn(job).join().unwrap(), worker);
+    /// ```
+    pub fn bind<F: FnOnce() -> R, R>(self, f: F) -> impl FnOnce() -> R {
+        move || self.in_scope(f)
+    }
+
+    /// The scope's own name.
+    pub fn name(self) -> &'static str {
+        registry::info(self).map_or("<registering>", |i| i.name)
+    }
+
+    /// The scope's parent, if it has one.
+    pub fn parent(self) -> Option<ScopeId> {
+        registry::info(self).and_then(|i| i.parent)
+    }
+
+    /// The names from the root down to this scope, joined with `/`.
+    pub fn path(self) -> String {
+        thread_state::internal(|| {
+            let mut names = vec![self.name()];
+            let mut s = self;
+            while let Some(p) = s.parent() {
+                names.push(p.name());
+                s = p;
+                if names.len() > MAX_SCOPES {
+                    break;
+                }
+            }
+            names.reverse();
+            names.join("/")
+        })
+    }
+
+    /// This scope's own figures (children not included).
+    pub fn stats(self) -> ScopeStats {
+        ScopeStats::own(self)
+    }
+
+    /// Figures of this scope and all scopes below it, summed.
+    pub fn stats_with_children(self) -> ScopeStats {
+        let members = thread_state::internal(|| registry::subtree(self));
+        ScopeStats::sum(members.iter().map(|s| s.stats()))
+    }
+
+    /// Position in the counter tables; always below [`MAX_SCOPES`].
+    #[inline(always)]
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize & (MAX_SCOPES - 1)
+    }
+
+    /// The raw id (as found in reports).
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Debug for ScopeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScopeId({} {:?})", self.0, self.name())
+    }
+}
+
+impl fmt::Display for ScopeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+// === impl Scope ===
+
+const UNREGISTERED: u8 = 0;
+const REGISTERING: u8 = 1;
+const REGISTERED: u8 = 2;
+const TABLE_FULL: u8 = 3;
+
+/// A scope declared as a `static`, registered in the scope table the first
+/// time it is used.
+///
+/// ```
+/// use alloc_tracker::Scope;
+///
+/// static CHECKPOINT: Scope = Scope::new("checkpoint");
+/// static COLLECT: Scope = Scope::child_of(&CHECKPOINT, "collect");
+///
+/// let v = COLLECT.in_scope(|| vec![0u8; 100]);
+/// assert_eq!(COLLECT.id().path(), "checkpoint/collect");
+/// drop(v);
+/// ```
+///
+/// Declare scopes as `static`, not `const`: every use of a `const` is a new
+/// value and would register a new scope.
+pub struct Scope {
+    name: &'static str,
+    parent: Option<&'static Scope>,
+    /// `UNREGISTERED → REGISTERING → REGISTERED | TABLE_FULL`.
+    state: AtomicU8,
+    /// Valid once `state` is `REGISTERED`.
+    id: AtomicU16,
+}
+
+impl Scope {
+    /// A top-level scope.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            parent: None,
+            state: AtomicU8::new(UNREGISTERED),
+            id: AtomicU16::new(0),
+        }
+    }
+
+    /// A scope below `parent`; `parent`'s figures can be read including it
+    /// ([`ScopeId::stats_with_children`]).
+    pub const fn child_of(parent: &'static Scope, name: &'static str) -> Self {
+        Self {
+            name,
+            parent: Some(parent),
+            state: AtomicU8::new(UNREGISTERED),
+            id: AtomicU16::new(0),
+        }
+    }
+
+    /// The scope's id, registering it on first use.
+    ///
+    /// # Errors
+    /// [`ScopeTableFull`] if it was not registered and the table is full.
+    pub fn try_id(&self) -> Result<ScopeId, ScopeTableFull> {
+        match self.state.load(Ordering::Acquire) {
+            REGISTERED => Ok(ScopeId(self.id.load(Ordering::Relaxed))),
+            TABLE_FULL => Err(ScopeTableFull),
+            _ => self.register_slow(),
+        }
+    }
+
+    /// The scope's id, or [`ScopeId::OVERFLOW`] if the table was full when it
+    /// was first used (its allocations are then counted there).
+    pub fn id(&self) -> ScopeId {
+        self.try_id().unwrap_or(ScopeId::OVERFLOW)
+    }
+
+    #[cold]
+    fn register_slow(&self) -> Result<ScopeId, ScopeTableFull> {
+        if self
+            .state
+            .compare_exchange(UNREGISTERED, REGISTERING, Ordering::Acquire, Ordering::Acquire)
+            .is_ok()
+        {
+            let parent = self.parent.map(Scope::id);
+            let result = registry::register(self.name, parent);
+            match result {
+                Ok(id) => {
+                    self.id.store(id.0, Ordering::Relaxed);
+                    self.state.store(REGISTERED, Ordering::Release);
+                }
+                Err(_) => self.state.store(TABLE_FULL, Ordering::Release),
+            }
+            return result;
+        }
+        // Another thread is registering it: it only writes two atomics.
+        loop {
+            match self.state.load(Ordering::Acquire) {
+                REGISTERED => return Ok(ScopeId(self.id.load(Ordering::Relaxed))),
+                TABLE_FULL => return Err(ScopeTableFull),
+                _ => std::thread::yield_now(),
+            }
+        }
+    }
+
+    /// Makes this scope current until the returned guard is dropped.
+    pub fn enter(&self) -> ScopeGuard {
+        self.id().enter()
+    }
+
+    /// Runs `f` with this scope current.
+    pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.id().in_scope(f)
+    }
+
+    /// This scope's own figures.
+    pub fn stats(&self) -> ScopeStats {
+        self.id().stats()
+    }
+
+    /// The name given at declaration.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("name", &self.name)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Claims a shard on first use; returns the slot to count on.
+#[inline(always)]
+pub(crate) fn shard_of(t: &thread_state::ThreadState) -> counters::ShardSlot {
+    match t.shard.get() {
+        counters::ShardSlot::Unclaimed => crate::allocator::claim_shard_for_thread(t),
+        slot => slot,
+    }
+}

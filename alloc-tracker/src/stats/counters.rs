@@ -1,0 +1,270 @@
+//! Per-scope counters, sharded per thread so that the hot path never does a
+//! read-modify-write on a cache line another thread writes.
+//!
+//! ```text
+//!              scope 0   scope 1   scope 2  ...  scope MAX_SCOPES-1
+//! shard 0     [ line ]  [ line ]  [ line ]  ...  [ line ]      <- written only by the thread owning shard 0
+//! shard 1     [ line ]  [ line ]  [ line ]  ...  [ line ]      <- written only by the thread owning shard 1
+//!  ...
+//! shard N-1   [ line ]  ...
+//! overflow    [ line ]  ...   <- shared: threads without a shard use atomic fetch_add
+//! ```
+//!
+//! Each `line` is one 64-byte cache line of monotonic counters. A thread
+//! claims a shard on its first allocation and owns it until it exits; its
+//! updates are a plain load and a release store (no `lock` prefix), since it
+//! is the only writer. A free is counted on the *freeing* thread's shard in
+//! the *allocating* scope's column, so a scope's live figures are
+//! `sum(allocs) - sum(frees)` over all shards, exact as soon as no allocation
+//! is in flight. When a thread exits its shard goes back to the pool with
+//! its counts in it: the next owner keeps adding to them, nothing is folded
+//! or lost. Threads beyond `MAX_SHARDS`, and threads past their exit hook,
+//! count on the shared overflow shard with atomic read-modify-writes (the
+//! slower path).
+//!
+//! The array is a zero-initialised `static` (about 33 MiB of address space
+//! in `.bss`); the OS only backs the pages of lines that are touched.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+use crate::scope::{registry, ScopeId, MAX_SCOPES};
+
+/// Counter shards owned by one thread each.
+pub(crate) const MAX_SHARDS: usize = 128;
+
+/// Bytes a thread may allocate in one scope between two samples of that
+/// scope's live bytes for its peak (see [`ScopeStats::peak_bytes`]).
+///
+/// [`ScopeStats::peak_bytes`]: crate::ScopeStats::peak_bytes
+pub(crate) const PEAK_SAMPLE_BYTES: u64 = 64 * 1024;
+
+/// Which shard a thread counts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ShardSlot {
+    /// No allocation yet on this thread.
+    Unclaimed,
+    /// Owns shard `n` exclusively.
+    Owned(u16),
+    /// Counts on the shared overflow shard: all shards were taken, or the
+    /// thread's exit hook already gave its shard back.
+    Shared,
+}
+
+/// One scope's counters in one shard. All fields are monotonic totals.
+#[repr(C, align(64))]
+#[derive(Debug)]
+struct Line {
+    /// Allocations made (realloc counts as one free and one allocation).
+    allocs: AtomicU64,
+    /// Bytes requested by those allocations.
+    alloc_bytes: AtomicU64,
+    /// Bytes the backend reserved for them (size classes, tag included).
+    alloc_usable: AtomicU64,
+    /// Frees of allocations made in this scope, by the shard's thread.
+    frees: AtomicU64,
+    /// Requested bytes of those frees.
+    free_bytes: AtomicU64,
+    /// Usable bytes of those frees.
+    free_usable: AtomicU64,
+    /// Bytes allocated since this shard last sampled the scope's peak.
+    unsampled: AtomicU64,
+}
+
+impl Line {
+    const fn new() -> Self {
+        Self {
+            allocs: AtomicU64::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            alloc_usable: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            free_bytes: AtomicU64::new(0),
+            free_usable: AtomicU64::new(0),
+            unsampled: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shard {
+    lines: [Line; MAX_SCOPES],
+}
+
+impl Shard {
+    const fn new() -> Self {
+        Self {
+            lines: [const { Line::new() }; MAX_SCOPES],
+        }
+    }
+}
+
+/// `MAX_SHARDS` owned shards, then the shared overflow shard.
+static SHARDS: [Shard; MAX_SHARDS + 1] = [const { Shard::new() }; MAX_SHARDS + 1];
+const OVERFLOW: usize = MAX_SHARDS;
+
+/// Which owned shards have an owner.
+static CLAIMED: [AtomicBool; MAX_SHARDS] = [const { AtomicBool::new(false) }; MAX_SHARDS];
+/// One past the highest shard ever claimed: readers sum shards below it.
+static HIGH_WATER: AtomicUsize = AtomicUsize::new(0);
+
+/// Adds `v` to a counter only this thread writes: a load and a release
+/// store, no read-modify-write instruction.
+#[inline(always)]
+fn bump_owned(counter: &AtomicU64, v: u64) -> u64 {
+    let n = counter.load(Ordering::Relaxed).wrapping_add(v);
+    counter.store(n, Ordering::Release);
+    n
+}
+
+#[inline(always)]
+fn bump_shared(counter: &AtomicU64, v: u64) -> u64 {
+    counter.fetch_add(v, Ordering::AcqRel).wrapping_add(v)
+}
+
+/// Counts an allocation of `bytes` (`usable` reserved) in `scope`.
+#[inline(always)]
+pub(crate) fn count_alloc(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
+    match slot {
+        ShardSlot::Owned(n) => alloc_on(line(n as usize, scope), bump_owned, scope, bytes, usable),
+        _ => alloc_on(line(OVERFLOW, scope), bump_shared, scope, bytes, usable),
+    }
+}
+
+#[inline(always)]
+fn alloc_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, scope: ScopeId, bytes: u64, usable: u64) {
+    bump(&line.allocs, 1);
+    bump(&line.alloc_bytes, bytes);
+    bump(&line.alloc_usable, usable);
+    if bump(&line.unsampled, bytes) >= PEAK_SAMPLE_BYTES {
+        line.unsampled.store(0, Ordering::Relaxed);
+        sample_peak(scope);
+    }
+}
+
+/// Counts the free of an allocation of `bytes` (`usable` reserved) that was
+/// made in `scope`.
+#[inline(always)]
+pub(crate) fn count_free(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
+    match slot {
+        ShardSlot::Owned(n) => free_on(line(n as usize, scope), bump_owned, bytes, usable),
+        _ => free_on(line(OVERFLOW, scope), bump_shared, bytes, usable),
+    }
+}
+
+#[inline(always)]
+fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usable: u64) {
+    bump(&line.frees, 1);
+    bump(&line.free_bytes, bytes);
+    bump(&line.free_usable, usable);
+}
+
+/// The line of `scope` in shard `shard`. Both indices are masked into range
+/// (`MAX_SHARDS + 1` shards are indexed with `shard <= MAX_SHARDS`), so the
+/// hot path has no bounds-check panic.
+#[inline(always)]
+fn line(shard: usize, scope: ScopeId) -> &'static Line {
+    let shard = if shard < MAX_SHARDS { shard } else { OVERFLOW };
+    &SHARDS[shard].lines[scope.index()]
+}
+
+/// Records the scope's current live bytes into its peak.
+#[cold]
+#[inline(never)]
+fn sample_peak(scope: ScopeId) {
+    let live = read(scope).live_bytes();
+    registry::peak(scope).fetch_max(live, Ordering::Relaxed);
+}
+
+/// Claims a free shard for the calling thread, or `Shared` if all are taken.
+#[cold]
+#[inline(never)]
+pub(crate) fn claim_shard() -> ShardSlot {
+    for (n, claimed) in CLAIMED.iter().enumerate() {
+        if !claimed.load(Ordering::Relaxed)
+            && claimed
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            HIGH_WATER.fetch_max(n + 1, Ordering::Release);
+            return ShardSlot::Owned(n as u16);
+        }
+    }
+    ShardSlot::Shared
+}
+
+/// Gives shard `n` back to the pool. The releasing thread must have stopped
+/// counting on it (its state says `Shared`) before calling this: the release
+/// store publishes its last counts to the next owner's acquire in
+/// [`claim_shard`].
+pub(crate) fn release_shard(n: u16) {
+    if let Some(claimed) = CLAIMED.get(n as usize) {
+        claimed.store(false, Ordering::Release);
+    }
+}
+
+/// A scope's counters summed over all shards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) allocs: u64,
+    pub(crate) alloc_bytes: u64,
+    pub(crate) alloc_usable: u64,
+    pub(crate) frees: u64,
+    pub(crate) free_bytes: u64,
+    pub(crate) free_usable: u64,
+}
+
+impl Totals {
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.alloc_bytes.saturating_sub(self.free_bytes)
+    }
+    pub(crate) fn live_allocs(&self) -> u64 {
+        self.allocs.saturating_sub(self.frees)
+    }
+    pub(crate) fn live_usable(&self) -> u64 {
+        self.alloc_usable.saturating_sub(self.free_usable)
+    }
+    pub(crate) fn add(&mut self, o: &Totals) {
+        self.allocs += o.allocs;
+        self.alloc_bytes += o.alloc_bytes;
+        self.alloc_usable += o.alloc_usable;
+        self.frees += o.frees;
+        self.free_bytes += o.free_bytes;
+        self.free_usable += o.free_usable;
+    }
+}
+
+/// Sums `scope`'s counters over every shard.
+///
+/// Frees are read before allocations, with acquire loads: every free that
+/// is seen happened after its allocation was counted, so that allocation is
+/// seen too and live figures never go negative, even while other threads
+/// allocate and free concurrently.
+pub(crate) fn read(scope: ScopeId) -> Totals {
+    let i = scope.index();
+    let shards = HIGH_WATER.load(Ordering::Acquire).min(MAX_SHARDS);
+    let lines = || {
+        SHARDS[..shards]
+            .iter()
+            .chain(std::iter::once(&SHARDS[OVERFLOW]))
+            .map(move |s| &s.lines[i])
+    };
+    let mut t = Totals::default();
+    for l in lines() {
+        t.frees += l.frees.load(Ordering::Acquire);
+        t.free_bytes += l.free_bytes.load(Ordering::Acquire);
+        t.free_usable += l.free_usable.load(Ordering::Acquire);
+    }
+    for l in lines() {
+        t.allocs += l.allocs.load(Ordering::Acquire);
+        t.alloc_bytes += l.alloc_bytes.load(Ordering::Acquire);
+        t.alloc_usable += l.alloc_usable.load(Ordering::Acquire);
+    }
+    t
+}
+
+/// Owned shards currently claimed (for diagnostics and tests).
+pub(crate) fn claimed_shards() -> usize {
+    CLAIMED
+        .iter()
+        .filter(|c| c.load(Ordering::Relaxed))
+        .count()
+}

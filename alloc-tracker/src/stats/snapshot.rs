@@ -1,0 +1,172 @@
+//! Plain-data snapshots of the counters.
+
+use std::time::SystemTime;
+
+use super::counters::{self, PEAK_SAMPLE_BYTES};
+use crate::scope::{registry, ScopeId};
+use crate::thread_state;
+
+/// One scope's figures at one moment (dhat's `HeapStats` vocabulary).
+///
+/// Requested bytes are what callers asked for; usable bytes are what the
+/// backend reserved (jemalloc's size class of the request plus the 2-byte
+/// tag), so `live_usable_bytes - live_bytes` is the size-class waste.
+///
+/// Live figures are exact whenever no allocation or free is in flight: they
+/// are sums of per-thread counters with no batching. While other threads
+/// run, a read may include a free's allocation but never a free without its
+/// allocation, so live figures never go below zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ScopeStats {
+    /// Bytes requested by allocations of this scope not yet freed.
+    pub live_bytes: u64,
+    /// Allocations of this scope not yet freed.
+    pub live_allocs: u64,
+    /// Bytes the backend reserved for those live allocations.
+    pub live_usable_bytes: u64,
+    /// Allocations ever made in this scope (a `realloc` counts as one free
+    /// and one allocation, as jemalloc counts it).
+    pub total_allocs: u64,
+    /// Bytes requested by all those allocations.
+    pub total_bytes: u64,
+    /// Bytes the backend reserved for all those allocations.
+    pub total_usable_bytes: u64,
+    /// Frees of this scope's allocations, by any thread in any scope.
+    pub total_frees: u64,
+    /// Requested bytes of those frees.
+    pub total_freed_bytes: u64,
+    /// Highest live byte count seen.
+    ///
+    /// Precision: it is a lower bound of the true peak and misses it by
+    /// less than 64 KiB (`PEAK_SAMPLE_BYTES`) per thread that allocated in
+    /// the scope around the peak. Each thread re-samples the scope's live
+    /// bytes after every 64 KiB it allocates there, and every `stats()`
+    /// read samples too; an allocation of 64 KiB or more is always seen.
+    /// For [`ScopeId::stats_with_children`] it is the sum of the members'
+    /// peaks, an upper bound of the subtree's peak.
+    pub peak_bytes: u64,
+}
+
+/// How far `peak_bytes` may be below the true peak, per allocating thread.
+pub const PEAK_PRECISION_BYTES: u64 = PEAK_SAMPLE_BYTES;
+
+impl ScopeStats {
+    pub(crate) fn own(id: ScopeId) -> Self {
+        let t = counters::read(id);
+        let live_bytes = t.live_bytes();
+        let peak = registry::peak(id);
+        let peak_bytes = peak
+            .fetch_max(live_bytes, std::sync::atomic::Ordering::Relaxed)
+            .max(live_bytes);
+        ScopeStats {
+            live_bytes,
+            live_allocs: t.live_allocs(),
+            live_usable_bytes: t.live_usable(),
+            total_allocs: t.allocs,
+            total_bytes: t.alloc_bytes,
+            total_usable_bytes: t.alloc_usable,
+            total_frees: t.frees,
+            total_freed_bytes: t.free_bytes,
+            peak_bytes,
+        }
+    }
+
+    pub(crate) fn sum(members: impl Iterator<Item = ScopeStats>) -> Self {
+        members.fold(ScopeStats::default(), |a, b| ScopeStats {
+            live_bytes: a.live_bytes + b.live_bytes,
+            live_allocs: a.live_allocs + b.live_allocs,
+            live_usable_bytes: a.live_usable_bytes + b.live_usable_bytes,
+            total_allocs: a.total_allocs + b.total_allocs,
+            total_bytes: a.total_bytes + b.total_bytes,
+            total_usable_bytes: a.total_usable_bytes + b.total_usable_bytes,
+            total_frees: a.total_frees + b.total_frees,
+            total_freed_bytes: a.total_freed_bytes + b.total_freed_bytes,
+            peak_bytes: a.peak_bytes + b.peak_bytes,
+        })
+    }
+}
+
+/// One scope in a [`Snapshot`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScopeSnapshot {
+    /// The scope.
+    pub id: ScopeId,
+    /// Its own name.
+    pub name: &'static str,
+    /// Its names from the root, joined with `/`.
+    pub path: String,
+    /// Its parent.
+    pub parent: Option<ScopeId>,
+    /// Its own figures.
+    pub own: ScopeStats,
+    /// Its figures including all scopes below it.
+    pub with_children: ScopeStats,
+}
+
+/// Every scope's figures, read one after the other, plus jemalloc's process
+/// figures when that backend is compiled in.
+///
+/// ```
+/// let snap = alloc_tracker::Snapshot::take();
+/// assert!(snap.scopes.iter().any(|s| s.name == "unscoped"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Snapshot {
+    /// When the snapshot was taken.
+    pub taken_at: SystemTime,
+    /// All registered scopes, built-in ones first, in id order.
+    pub scopes: Vec<ScopeSnapshot>,
+    /// Sum of every scope's own figures: everything this tracker counted.
+    pub tracked: ScopeStats,
+    /// jemalloc's own figures, if available.
+    #[cfg(feature = "jemalloc")]
+    pub jemalloc: Option<super::JemallocStats>,
+}
+
+impl Snapshot {
+    /// Reads all scopes. Its allocations are charged to
+    /// [`ScopeId::INTERNAL`].
+    pub fn take() -> Snapshot {
+        thread_state::internal(|| {
+            #[cfg(feature = "jemalloc")]
+            let jemalloc = super::JemallocStats::read().ok();
+            let ids: Vec<ScopeId> = registry::all().collect();
+            let own: Vec<ScopeStats> = ids.iter().map(|id| id.stats()).collect();
+            let scopes = ids
+                .iter()
+                .zip(&own)
+                .map(|(&id, &own_stats)| {
+                    let with_children = ScopeStats::sum(
+                        ids.iter()
+                            .zip(&own)
+                            .filter(|(s, _)| registry::is_within(**s, id))
+                            .map(|(_, st)| *st),
+                    );
+                    ScopeSnapshot {
+                        id,
+                        name: id.name(),
+                        path: id.path(),
+                        parent: id.parent(),
+                        own: own_stats,
+                        with_children,
+                    }
+                })
+                .collect();
+            Snapshot {
+                taken_at: SystemTime::now(),
+                scopes,
+                tracked: ScopeStats::sum(own.into_iter()),
+                #[cfg(feature = "jemalloc")]
+                jemalloc,
+            }
+        })
+    }
+
+    /// The entry of `id`, if it was registered when the snapshot was taken.
+    pub fn scope(&self, id: ScopeId) -> Option<&ScopeSnapshot> {
+        self.scopes.iter().find(|s| s.id == id)
+    }
+}

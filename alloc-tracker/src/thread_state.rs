@@ -1,0 +1,105 @@
+//! The allocator's per-thread state: the current scope, the thread's counter
+//! shard and the re-entrancy flag.
+//!
+//! It is one `const`-initialised thread-local without a destructor, so it can
+//! be read on every allocation, including from other thread-local
+//! destructors while the thread exits, without registering anything or
+//! allocating (rust-lang/rust#116390). It is read with `try_with`; if the
+//! platform ever refuses access, the allocation is counted in the
+//! [`UNSCOPED`](crate::ScopeId::UNSCOPED) scope on the shared overflow shard,
+//! never dropped.
+
+use std::cell::Cell;
+
+use crate::scope::ScopeId;
+use crate::stats::counters::ShardSlot;
+
+/// Per-thread state read by the hot path.
+#[derive(Debug)]
+pub(crate) struct ThreadState {
+    /// The scope that new allocations of this thread are charged to.
+    pub(crate) scope: Cell<ScopeId>,
+    /// The counter shard this thread owns, or why it has none.
+    pub(crate) shard: Cell<ShardSlot>,
+    /// True while the tracker itself runs code that may allocate on this
+    /// thread; such allocations are charged to
+    /// [`INTERNAL`](crate::ScopeId::INTERNAL) and skip sampling.
+    pub(crate) busy: Cell<bool>,
+    /// Bytes this thread may still allocate before the next sampled
+    /// allocation; `0` means "not initialised yet".
+    pub(crate) sample_countdown: Cell<u64>,
+}
+
+impl ThreadState {
+    const fn new() -> Self {
+        Self {
+            scope: Cell::new(ScopeId::UNSCOPED),
+            shard: Cell::new(ShardSlot::Unclaimed),
+            busy: Cell::new(false),
+            sample_countdown: Cell::new(0),
+        }
+    }
+}
+
+thread_local! {
+    static STATE: ThreadState = const { ThreadState::new() };
+}
+
+/// Runs `f` on this thread's state; `None` only if the platform refuses
+/// thread-local access (not expected for a destructor-less `const` local).
+#[inline(always)]
+pub(crate) fn with<R>(f: impl FnOnce(&ThreadState) -> R) -> Option<R> {
+    STATE.try_with(f).ok()
+}
+
+/// The scope current on this thread.
+#[inline]
+pub(crate) fn current_scope() -> ScopeId {
+    with(|t| t.scope.get()).unwrap_or(ScopeId::UNSCOPED)
+}
+
+/// Makes `scope` current and returns the previous one.
+#[inline]
+pub(crate) fn replace_scope(scope: ScopeId) -> ScopeId {
+    with(|t| t.scope.replace(scope)).unwrap_or(ScopeId::UNSCOPED)
+}
+
+/// Marks this thread as running tracker code until the guard drops.
+///
+/// It must wrap *any* code in this crate that can allocate on behalf of the
+/// tracker (registering a dynamic scope name, building a report, capturing a
+/// backtrace, inserting into the site tables): allocations made under it are
+/// charged to the tracker's own [`INTERNAL`](crate::ScopeId::INTERNAL) scope
+/// and never re-enter the sampling or recording paths.
+#[derive(Debug)]
+pub(crate) struct ReentrancyGuard {
+    was_already_inside: bool,
+}
+
+impl ReentrancyGuard {
+    /// Enters tracker-internal mode.
+    pub(crate) fn enter() -> Self {
+        let was_already_inside = with(|t| t.busy.replace(true)).unwrap_or(true);
+        Self { was_already_inside }
+    }
+
+    /// Whether this thread was already inside tracker code when the guard
+    /// was made (callers that must not nest check this).
+    pub(crate) fn was_already_inside(&self) -> bool {
+        self.was_already_inside
+    }
+}
+
+impl Drop for ReentrancyGuard {
+    fn drop(&mut self) {
+        if !self.was_already_inside {
+            let _ = with(|t| t.busy.set(false));
+        }
+    }
+}
+
+/// Runs `f` with the re-entrancy guard held.
+pub(crate) fn internal<R>(f: impl FnOnce() -> R) -> R {
+    let _guard = ReentrancyGuard::enter();
+    f()
+}
