@@ -10,7 +10,7 @@ mod scope;
 mod stats;
 mod thread_state;
 
-pub use allocator::{Backend, TrackingAlloc};
+pub use allocator::{Backend, TrackingAlloc, UsableSizes};
 #[cfg(feature = "jemalloc")]
 pub use allocator::Jemalloc;
 pub use error::ScopeTableFull;

@@ -1,1 +1,239 @@
-fn main(){}
+//! Benchmark driver: runs every workload through bare `Jemalloc`,
+//! `TrackingAlloc<Jemalloc>` (inside a scope) and `System` in interleaved
+//! rounds, and prints medians and their ratio to bare jemalloc as a
+//! Markdown table.
+//!
+//! ```text
+//! cargo run --release -p alloc-bench            # everything (~2 minutes)
+//! cargo run --release -p alloc-bench -- --quick # fewer rounds
+//! ```
+
+use std::alloc::System;
+use std::process::Command;
+use std::time::Duration;
+
+use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+
+#[global_allocator]
+static GLOBAL: Jemalloc = Jemalloc;
+
+static TRACKING: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+static TRACKING_USABLE: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+struct Row {
+    name: String,
+    unit: &'static str,
+    /// Medians for each of `Which::ALL`, or `None` where not measured.
+    values: [Option<f64>; 4],
+    target: &'static str,
+}
+
+fn print_rows(rows: &[Row]) {
+    println!("| workload | bare jemalloc | tracking | tracking + usable sizes | System | tracking / jemalloc | tracking + usable / jemalloc | target |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    for r in rows {
+        let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", r.unit));
+        let ratio = |v: Option<f64>| match (v, r.values[0]) {
+            (Some(v), Some(j)) => format!("**{:.3}x**", v / j),
+            _ => "-".into(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.name,
+            cell(r.values[0]),
+            cell(r.values[1]),
+            cell(r.values[2]),
+            cell(r.values[3]),
+            ratio(r.values[1]),
+            ratio(r.values[2]),
+            r.target
+        );
+    }
+}
+
+/// Runs `run` for each allocator, `rounds` times interleaved; returns the
+/// median time per op in nanoseconds for each.
+fn direct(rounds: usize, ops: f64, run: impl Fn(Which) -> Duration) -> [Option<f64>; 4] {
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    for _ in 0..rounds {
+        for (i, w) in Which::ALL.into_iter().enumerate() {
+            samples[i].push(run(w).as_nanos() as f64 / ops);
+        }
+    }
+    samples.map(|s| Some(median(s)))
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Jemalloc,
+    Tracking,
+    TrackingUsable,
+    System,
+}
+
+impl Which {
+    const ALL: [Which; 4] = [
+        Which::Jemalloc,
+        Which::Tracking,
+        Which::TrackingUsable,
+        Which::System,
+    ];
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let rounds = if quick { 5 } else { 15 };
+    let scope = ScopeId::register("bench", None).unwrap();
+    let _in = scope.enter();
+    let mut rows = Vec::new();
+
+    macro_rules! each {
+        ($w:expr, |$a:ident| $body:expr) => {
+            match $w {
+                Which::Jemalloc => {
+                    let $a = &Jemalloc;
+                    $body
+                }
+                Which::Tracking => {
+                    let $a = &TRACKING;
+                    $body
+                }
+                Which::TrackingUsable => {
+                    let $a = &TRACKING_USABLE;
+                    $body
+                }
+                Which::System => {
+                    let $a = &System;
+                    $body
+                }
+            }
+        };
+    }
+    let churn_rounds = 200;
+    let ops = (churn_rounds * alloc_bench::CHURN_LIVE) as f64;
+    let values = direct(rounds, ops, |w| {
+        each!(w, |a| alloc_bench::churn_lifo(a, churn_rounds))
+    });
+    rows.push(Row {
+        name: "churn 8..512 B, LIFO (per alloc+free pair)".into(),
+        unit: "ns",
+        values,
+        target: "<= 1.15x",
+    });
+    let values = direct(rounds, ops, |w| {
+        each!(w, |a| alloc_bench::churn_random(a, churn_rounds))
+    });
+    rows.push(Row {
+        name: "churn 8..512 B, random free order".into(),
+        unit: "ns",
+        values,
+        target: "<= 1.15x",
+    });
+    let values = direct(rounds, 1e3, |w| {
+        each!(w, |a| alloc_bench::vec_growth(a, 20))
+    });
+    rows.push(Row {
+        name: "Vec growth 8 B..1 MiB by realloc, 20x".into(),
+        unit: "us",
+        values,
+        target: "-",
+    });
+    let n = 200_000;
+    let values = direct(rounds, n as f64, |w| {
+        each!(w, |a| alloc_bench::cross_thread(a, n))
+    });
+    rows.push(Row {
+        name: "cross-thread free via channel (per block)".into(),
+        unit: "ns",
+        values,
+        target: "<= 1.20x",
+    });
+
+    // Per-thread cost of 1 vs 2 threads churning in the same scope.
+    let pr = 100;
+    let pops = (pr * alloc_bench::CHURN_LIVE) as f64;
+    let mut one = (vec![], vec![]);
+    let mut two = (vec![], vec![]);
+    for _ in 0..rounds {
+        let run = |threads, tracked: bool| {
+            let d = if tracked {
+                scope.in_scope(|| alloc_bench::parallel_churn(&TRACKING, threads, pr))
+            } else {
+                alloc_bench::parallel_churn(&Jemalloc, threads, pr)
+            };
+            d.as_nanos() as f64 / pops
+        };
+        one.0.push(run(1, false));
+        one.1.push(run(1, true));
+        two.0.push(run(2, false));
+        two.1.push(run(2, true));
+    }
+    let (j1, t1, j2, t2) = (median(one.0), median(one.1), median(two.0), median(two.1));
+    rows.push(Row {
+        name: "churn, 1 thread (per-thread cost)".into(),
+        unit: "ns",
+        values: [Some(j1), Some(t1), None, None],
+        target: "-",
+    });
+    rows.push(Row {
+        name: "churn, 2 threads in the same scope (per-thread cost)".into(),
+        unit: "ns",
+        values: [Some(j2), Some(t2), None, None],
+        target: "-",
+    });
+
+    // Whole-program workloads, one binary per global allocator.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap();
+    let prog = |name: &str, args: &[&str]| -> Vec<f64> {
+        let out = Command::new(dir.join(name))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("run {name}: {e} (build with `cargo build --release -p alloc-bench`)")
+            });
+        assert!(out.status.success(), "{name} failed");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect()
+    };
+    let (mut j, mut t, mut s) = (vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        j.push(prog("mixed-jemalloc", &["mixed", "100000"])[0] / 1e6);
+        t.push(prog("mixed-tracking", &["mixed", "100000"])[0] / 1e6);
+        s.push(prog("mixed-system", &["mixed", "100000"])[0] / 1e6);
+    }
+    rows.push(Row {
+        name: "mixed: build+clone+drop BTreeMap<String, Vec<u8>>, 100k".into(),
+        unit: "ms",
+        values: [Some(median(j)), Some(median(t)), None, Some(median(s))],
+        target: "<= 1.05x",
+    });
+    print_rows(&rows);
+
+    println!();
+    println!("per-thread cost, 2 threads / 1 thread: bare jemalloc {:.3}x, tracking {:.3}x (target: tracking within 10% of its 1-thread cost)", j2 / j1, t2 / t1);
+    println!();
+    println!("| resident memory, 1M live boxes | bare jemalloc (stats.resident) | tracking (stats.resident) | overhead | bare RSS | tracking RSS | target |");
+    println!("|---|---:|---:|---:|---:|---:|---|");
+    for size in ["24", "32"] {
+        let b = prog("mixed-jemalloc", &["resident", "1000000", size]);
+        let tr = prog("mixed-tracking", &["resident", "1000000", size]);
+        println!(
+            "| {size}-byte boxes | {:.1} MiB | {:.1} MiB | **{:+.1}%** | {:.1} MiB | {:.1} MiB | <= 5% |",
+            b[0] / 1048576.0, tr[0] / 1048576.0, (tr[0] / b[0] - 1.0) * 100.0, b[1] / 1048576.0, tr[1] / 1048576.0
+        );
+    }
+}

@@ -66,8 +66,6 @@ struct Line {
     free_bytes: AtomicU64,
     /// Usable bytes of those frees.
     free_usable: AtomicU64,
-    /// Bytes allocated since this shard last sampled the scope's peak.
-    unsampled: AtomicU64,
 }
 
 impl Line {
@@ -79,7 +77,6 @@ impl Line {
             frees: AtomicU64::new(0),
             free_bytes: AtomicU64::new(0),
             free_usable: AtomicU64::new(0),
-            unsampled: AtomicU64::new(0),
         }
     }
 }
@@ -132,10 +129,16 @@ pub(crate) fn count_alloc(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u
 #[inline(always)]
 fn alloc_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, scope: ScopeId, bytes: u64, usable: u64) {
     bump(&line.allocs, 1);
-    bump(&line.alloc_bytes, bytes);
-    bump(&line.alloc_usable, usable);
-    if bump(&line.unsampled, bytes) >= PEAK_SAMPLE_BYTES {
-        line.unsampled.store(0, Ordering::Relaxed);
+    let total = bump(&line.alloc_bytes, bytes);
+    if usable != 0 {
+        // Constant-folded away when the allocator skips usable sizes.
+        bump(&line.alloc_usable, usable);
+    }
+    // Sample the peak each time this shard's byte total for the scope
+    // crosses a multiple of PEAK_SAMPLE_BYTES (or a single allocation is at
+    // least that large): between two samples the thread allocated less than
+    // PEAK_SAMPLE_BYTES in the scope.
+    if (total ^ total.wrapping_sub(bytes)) >= PEAK_SAMPLE_BYTES || bytes >= PEAK_SAMPLE_BYTES {
         sample_peak(scope);
     }
 }
@@ -154,7 +157,9 @@ pub(crate) fn count_free(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u6
 fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usable: u64) {
     bump(&line.frees, 1);
     bump(&line.free_bytes, bytes);
-    bump(&line.free_usable, usable);
+    if usable != 0 {
+        bump(&line.free_usable, usable);
+    }
 }
 
 /// The line of `scope` in shard `shard`. Both indices are masked into range

@@ -1,0 +1,215 @@
+//! Workloads shared by the benchmark binaries.
+//!
+//! The allocator-direct workloads take a `&impl GlobalAlloc` and call its
+//! methods, so bare `Jemalloc`, `TrackingAlloc<Jemalloc>` and `System` run
+//! the same code in one process. The whole-program workloads (`mixed`,
+//! `resident`) need a different `#[global_allocator]` each and live in
+//! `src/bin/*`, one binary per allocator, run by the driver in turns.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Blocks alive at once in the churn workloads.
+pub const CHURN_LIVE: usize = 1000;
+
+fn layouts(n: usize, seed: u64) -> Vec<Layout> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..n)
+        .map(|_| Layout::from_size_align(rng.usize(8..=512), 8).unwrap())
+        .collect()
+}
+
+/// Allocates `CHURN_LIVE` blocks of 8..512 bytes and frees them in reverse
+/// (LIFO) order, `rounds` times. Returns the elapsed time.
+pub fn churn_lifo<A: GlobalAlloc>(a: &A, rounds: usize) -> Duration {
+    let ls = layouts(CHURN_LIVE, 1);
+    let mut ptrs = vec![std::ptr::null_mut(); CHURN_LIVE];
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for (p, l) in ptrs.iter_mut().zip(&ls) {
+            // SAFETY: non-zero sizes; freed below with the same layout.
+            *p = unsafe { a.alloc(*l) };
+            assert!(!p.is_null());
+        }
+        for (p, l) in ptrs.iter().zip(&ls).rev() {
+            // SAFETY: allocated above by `a` with `l`.
+            unsafe { a.dealloc(*p, *l) };
+        }
+    }
+    t.elapsed()
+}
+
+/// Like [`churn_lifo`] but frees in a shuffled order.
+pub fn churn_random<A: GlobalAlloc>(a: &A, rounds: usize) -> Duration {
+    let ls = layouts(CHURN_LIVE, 2);
+    let mut order: Vec<usize> = (0..CHURN_LIVE).collect();
+    fastrand::Rng::with_seed(3).shuffle(&mut order);
+    let mut ptrs = vec![std::ptr::null_mut(); CHURN_LIVE];
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for (p, l) in ptrs.iter_mut().zip(&ls) {
+            // SAFETY: non-zero sizes; freed below with the same layout.
+            *p = unsafe { a.alloc(*l) };
+            assert!(!p.is_null());
+        }
+        for &i in &order {
+            // SAFETY: allocated above by `a` with `ls[i]`.
+            unsafe { a.dealloc(ptrs[i], ls[i]) };
+        }
+    }
+    t.elapsed()
+}
+
+/// Grows a buffer the way `Vec::push` does (capacity doubling from 8 bytes
+/// to 1 MiB through `realloc`, writing each new byte range), `rounds` times.
+pub fn vec_growth<A: GlobalAlloc>(a: &A, rounds: usize) -> Duration {
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let mut cap = 8usize;
+        let mut l = Layout::from_size_align(cap, 1).unwrap();
+        // SAFETY: non-zero size.
+        let mut p = unsafe { a.alloc(l) };
+        while cap < 1 << 20 {
+            let new = cap * 2;
+            // SAFETY: `p` is live with layout `l`; `new` is non-zero.
+            p = unsafe { a.realloc(p, l, new) };
+            assert!(!p.is_null());
+            // SAFETY: the block now has `new` bytes.
+            unsafe { std::ptr::write_bytes(p.add(cap), 1, new - cap) };
+            cap = new;
+            l = Layout::from_size_align(cap, 1).unwrap();
+        }
+        // SAFETY: live with layout `l`.
+        unsafe { a.dealloc(p, l) };
+    }
+    t.elapsed()
+}
+
+struct SendPtr(*mut u8, Layout);
+// SAFETY: the pointer is only a handle to a heap block moved to the freeing
+// thread.
+unsafe impl Send for SendPtr {}
+
+/// One thread allocates `n` blocks of 8..512 bytes and sends them through a
+/// channel to a second thread that frees them.
+pub fn cross_thread<A: GlobalAlloc + Sync>(a: &A, n: usize) -> Duration {
+    let ls = layouts(CHURN_LIVE, 4);
+    let (tx, rx) = mpsc::sync_channel::<Vec<SendPtr>>(64);
+    std::thread::scope(|s| {
+        let t = Instant::now();
+        s.spawn(move || {
+            for batch in rx {
+                for SendPtr(p, l) in batch {
+                    // SAFETY: allocated by `a` with `l` on the producer.
+                    unsafe { a.dealloc(p, l) };
+                }
+            }
+        });
+        let mut done = 0;
+        while done < n {
+            let batch: Vec<SendPtr> = ls
+                .iter()
+                .take(256)
+                // SAFETY: non-zero sizes; freed by the consumer.
+                .map(|l| SendPtr(unsafe { a.alloc(*l) }, *l))
+                .collect();
+            done += batch.len();
+            tx.send(batch).unwrap();
+        }
+        drop(tx);
+        t
+    })
+    .elapsed()
+}
+
+/// `threads` threads each run [`churn_random`] for `rounds` rounds at once;
+/// returns the slowest thread's time.
+pub fn parallel_churn<A: GlobalAlloc + Sync>(a: &A, threads: usize, rounds: usize) -> Duration {
+    let barrier = std::sync::Barrier::new(threads);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    churn_random(a, rounds)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).max().unwrap()
+    })
+}
+
+/// Builds, clones and drops a `BTreeMap<String, Vec<u8>>` of `n` entries
+/// through the global allocator.
+pub fn mixed(n: usize) -> Duration {
+    let mut rng = fastrand::Rng::with_seed(5);
+    let t = Instant::now();
+    let mut m = BTreeMap::new();
+    for i in 0..n {
+        let key = format!("key-{:08}-{}", rng.u32(..), i);
+        let mut v = Vec::new();
+        for _ in 0..rng.usize(0..200) {
+            v.push(rng.u8(..));
+        }
+        m.insert(key, v);
+    }
+    let c = m.clone();
+    let total: usize = c.values().map(Vec::len).sum();
+    drop(m);
+    drop(c);
+    std::hint::black_box(total);
+    t.elapsed()
+}
+
+/// Resident bytes of this process from `/proc/self/statm`.
+pub fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// Holds `n` boxes of `size` bytes and reports the growth of jemalloc's
+/// `stats.resident` and of the process RSS, in bytes.
+pub fn resident(n: usize, size: usize) -> (u64, u64) {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let e = epoch::mib().unwrap();
+    let r = stats::resident::mib().unwrap();
+    let mut boxes: Vec<Box<[u8]>> = Vec::with_capacity(n);
+    e.advance().unwrap();
+    let (je0, rss0) = (r.read().unwrap() as u64, rss_bytes());
+    boxes.extend((0..n).map(|_| vec![7u8; size].into_boxed_slice()));
+    e.advance().unwrap();
+    let (je1, rss1) = (r.read().unwrap() as u64, rss_bytes());
+    std::hint::black_box(&boxes);
+    drop(boxes);
+    (je1 - je0, rss1.saturating_sub(rss0))
+}
+
+/// Entry point of the whole-program binaries: `mixed N` prints the
+/// nanoseconds of one [`mixed`] run, `resident N SIZE` prints the growth of
+/// jemalloc's resident bytes and of RSS.
+pub fn program_main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize| {
+        args.get(i)
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    match args.first().map(String::as_str) {
+        Some("mixed") => println!("{}", mixed(num(1)).as_nanos()),
+        Some("resident") => {
+            let (je, rss) = resident(num(1), num(2));
+            println!("{je} {rss}");
+        }
+        _ => {
+            eprintln!("usage: (mixed N | resident N SIZE)");
+            std::process::exit(2);
+        }
+    }
+}
