@@ -5,19 +5,21 @@
 #[allow(unsafe_code)]
 mod allocator;
 mod error;
-mod sampling;
+pub mod leak;
+pub mod sampling;
 mod scope;
 mod stats;
 mod thread_state;
 
-pub use allocator::{Backend, TrackingAlloc, UsableSizes};
 #[cfg(feature = "jemalloc")]
 pub use allocator::Jemalloc;
+pub use allocator::{Backend, TrackingAlloc, UsableSizes};
 pub use error::ScopeTableFull;
+pub use sampling::Frame;
 pub use scope::{AllocScopeExt, InScope, Scope, ScopeGuard, ScopeId, MAX_SCOPES};
 #[cfg(feature = "jemalloc")]
 pub use stats::JemallocStats;
-pub use stats::{ScopeSnapshot, ScopeStats, Snapshot};
+pub use stats::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
 
 #[cfg(all(test, feature = "jemalloc"))]
 #[global_allocator]

@@ -25,9 +25,13 @@ pub(crate) struct ThreadState {
     /// thread; such allocations are charged to
     /// [`INTERNAL`](crate::ScopeId::INTERNAL) and skip sampling.
     pub(crate) busy: Cell<bool>,
-    /// Bytes this thread may still allocate before the next sampled
-    /// allocation; `0` means "not initialised yet".
+    /// Bytes this thread may still allocate before its next visit to the
+    /// sampling slow path; `0` means "not initialised yet".
     pub(crate) sample_countdown: Cell<u64>,
+    /// State of this thread's sampling random number generator.
+    pub(crate) rng: Cell<u64>,
+    /// A small number naming this thread in live records (0 = unassigned).
+    pub(crate) thread_no: Cell<u32>,
 }
 
 impl ThreadState {
@@ -37,6 +41,8 @@ impl ThreadState {
             shard: Cell::new(ShardSlot::Unclaimed),
             busy: Cell::new(false),
             sample_countdown: Cell::new(0),
+            rng: Cell::new(0),
+            thread_no: Cell::new(0),
         }
     }
 }
@@ -82,12 +88,6 @@ impl ReentrancyGuard {
         let was_already_inside = with(|t| t.busy.replace(true)).unwrap_or(true);
         Self { was_already_inside }
     }
-
-    /// Whether this thread was already inside tracker code when the guard
-    /// was made (callers that must not nest check this).
-    pub(crate) fn was_already_inside(&self) -> bool {
-        self.was_already_inside
-    }
 }
 
 impl Drop for ReentrancyGuard {
@@ -96,6 +96,11 @@ impl Drop for ReentrancyGuard {
             let _ = with(|t| t.busy.set(false));
         }
     }
+}
+
+/// Whether this thread is running tracker code right now.
+pub(crate) fn is_busy() -> bool {
+    with(|t| t.busy.get()).unwrap_or(true)
 }
 
 /// Runs `f` with the re-entrancy guard held.

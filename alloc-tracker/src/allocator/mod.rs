@@ -99,7 +99,11 @@ impl<B: Backend> TrackingAlloc<B> {
 #[inline(always)]
 fn on_alloc(addr: usize, bytes: usize, usable: usize) -> Tag {
     thread_state::with(|t| {
-        let scope = if t.busy.get() { ScopeId::INTERNAL } else { t.scope.get() };
+        let scope = if t.busy.get() {
+            ScopeId::INTERNAL
+        } else {
+            t.scope.get()
+        };
         counters::count_alloc(scope::shard_of(t), scope, bytes as u64, usable as u64);
         let tag = Tag::new(scope);
         if t.busy.get() {
@@ -109,7 +113,12 @@ fn on_alloc(addr: usize, bytes: usize, usable: usize) -> Tag {
         }
     })
     .unwrap_or_else(|| {
-        counters::count_alloc(ShardSlot::Shared, ScopeId::UNSCOPED, bytes as u64, usable as u64);
+        counters::count_alloc(
+            ShardSlot::Shared,
+            ScopeId::UNSCOPED,
+            bytes as u64,
+            usable as u64,
+        );
         Tag::new(ScopeId::UNSCOPED)
     })
 }
@@ -237,7 +246,13 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         counters::count_alloc(slot, tag.scope(), new_size as u64, new_usable as u64);
         // SAFETY: `q` is a block of `new_outer.size()` bytes; the tag goes
         // after the caller's `new_size` bytes.
-        unsafe { trailer::write_unchecked(q, Layout::from_size_align_unchecked(new_size, layout.align()), tag.to_bits()) };
+        unsafe {
+            trailer::write_unchecked(
+                q,
+                Layout::from_size_align_unchecked(new_size, layout.align()),
+                tag.to_bits(),
+            )
+        };
         q
     }
 }

@@ -45,10 +45,6 @@ impl Tag {
     pub(crate) fn has_record(self) -> bool {
         self.0 & RECORD != 0
     }
-    #[inline(always)]
-    pub(crate) fn is_sampled(self) -> bool {
-        self.0 & SAMPLED != 0
-    }
     /// This tag with a live-record entry (a sample if `sampled`).
     #[inline(always)]
     pub(crate) fn with_record(self, sampled: bool) -> Self {
@@ -70,9 +66,9 @@ mod tests {
         let t = Tag::new(ScopeId(4095));
         let r = t.with_record(true);
         assert_eq!(r.scope(), ScopeId(4095));
-        assert!(r.has_record() && r.is_sampled());
+        assert!(r.has_record() && r.0 & SAMPLED != 0);
         assert_eq!(r.without_record(), t);
-        assert!(!Tag::new(ScopeId(7)).with_record(false).is_sampled());
+        assert_eq!(Tag::new(ScopeId(7)).with_record(false).0 & SAMPLED, 0);
         assert_eq!(Tag::from_bits(u16::MAX).scope().index(), 4095);
     }
 }

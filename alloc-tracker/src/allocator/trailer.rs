@@ -89,7 +89,13 @@ mod tests {
     #[test]
     fn outer_layout_adds_tag_and_keeps_alignment() {
         for align in (0..=12).map(|s| 1usize << s) {
-            for size in [1, align.saturating_sub(1).max(1), align, align + 1, 3 * align] {
+            for size in [
+                1,
+                align.saturating_sub(1).max(1),
+                align,
+                align + 1,
+                3 * align,
+            ] {
                 let l = Layout::from_size_align(size, align).unwrap();
                 let o = outer_layout(l).unwrap();
                 assert_eq!(o.size(), size + TAG_SIZE);

@@ -1,19 +1,287 @@
-//! Where bytes came from: live-allocation records (leak checks) and
-//! byte-interval samples. Filled in by the leak-check work.
+//! WHERE BYTES CAME FROM: live-allocation records with call stacks.
+//!
+//! Two things put a block into the record table:
+//!
+//! - a [`LeakCheck`](crate::leak::LeakCheck) that covers the allocating
+//!   scope records *every* allocation made there while it is active
+//!   (exact);
+//! - byte-interval sampling, when switched on with [`set_sampling`],
+//!   records on average one allocation per `every_bytes` allocated, with a
+//!   weight that makes the per-site sums unbiased estimates of live bytes
+//!   (the same scheme as jemalloc's `lg_prof_sample`).
+//!
+//! Recorded blocks carry a bit in their tag, so frees of unrecorded blocks
+//! never touch the table. Everything here except [`on_alloc`]'s countdown
+//! is off the hot path and runs under the re-entrancy guard.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::allocator::Tag;
-use crate::thread_state::ThreadState;
+use crate::scope::{registry, ScopeId};
+use crate::thread_state::{self, ThreadState};
 
+mod records;
+mod stacks;
+
+pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
+pub use stacks::Frame;
+pub(crate) use stacks::{resolve, StackId};
+
+/// Byte-interval sampling of allocations outside leak checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Sampling {
+    /// No sampling (the default).
+    #[default]
+    Off,
+    /// Record on average one allocation per `every_bytes` bytes allocated
+    /// (per thread), with its call stack and a weight.
+    Bytes {
+        /// Mean sampling interval in bytes; jemalloc's default
+        /// `lg_prof_sample = 19` is 512 KiB.
+        every_bytes: u64,
+    },
+}
+
+impl Sampling {
+    /// jemalloc's default interval: 512 KiB.
+    pub const DEFAULT: Sampling = Sampling::Bytes {
+        every_bytes: 512 * 1024,
+    };
+}
+
+/// Mean sampling interval in bytes; 0 = off.
+static INTERVAL: AtomicU64 = AtomicU64::new(0);
+/// Active leak checks that record; the hot path looks at the per-scope
+/// counts only when this is non-zero.
+pub(crate) static RECORDING_CHECKS: AtomicUsize = AtomicUsize::new(0);
+/// How often a thread re-reads the sampling configuration while sampling
+/// is off, in bytes allocated: switching sampling on reaches every thread
+/// within this many bytes of its allocations.
+const OFF_RECHECK_BYTES: u64 = 16 << 20;
+
+/// Switches byte-interval sampling on or off for all threads.
+///
+/// Threads pick the change up within their next 16 MiB of allocations.
+/// Samples already taken stay until their blocks are freed.
+///
+/// ```
+/// use alloc_tracker::sampling::{set_sampling, Sampling};
+/// set_sampling(Sampling::DEFAULT);
+/// set_sampling(Sampling::Off);
+/// ```
+pub fn set_sampling(sampling: Sampling) {
+    let v = match sampling {
+        Sampling::Off => 0,
+        Sampling::Bytes { every_bytes } => every_bytes.max(1),
+    };
+    INTERVAL.store(v, Ordering::Relaxed);
+}
+
+/// The current sampling configuration.
+pub fn sampling() -> Sampling {
+    match INTERVAL.load(Ordering::Relaxed) {
+        0 => Sampling::Off,
+        every_bytes => Sampling::Bytes { every_bytes },
+    }
+}
+
+/// Hot-path hook of an allocation: a thread-local countdown, plus one
+/// relaxed load while leak checks are recording.
 #[inline(always)]
-pub(crate) fn on_alloc(_t: &ThreadState, tag: Tag, _addr: usize, _bytes: usize) -> Tag {
-    tag
+pub(crate) fn on_alloc(t: &ThreadState, tag: Tag, addr: usize, bytes: usize) -> Tag {
+    let left = t.sample_countdown.get();
+    if left > bytes as u64 {
+        t.sample_countdown.set(left - bytes as u64);
+        if RECORDING_CHECKS.load(Ordering::Relaxed) == 0 {
+            return tag;
+        }
+        if registry::recording(tag.scope()).load(Ordering::Relaxed) == 0 {
+            return tag;
+        }
+        return record_slow(t, tag, addr, bytes, None);
+    }
+    countdown_slow(t, tag, addr, bytes, left)
+}
+
+/// The countdown ran out: take a sample if sampling is on, and draw the
+/// next countdown.
+#[cold]
+#[inline(never)]
+fn countdown_slow(t: &ThreadState, tag: Tag, addr: usize, bytes: usize, left: u64) -> Tag {
+    let interval = INTERVAL.load(Ordering::Relaxed);
+    let recording = RECORDING_CHECKS.load(Ordering::Relaxed) != 0
+        && registry::recording(tag.scope()).load(Ordering::Relaxed) != 0;
+    if interval == 0 {
+        t.sample_countdown.set(OFF_RECHECK_BYTES);
+        return if recording {
+            record_slow(t, tag, addr, bytes, None)
+        } else {
+            tag
+        };
+    }
+    // `left == 0` is a thread's first allocation: no sample, just draw.
+    let sampled = left != 0;
+    // Exponential gap with mean `interval`, then the bytes of this block
+    // past the old countdown are already part of the new gap.
+    let gap = exponential(t, interval);
+    let over = (bytes as u64).saturating_sub(left) % interval.max(1);
+    t.sample_countdown.set(gap.saturating_sub(over).max(1));
+    if !sampled {
+        return if recording {
+            record_slow(t, tag, addr, bytes, None)
+        } else {
+            tag
+        };
+    }
+    // P(sampled) = 1 - exp(-bytes / interval); weight = bytes / P.
+    let p = 1.0 - (-(bytes as f64) / interval as f64).exp();
+    let weight = if p > 0.0 {
+        (bytes as f64 / p) as u64
+    } else {
+        interval
+    };
+    record_slow(t, tag, addr, bytes, Some(weight.max(bytes as u64)))
+}
+
+/// A draw from an exponential distribution with the given mean, from this
+/// thread's xorshift generator.
+fn exponential(t: &ThreadState, mean: u64) -> u64 {
+    let mut x = t.rng.get();
+    if x == 0 {
+        x = (t as *const ThreadState as u64) ^ 0x9E37_79B9_7F4A_7C15 ^ (mean << 17);
+    }
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    t.rng.set(x);
+    let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    (-(u.ln()) * mean as f64) as u64
+}
+
+/// Captures the stack and inserts the record. `weight` is `Some` for a
+/// sample, `None` for an exact record made for a leak check.
+#[cold]
+#[inline(never)]
+fn record_slow(t: &ThreadState, tag: Tag, addr: usize, bytes: usize, weight: Option<u64>) -> Tag {
+    let exact = RECORDING_CHECKS.load(Ordering::Relaxed) != 0
+        && registry::recording(tag.scope()).load(Ordering::Relaxed) != 0;
+    if weight.is_none() && !exact {
+        return tag;
+    }
+    let thread = thread_no(t);
+    let recorded = thread_state::internal(|| {
+        let stack = stacks::capture();
+        records::insert(
+            addr,
+            Record {
+                scope: tag.scope(),
+                size: bytes,
+                thread,
+                seq: records::next_seq(),
+                stack,
+                exact,
+                weight: weight.unwrap_or(bytes as u64),
+                sampled: weight.is_some(),
+            },
+        )
+    });
+    if recorded {
+        tag.with_record(weight.is_some())
+    } else {
+        tag
+    }
+}
+
+fn thread_no(t: &ThreadState) -> u32 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    match t.thread_no.get() {
+        0 => {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed) as u32;
+            t.thread_no.set(n);
+            n
+        }
+        n => n,
+    }
+}
+
+/// A recorded block is being freed: drop its record.
+#[cold]
+#[inline(never)]
+pub(crate) fn on_free_recorded(addr: usize, tag: Tag) {
+    if thread_state::is_busy() {
+        // Tracker code never frees recorded blocks; if it ever did, taking
+        // the table's lock here could deadlock. Leave the record: a later
+        // allocation at the same address replaces it.
+        records::note_stale();
+        return;
+    }
+    let (thread, scope) =
+        thread_state::with(|t| (thread_no(t), t.scope.get())).unwrap_or((0, ScopeId::UNSCOPED));
+    thread_state::internal(|| records::remove(addr, tag, thread, scope));
+}
+
+/// A block moved or changed size: keep its record (and so its tag bit) in
+/// step.
+#[inline(always)]
+pub(crate) fn on_realloc(old: usize, new: usize, tag: Tag, new_size: usize) -> Tag {
+    if !tag.has_record() {
+        return tag;
+    }
+    realloc_recorded(old, new, tag, new_size)
 }
 
 #[cold]
 #[inline(never)]
-pub(crate) fn on_free_recorded(_addr: usize, _tag: Tag) {}
+fn realloc_recorded(old: usize, new: usize, tag: Tag, new_size: usize) -> Tag {
+    if thread_state::is_busy() {
+        records::note_stale();
+        return tag.without_record();
+    }
+    if thread_state::internal(|| records::rekey(old, new, new_size)) {
+        tag
+    } else {
+        tag.without_record()
+    }
+}
 
-#[inline(always)]
-pub(crate) fn on_realloc(_old: usize, _new: usize, tag: Tag, _new_size: usize) -> Tag {
-    tag
+/// Live sampled bytes per call site, estimated from samples.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SampledSite {
+    /// The scope the sampled blocks were allocated in.
+    pub scope: ScopeId,
+    /// The call stack, innermost frame first, allocator frames trimmed.
+    pub frames: Vec<Frame>,
+    /// Estimated live bytes allocated at this site (sum of weights).
+    pub estimated_bytes: u64,
+    /// Sampled blocks still live.
+    pub samples: u64,
+}
+
+/// Estimated live bytes per (scope, call site) from the samples of blocks
+/// still live, largest first.
+pub fn sampled_sites() -> Vec<SampledSite> {
+    thread_state::internal(|| {
+        let mut by_site: std::collections::HashMap<(ScopeId, StackId), (u64, u64)> =
+            std::collections::HashMap::new();
+        for_each_record(|_, r| {
+            if r.sampled {
+                let e = by_site.entry((r.scope, r.stack)).or_default();
+                e.0 += r.weight;
+                e.1 += 1;
+            }
+        });
+        let mut sites: Vec<SampledSite> = by_site
+            .into_iter()
+            .map(|((scope, stack), (bytes, n))| SampledSite {
+                scope,
+                frames: resolve(stack),
+                estimated_bytes: bytes,
+                samples: n,
+            })
+            .collect();
+        sites.sort_by(|a, b| b.estimated_bytes.cmp(&a.estimated_bytes));
+        sites
+    })
 }

@@ -230,7 +230,12 @@ impl Scope {
     fn register_slow(&self) -> Result<ScopeId, ScopeTableFull> {
         if self
             .state
-            .compare_exchange(UNREGISTERED, REGISTERING, Ordering::Acquire, Ordering::Acquire)
+            .compare_exchange(
+                UNREGISTERED,
+                REGISTERING,
+                Ordering::Acquire,
+                Ordering::Acquire,
+            )
             .is_ok()
         {
             let parent = self.parent.map(Scope::id);
@@ -272,6 +277,12 @@ impl Scope {
     /// The name given at declaration.
     pub const fn name(&self) -> &'static str {
         self.name
+    }
+}
+
+impl From<&Scope> for ScopeId {
+    fn from(scope: &Scope) -> ScopeId {
+        scope.id()
     }
 }
 

@@ -104,11 +104,6 @@ pub(crate) fn all() -> impl Iterator<Item = ScopeId> {
         .filter(|id| info(*id).is_some())
 }
 
-/// Number of scopes registered, built-in ones included.
-pub(crate) fn len() -> usize {
-    NEXT_ID.load(Ordering::Acquire).min(MAX_SCOPES)
-}
-
 /// `id` and every scope below it.
 pub(crate) fn subtree(id: ScopeId) -> Vec<ScopeId> {
     all().filter(|s| is_within(*s, id)).collect()

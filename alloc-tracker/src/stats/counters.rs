@@ -127,7 +127,13 @@ pub(crate) fn count_alloc(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u
 }
 
 #[inline(always)]
-fn alloc_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, scope: ScopeId, bytes: u64, usable: u64) {
+fn alloc_on(
+    line: &Line,
+    bump: impl Fn(&AtomicU64, u64) -> u64,
+    scope: ScopeId,
+    bytes: u64,
+    usable: u64,
+) {
     bump(&line.allocs, 1);
     let total = bump(&line.alloc_bytes, bytes);
     if usable != 0 {
@@ -227,14 +233,6 @@ impl Totals {
     pub(crate) fn live_usable(&self) -> u64 {
         self.alloc_usable.saturating_sub(self.free_usable)
     }
-    pub(crate) fn add(&mut self, o: &Totals) {
-        self.allocs += o.allocs;
-        self.alloc_bytes += o.alloc_bytes;
-        self.alloc_usable += o.alloc_usable;
-        self.frees += o.frees;
-        self.free_bytes += o.free_bytes;
-        self.free_usable += o.free_usable;
-    }
 }
 
 /// Sums `scope`'s counters over every shard.
@@ -264,12 +262,4 @@ pub(crate) fn read(scope: ScopeId) -> Totals {
         t.alloc_usable += l.alloc_usable.load(Ordering::Acquire);
     }
     t
-}
-
-/// Owned shards currently claimed (for diagnostics and tests).
-pub(crate) fn claimed_shards() -> usize {
-    CLAIMED
-        .iter()
-        .filter(|c| c.load(Ordering::Relaxed))
-        .count()
 }

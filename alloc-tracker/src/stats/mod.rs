@@ -8,4 +8,4 @@ mod snapshot;
 
 #[cfg(feature = "jemalloc")]
 pub use jemalloc::JemallocStats;
-pub use snapshot::{ScopeSnapshot, ScopeStats, Snapshot};
+pub use snapshot::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};

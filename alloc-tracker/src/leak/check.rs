@@ -1,0 +1,290 @@
+//! `LeakCheck`: baseline, recording, quiescence wait, verdict.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::report::LeakReport;
+use crate::sampling::{self, RECORDING_CHECKS};
+use crate::scope::{registry, ScopeId};
+use crate::stats::ScopeStats;
+use crate::thread_state;
+
+/// What "drained" means for a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Expect {
+    /// Live bytes and allocations of the scope (with its children) return
+    /// to what they were when the check began.
+    #[default]
+    Baseline,
+    /// Live bytes and allocations of the scope (with its children) return
+    /// to zero.
+    Zero,
+}
+
+/// Whether a check records each allocation of its scope with a call stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Sites {
+    /// Record every allocation made in the scope during the check, so a
+    /// failure names the call sites (slower: a stack walk per allocation).
+    #[default]
+    Record,
+    /// Count only; a failure reports figures without sites.
+    Off,
+}
+
+/// How a [`LeakCheck`] judges its scope. Made by [`LeakCheck::options`].
+#[derive(Debug, Clone, Copy)]
+#[must_use = "call .begin() to start the check"]
+pub struct LeakCheckOptions {
+    scope: ScopeId,
+    expect: Expect,
+    sites: Sites,
+    quiescence: Duration,
+    tolerance_bytes: u64,
+}
+
+impl LeakCheckOptions {
+    /// What drained means (default [`Expect::Baseline`]).
+    pub fn expect(mut self, expect: Expect) -> Self {
+        self.expect = expect;
+        self
+    }
+
+    /// Whether to record call sites (default [`Sites::Record`]).
+    pub fn sites(mut self, sites: Sites) -> Self {
+        self.sites = sites;
+        self
+    }
+
+    /// How long [`LeakCheck::finish`] may wait for work handed to other
+    /// threads to free its memory, polling, before it declares a leak
+    /// (default: no wait).
+    pub fn quiescence(mut self, wait: Duration) -> Self {
+        self.quiescence = wait;
+        self
+    }
+
+    /// Bytes that may stay live on purpose (a cache warmed once). They are
+    /// still listed in the report's `retained_*` figures, never hidden.
+    pub fn tolerance_bytes(mut self, bytes: u64) -> Self {
+        self.tolerance_bytes = bytes;
+        self
+    }
+
+    /// Starts the check.
+    pub fn begin(self) -> LeakCheck {
+        LeakCheck::start(self)
+    }
+}
+
+/// A leak check on one scope and all scopes below it.
+///
+/// ```
+/// use alloc_tracker::leak::LeakCheck;
+/// use alloc_tracker::ScopeId;
+/// # #[global_allocator]
+/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+///
+/// let scope = ScopeId::register("doc-check", None).unwrap();
+/// let check = LeakCheck::begin(scope);
+/// scope.in_scope(|| drop(vec![1u8; 1000]));
+/// assert!(check.finish().is_ok());
+///
+/// let check = LeakCheck::begin(scope);
+/// let kept = scope.in_scope(|| vec![1u8; 1000]);
+/// let report = check.finish().unwrap_err();
+/// assert_eq!(report.leaked_bytes, 1000);
+/// # drop(kept);
+/// ```
+///
+/// Checks on different scopes run concurrently without seeing each other's
+/// allocations (ordinary parallel `cargo test`). While a check that records
+/// sites is active, every allocation in its scope walks the stack.
+#[derive(Debug)]
+#[must_use = "a check does nothing until finish() is called"]
+pub struct LeakCheck {
+    opts: LeakCheckOptions,
+    baseline: ScopeStats,
+    freed_elsewhere: u64,
+    first_seq: u64,
+    started: Instant,
+    /// Scopes whose recording count this check raised (it lowers them on
+    /// drop).
+    recorded: Vec<ScopeId>,
+}
+
+/// A check that passed.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Drained {
+    /// How long `finish` waited for the scope to drain.
+    pub waited: Duration,
+    /// The scope's (with children) figures over the check: live figures at
+    /// the end, totals of the work done between begin and finish;
+    /// `peak_bytes` is the scope's peak so far (peaks are not reset).
+    pub during: ScopeStats,
+    /// Bytes left live within the tolerance.
+    pub retained_bytes: u64,
+}
+
+impl LeakCheck {
+    /// Begins a check on `scope` with default options: back to baseline,
+    /// sites recorded, no wait.
+    pub fn begin(scope: impl Into<ScopeId>) -> LeakCheck {
+        Self::options(scope).begin()
+    }
+
+    /// Options for a check on `scope`.
+    pub fn options(scope: impl Into<ScopeId>) -> LeakCheckOptions {
+        LeakCheckOptions {
+            scope: scope.into(),
+            expect: Expect::Baseline,
+            sites: Sites::Record,
+            quiescence: Duration::ZERO,
+            tolerance_bytes: 0,
+        }
+    }
+
+    fn start(opts: LeakCheckOptions) -> LeakCheck {
+        let members = thread_state::internal(|| registry::subtree(opts.scope));
+        let mut recorded = Vec::new();
+        if opts.sites == Sites::Record {
+            RECORDING_CHECKS.fetch_add(1, Ordering::SeqCst);
+            for &s in &members {
+                registry::recording(s).fetch_add(1, Ordering::SeqCst);
+            }
+            recorded = members.clone();
+        }
+        let first_seq = sampling::records_seq();
+        LeakCheck {
+            baseline: opts.scope.stats_with_children(),
+            freed_elsewhere: members.iter().map(|s| sampling::freed_elsewhere(*s)).sum(),
+            first_seq,
+            started: Instant::now(),
+            opts,
+            recorded,
+        }
+    }
+
+    /// The checked scope.
+    pub fn scope(&self) -> ScopeId {
+        self.opts.scope
+    }
+
+    /// Whether the scope is drained right now (no waiting, no report).
+    pub fn is_drained(&self) -> bool {
+        self.excess(&self.opts.scope.stats_with_children())
+            .is_none()
+    }
+
+    /// Bytes and allocations above what "drained" allows, if any.
+    fn excess(&self, now: &ScopeStats) -> Option<(u64, u64)> {
+        let (base_bytes, base_allocs) = match self.opts.expect {
+            Expect::Baseline => (self.baseline.live_bytes, self.baseline.live_allocs),
+            Expect::Zero => (0, 0),
+        };
+        let bytes = now.live_bytes.saturating_sub(base_bytes);
+        let allocs = now.live_allocs.saturating_sub(base_allocs);
+        if bytes > self.opts.tolerance_bytes || (allocs > 0 && self.opts.tolerance_bytes == 0) {
+            Some((bytes, allocs))
+        } else {
+            None
+        }
+    }
+
+    /// Ends the check: waits up to the quiescence time for the scope to
+    /// drain, then returns [`Drained`] or a [`LeakReport`].
+    ///
+    /// # Errors
+    /// A [`LeakReport`] when the scope still holds more than allowed.
+    pub fn finish(self) -> Result<Drained, LeakReport> {
+        let deadline = Instant::now() + self.opts.quiescence;
+        let waited_from = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let now = self.opts.scope.stats_with_children();
+            match self.excess(&now) {
+                None => {
+                    let base = match self.opts.expect {
+                        Expect::Baseline => self.baseline.live_bytes,
+                        Expect::Zero => 0,
+                    };
+                    return Ok(Drained {
+                        waited: waited_from.elapsed(),
+                        during: self.during(&now),
+                        retained_bytes: now.live_bytes.saturating_sub(base),
+                    });
+                }
+                Some(_) if Instant::now() < deadline => {
+                    std::thread::sleep(
+                        pause.min(deadline.saturating_duration_since(Instant::now())),
+                    );
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
+                Some((bytes, allocs)) => {
+                    let members = thread_state::internal(|| registry::subtree(self.opts.scope));
+                    let freed_elsewhere = members
+                        .iter()
+                        .map(|s| sampling::freed_elsewhere(*s))
+                        .sum::<u64>()
+                        - self.freed_elsewhere;
+                    return Err(LeakReport::build(
+                        self.opts.scope,
+                        self.opts.expect,
+                        self.opts.sites == Sites::Record,
+                        self.baseline,
+                        now,
+                        self.during(&now),
+                        bytes,
+                        allocs,
+                        self.first_seq,
+                        &members,
+                        freed_elsewhere,
+                        waited_from.elapsed(),
+                        self.started.elapsed(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Ends the check and panics with the report if the scope did not
+    /// drain; returns what [`finish`](Self::finish) returns on success.
+    ///
+    /// # Panics
+    /// When the scope still holds more than allowed after the quiescence
+    /// wait; the panic message is the [`LeakReport`].
+    #[track_caller]
+    pub fn assert_drained(self) -> Drained {
+        match self.finish() {
+            Ok(d) => d,
+            Err(report) => panic!("{report}"),
+        }
+    }
+
+    fn during(&self, now: &ScopeStats) -> ScopeStats {
+        let b = &self.baseline;
+        ScopeStats {
+            total_allocs: now.total_allocs - b.total_allocs,
+            total_bytes: now.total_bytes - b.total_bytes,
+            total_usable_bytes: now.total_usable_bytes - b.total_usable_bytes,
+            total_frees: now.total_frees - b.total_frees,
+            total_freed_bytes: now.total_freed_bytes - b.total_freed_bytes,
+            ..*now
+        }
+    }
+}
+
+impl Drop for LeakCheck {
+    fn drop(&mut self) {
+        if self.opts.sites == Sites::Record {
+            for &s in &self.recorded {
+                registry::recording(s).fetch_sub(1, Ordering::SeqCst);
+            }
+            RECORDING_CHECKS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The live-record table: one entry per recorded block, keyed by address.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use once_cell::sync::Lazy;
+
+use super::stacks::StackId;
+use crate::scope::{ScopeId, MAX_SCOPES};
+
+/// What is known of a recorded live block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// The scope the block was allocated in.
+    pub(crate) scope: ScopeId,
+    /// Requested size.
+    pub(crate) size: usize,
+    /// Tracker's number of the allocating thread.
+    pub(crate) thread: u32,
+    /// Global allocation sequence number (orders records against checks).
+    pub(crate) seq: u64,
+    /// Call stack of the allocation.
+    pub(crate) stack: StackId,
+    /// Made for a leak check (every allocation of the scope recorded).
+    pub(crate) exact: bool,
+    /// Made by sampling; `weight` estimates the bytes it stands for.
+    pub(crate) sampled: bool,
+    /// Bytes this record stands for: `size` for exact records.
+    pub(crate) weight: u64,
+}
+
+static RECORDS: Lazy<DashMap<usize, Record>> = Lazy::new(DashMap::new);
+static SEQ: AtomicU64 = AtomicU64::new(1);
+static STALE: AtomicU64 = AtomicU64::new(0);
+/// Per scope: frees of exactly recorded blocks made by another thread or
+/// while another scope was current.
+static FREED_ELSEWHERE: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+
+pub(crate) fn next_seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The sequence number the next record will get.
+pub(crate) fn current_seq() -> u64 {
+    SEQ.load(Ordering::Relaxed)
+}
+
+/// Inserts a record; `false` if the table could not take it.
+pub(crate) fn insert(addr: usize, r: Record) -> bool {
+    RECORDS.insert(addr, r);
+    true
+}
+
+pub(crate) fn remove(addr: usize, _tag: crate::allocator::Tag, thread: u32, scope: ScopeId) {
+    if let Some((_, r)) = RECORDS.remove(&addr) {
+        if r.exact && (r.thread != thread || r.scope != scope) {
+            FREED_ELSEWHERE[r.scope.index()].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Moves a record to a new address and size; `false` if there was none.
+pub(crate) fn rekey(old: usize, new: usize, new_size: usize) -> bool {
+    match RECORDS.remove(&old) {
+        Some((_, mut r)) => {
+            if r.exact {
+                r.weight = new_size as u64;
+            }
+            r.size = new_size;
+            RECORDS.insert(new, r);
+            true
+        }
+        None => false,
+    }
+}
+
+pub(crate) fn note_stale() {
+    STALE.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Frees of `scope`'s recorded blocks made by another thread or scope.
+pub(crate) fn freed_elsewhere(scope: ScopeId) -> u64 {
+    FREED_ELSEWHERE[scope.index()].load(Ordering::Relaxed)
+}
+
+/// Calls `f` on every record. Runs under the re-entrancy guard (callers'
+/// duty); `f` must not allocate through recorded scopes.
+pub(crate) fn for_each_record(mut f: impl FnMut(usize, &Record)) {
+    for e in RECORDS.iter() {
+        f(*e.key(), e.value());
+    }
+}

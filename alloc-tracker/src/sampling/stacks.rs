@@ -1,0 +1,141 @@
+//! Call stacks: captured as raw instruction pointers into a fixed buffer,
+//! interned by hash, symbolised only when a report asks.
+
+use std::hash::{Hash, Hasher};
+
+use dashmap::DashMap;
+use once_cell::sync::Lazy;
+
+/// Frames kept per stack.
+const MAX_FRAMES: usize = 48;
+
+/// An interned call stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct StackId(u64);
+
+static STACKS: Lazy<DashMap<StackId, Box<[usize]>>> = Lazy::new(DashMap::new);
+
+/// Captures the current call stack. Runs under the re-entrancy guard; the
+/// walk itself writes into a stack buffer and allocates nothing.
+pub(crate) fn capture() -> StackId {
+    let mut ips = [0usize; MAX_FRAMES];
+    let mut n = 0;
+    backtrace::trace(|frame| {
+        ips[n] = frame.ip() as usize;
+        n += 1;
+        n < MAX_FRAMES
+    });
+    let ips = &ips[..n];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ips.hash(&mut h);
+    let id = StackId(h.finish());
+    STACKS.entry(id).or_insert_with(|| ips.into());
+    id
+}
+
+/// One symbolised frame of a call stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Frame {
+    /// Demangled function name without its hash, or `"??"`.
+    pub function: String,
+    /// Source file, if debug info has it.
+    pub file: Option<String>,
+    /// Source line, if debug info has it.
+    pub line: Option<u32>,
+}
+
+impl Frame {
+    /// Whether this frame belongs to the standard library (`std`, `core`,
+    /// `alloc`) rather than to the program.
+    pub fn is_std(&self) -> bool {
+        [
+            "std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rust",
+        ]
+        .iter()
+        .any(|p| self.function.starts_with(p))
+    }
+}
+
+impl std::fmt::Display for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.function)?;
+        if let Some(file) = &self.file {
+            write!(f, " at {file}")?;
+            if let Some(line) = self.line {
+                write!(f, ":{line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The frame through which the program entered the allocator: everything
+/// above it (inner) is the tracker, the backtrace walk and std's allocation
+/// shims.
+fn is_allocator_entry(function: &str) -> bool {
+    const ENTRIES: &[&str] = &[
+        "__rust_alloc",
+        "__rust_realloc",
+        "__rust_alloc_zeroed",
+        "__rustc::__rust_alloc",
+        "__rustc::__rust_realloc",
+        "__rustc::__rust_alloc_zeroed",
+        "__rdl_alloc",
+        "__rdl_realloc",
+    ];
+    ENTRIES.contains(&function)
+        || function.contains("as core::alloc::global::GlobalAlloc>::alloc")
+        || function.contains("as core::alloc::global::GlobalAlloc>::realloc")
+}
+
+/// Symbolises a stack, innermost frame first, with the allocator's own
+/// frames removed from the top.
+pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
+    let Some(ips) = STACKS.get(&id).map(|s| s.clone()) else {
+        return Vec::new();
+    };
+    let mut frames = Vec::new();
+    for &ip in ips.iter() {
+        let before = frames.len();
+        backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
+            let function = sym
+                .name()
+                .map(|n| format!("{n:#}"))
+                .unwrap_or_else(|| "??".to_string());
+            frames.push(Frame {
+                function,
+                file: sym.filename().map(|p| p.display().to_string()),
+                line: sym.lineno(),
+            });
+        });
+        if frames.len() == before {
+            frames.push(Frame {
+                function: format!("?? ({ip:#x})"),
+                file: None,
+                line: None,
+            });
+        }
+    }
+    if let Some(entry) = frames.iter().rposition(|f| is_allocator_entry(&f.function)) {
+        frames.drain(..=entry);
+    }
+    // std's thin wrappers around the global allocator.
+    let wrappers = frames
+        .iter()
+        .take_while(|f| f.function.starts_with("alloc::alloc::"))
+        .count();
+    frames.drain(..wrappers);
+    // Drop the runtime's frames below `main` / the thread start.
+    if let Some(end) = frames.iter().position(|f| {
+        f.function.starts_with("std::rt::lang_start")
+            || f.function
+                .starts_with("std::sys::pal::unix::thread::Thread::new::thread_start")
+            || f.function
+                .starts_with("std::sys::thread::unix::Thread::new::thread_start")
+    }) {
+        frames.truncate(end);
+    }
+    frames
+}
