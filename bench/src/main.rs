@@ -209,19 +209,68 @@ fn main() {
             .map(|x| x.parse().unwrap())
             .collect()
     };
-    let (mut j, mut t, mut s) = (vec![], vec![], vec![]);
+    let prog_env = |name: &str, args: &[&str]| -> f64 {
+        let out = Command::new(dir.join(name))
+            .args(args)
+            .env("ALLOC_BENCH_SAMPLING", "1")
+            .output()
+            .expect("run mixed-tracking");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let (mut j, mut t, mut s, mut ts) = (vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         j.push(prog("mixed-jemalloc", &["mixed", "100000"])[0] / 1e6);
         t.push(prog("mixed-tracking", &["mixed", "100000"])[0] / 1e6);
+        ts.push(prog_env("mixed-tracking", &["mixed", "100000"]) / 1e6);
         s.push(prog("mixed-system", &["mixed", "100000"])[0] / 1e6);
     }
+    let (tm, tsm) = (median(t.clone()), median(ts.clone()));
     rows.push(Row {
         name: "mixed: build+clone+drop BTreeMap<String, Vec<u8>>, 100k".into(),
         unit: "ms",
         values: [Some(median(j)), Some(median(t)), None, Some(median(s))],
         target: "<= 1.05x",
     });
+    rows.push(Row {
+        name: "mixed, tracking + sampling every 512 KiB (vs bare jemalloc)".into(),
+        unit: "ms",
+        values: [rows.last().unwrap().values[0], Some(tsm), None, None],
+        target: "-",
+    });
+    // Full recording during a leak check: every allocation walks the stack.
+    let check_scope = ScopeId::register("bench-check", None).unwrap();
+    let rec_rounds = 5;
+    let rec_ops = (rec_rounds * alloc_bench::CHURN_LIVE) as f64;
+    let mut rec = vec![];
+    let mut plain = vec![];
+    for _ in 0..rounds {
+        plain.push(
+            check_scope
+                .in_scope(|| alloc_bench::churn_lifo(&TRACKING, rec_rounds))
+                .as_nanos() as f64
+                / rec_ops,
+        );
+        let check = alloc_tracker::leak::LeakCheck::begin(check_scope);
+        rec.push(
+            check_scope
+                .in_scope(|| alloc_bench::churn_lifo(&TRACKING, rec_rounds))
+                .as_nanos() as f64
+                / rec_ops,
+        );
+        check.finish().expect("the churn frees everything");
+    }
     print_rows(&rows);
+    println!();
+    println!(
+        "sampling at the default 512 KiB interval on the mixed workload: {:.3}x of tracking without sampling (target <= 1.03x)",
+        tsm / tm
+    );
+    println!(
+        "full site recording during a leak check: {:.0} ns per alloc+free pair vs {:.1} ns without a check",
+        median(rec),
+        median(plain)
+    );
 
     println!();
     println!("per-thread cost, 2 threads / 1 thread: bare jemalloc {:.3}x, tracking {:.3}x (target: tracking within 10% of its 1-thread cost)", j2 / j1, t2 / t1);

@@ -5,6 +5,9 @@ use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn main() {
+    if std::env::var_os("ALLOC_BENCH_SAMPLING").is_some() {
+        alloc_tracker::sampling::set_sampling(alloc_tracker::sampling::Sampling::DEFAULT);
+    }
     let scope = ScopeId::register("bench", None).unwrap();
     scope.in_scope(alloc_bench::program_main);
 }
