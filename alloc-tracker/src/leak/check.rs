@@ -200,6 +200,9 @@ impl LeakCheck {
     ///
     /// # Errors
     /// A [`LeakReport`] when the scope still holds more than allowed.
+    // The report is made once per failed check; boxing it would only add
+    // noise for every caller.
+    #[allow(clippy::result_large_err)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
         let deadline = Instant::now() + self.opts.quiescence;
         let waited_from = Instant::now();

@@ -28,6 +28,7 @@ use crate::ScopeId;
 ///
 /// # Errors
 /// The [`LeakReport`] of the check.
+#[allow(clippy::result_large_err)] // see LeakCheck::finish
 pub fn check<R>(scope: impl Into<ScopeId>, work: impl FnOnce() -> R) -> Result<R, LeakReport> {
     let scope = scope.into();
     let check = LeakCheck::begin(scope);

@@ -281,7 +281,7 @@ pub fn sampled_sites() -> Vec<SampledSite> {
                 samples: n,
             })
             .collect();
-        sites.sort_by(|a, b| b.estimated_bytes.cmp(&a.estimated_bytes));
+        sites.sort_by_key(|s| std::cmp::Reverse(s.estimated_bytes));
         sites
     })
 }

@@ -17,6 +17,7 @@ use crate::thread_state;
 /// run, a read may include a free's allocation but never a free without its
 /// allocation, so live figures never go below zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct ScopeStats {
     /// Bytes requested by allocations of this scope not yet freed.
