@@ -78,6 +78,9 @@ pub fn vec_growth<A: GlobalAlloc>(a: &A, rounds: usize) -> Duration {
             assert!(!p.is_null());
             // SAFETY: the block now has `new` bytes.
             unsafe { std::ptr::write_bytes(p.add(cap), 1, new - cap) };
+            // Keeps LLVM, which knows libc's realloc/free, from deleting
+            // the whole loop for `System`.
+            p = std::hint::black_box(p);
             cap = new;
             l = Layout::from_size_align(cap, 1).unwrap();
         }
