@@ -110,7 +110,7 @@ impl LeakReport {
                     }
                 });
             }
-            let mut sites: Vec<LeakSite> = groups
+            let sites: Vec<LeakSite> = groups
                 .into_iter()
                 .map(|((scope, stack), (bytes, allocs, mut sizes))| {
                     sizes.sort_unstable_by(|a, b| b.cmp(a));
@@ -125,6 +125,26 @@ impl LeakReport {
                     }
                 })
                 .collect();
+            // Different return addresses (unrolled loops, inlined copies)
+            // can resolve to the same source stack: merge those.
+            let mut merged: Vec<LeakSite> = Vec::with_capacity(sites.len());
+            for site in sites {
+                match merged
+                    .iter_mut()
+                    .find(|m| m.scope == site.scope && m.frames == site.frames)
+                {
+                    Some(m) => {
+                        m.bytes += site.bytes;
+                        m.allocs += site.allocs;
+                        m.example_sizes.extend(site.example_sizes);
+                        m.example_sizes.sort_unstable_by(|a, b| b.cmp(a));
+                        m.example_sizes.dedup();
+                        m.example_sizes.truncate(3);
+                    }
+                    None => merged.push(site),
+                }
+            }
+            let mut sites = merged;
             sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.allocs.cmp(&a.allocs)));
             let recorded: u64 = sites.iter().map(|s| s.bytes).sum();
             LeakReport {

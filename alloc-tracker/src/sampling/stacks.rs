@@ -49,12 +49,22 @@ pub struct Frame {
 impl Frame {
     /// Whether this frame belongs to the standard library (`std`, `core`,
     /// `alloc`) rather than to the program.
+    ///
+    /// Frames inlined in release builds often carry only a short name
+    /// (`with_capacity_in<u8>`), so the source path decides too: std's
+    /// sources live under `/rustc/<hash>/library/`.
     pub fn is_std(&self) -> bool {
-        [
+        const STD: &[&str] = &[
             "std::", "core::", "alloc::", "<std::", "<core::", "<alloc::", "__rust",
-        ]
-        .iter()
-        .any(|p| self.function.starts_with(p))
+        ];
+        let by_name = STD.iter().any(|p| self.function.starts_with(p));
+        let by_file = self.file.as_deref().is_some_and(|f| {
+            f.starts_with("/rustc/")
+                || f.contains("/library/std/")
+                || f.contains("/library/core/")
+                || f.contains("/library/alloc/")
+        });
+        by_name || by_file
     }
 }
 
@@ -130,6 +140,9 @@ pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
     // Drop the runtime's frames below `main` / the thread start.
     if let Some(end) = frames.iter().position(|f| {
         f.function.starts_with("std::rt::lang_start")
+            || f.function.starts_with("__rust_begin_short_backtrace")
+            || f.function
+                .starts_with("std::sys::backtrace::__rust_begin_short_backtrace")
             || f.function
                 .starts_with("std::sys::pal::unix::thread::Thread::new::thread_start")
             || f.function

@@ -1,0 +1,359 @@
+//! The report model: one snapshot of the process as plain data.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::leak::LeakReport;
+use crate::sampling::{self, Frame};
+use crate::scope::ScopeId;
+use crate::stats::{ScopeStats, Snapshot};
+use crate::thread_state;
+
+/// Version of the report's data layout, written as `schema_version` in
+/// every JSON report. It changes when a field changes meaning or is removed;
+/// readers refuse other versions.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One snapshot of the process: every scope as a tree, the call sites known
+/// for each scope, jemalloc's own figures and the tracker's overhead.
+///
+/// Take one with [`Report::take`]; render it with the `write_*`/`to_*`
+/// methods or [`Report::write_format`]; compare two with [`Report::diff`].
+/// `Display` is the human table ([`Report::write_text`]).
+///
+/// Built by hand (tests, tools reading JSON), start from
+/// [`Report::default`] and push [`ScopeReport::new`]s and
+/// [`SiteReport::new`]s.
+#[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct Report {
+    /// [`SCHEMA_VERSION`] of the code that made the report.
+    pub schema_version: u32,
+    /// When the report was taken, in milliseconds since the Unix epoch.
+    pub timestamp_unix_ms: u64,
+    /// The process id of the process it describes.
+    pub pid: u32,
+    /// Every registered scope, built-in ones first, in id order.
+    pub scopes: Vec<ScopeReport>,
+    /// Sum of every scope's own figures: everything the tracker counted
+    /// (its own overhead included).
+    pub tracked: ScopeStats,
+    /// The tracker's own allocations: the figures of
+    /// [`ScopeId::INTERNAL`] (dynamic scope names, sampled stacks, site
+    /// tables, reports), read before this report was built.
+    pub overhead: ScopeStats,
+    /// Call sites of live memory: sampled sites (estimated bytes) and the
+    /// recorded sites of leak reports added with [`Report::add_leak`],
+    /// most bytes first within each kind.
+    pub sites: Vec<SiteReport>,
+    /// jemalloc's own process figures; `None` without the `jemalloc`
+    /// feature or when its statistics could not be read.
+    pub jemalloc: Option<JemallocFigures>,
+}
+
+/// One scope of a [`Report`].
+#[derive(Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct ScopeReport {
+    /// Raw scope id ([`ScopeId::as_u16`]); only meaningful within one
+    /// process run. Compare reports by [`path`](Self::path).
+    pub id: u16,
+    /// The scope's own name.
+    pub name: String,
+    /// Its names from the root, joined with `/`.
+    pub path: String,
+    /// Raw id of its parent.
+    pub parent: Option<u16>,
+    /// Its own figures (children not included).
+    pub own: ScopeStats,
+    /// Its figures including every scope below it (peak: sum of peaks).
+    pub with_children: ScopeStats,
+}
+
+impl ScopeReport {
+    /// A scope entry with all figures zero; `name` is the last segment of
+    /// `path`.
+    pub fn new(id: u16, path: impl Into<String>, parent: Option<u16>) -> ScopeReport {
+        let path = path.into();
+        let name = path.rsplit('/').next().unwrap_or_default().to_string();
+        ScopeReport {
+            id,
+            name,
+            path,
+            parent,
+            own: ScopeStats::default(),
+            with_children: ScopeStats::default(),
+        }
+    }
+}
+
+/// Where a [`SiteReport`]'s figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum SiteSource {
+    /// Byte-interval sampling ([`sampling::set_sampling`]): `bytes` is an
+    /// unbiased estimate of the live bytes allocated at the site, `allocs`
+    /// the number of live samples.
+    #[default]
+    Sampled,
+    /// A leak check's exact records ([`LeakReport`]): `bytes` and `allocs`
+    /// are exact counts of leaked allocations.
+    Recorded,
+}
+
+/// Live memory of one call site in one scope.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct SiteReport {
+    /// Path of the scope the allocations were made in.
+    pub scope: String,
+    /// Whether the figures are sampled estimates or exact records.
+    pub source: SiteSource,
+    /// Live bytes from this site (estimated when sampled).
+    pub bytes: u64,
+    /// Live samples (sampled) or live allocations (recorded).
+    pub allocs: u64,
+    /// The call stack, innermost frame first, allocator frames trimmed.
+    pub frames: Vec<Frame>,
+}
+
+impl SiteReport {
+    /// A site with the given function names, innermost first (no file or
+    /// line information).
+    pub fn new(
+        scope: impl Into<String>,
+        source: SiteSource,
+        functions: &[&str],
+        bytes: u64,
+        allocs: u64,
+    ) -> SiteReport {
+        SiteReport {
+            scope: scope.into(),
+            source,
+            bytes,
+            allocs,
+            frames: functions
+                .iter()
+                .map(|f| Frame {
+                    function: (*f).to_string(),
+                    file: None,
+                    line: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The innermost frame that is program code rather than `std`/`core`/
+    /// `alloc`, or the innermost frame.
+    pub fn origin(&self) -> Option<&Frame> {
+        self.frames
+            .iter()
+            .find(|f| !f.is_std())
+            .or(self.frames.first())
+    }
+}
+
+/// What jemalloc's own process-wide figures are compared against to get
+/// [`JemallocFigures::untracked_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum UntrackedBasis {
+    /// The tracker's live usable bytes (size classes plus tags), counted
+    /// when the allocator uses
+    /// [`UsableSizes::Count`](crate::UsableSizes::Count): the same unit as
+    /// jemalloc's `allocated`.
+    #[default]
+    UsableBytes,
+    /// The tracker's live *requested* bytes, because usable bytes were not
+    /// counted ([`UsableSizes::Skip`](crate::UsableSizes::Skip)); the
+    /// difference then also includes size-class rounding of tracked blocks.
+    RequestedBytes,
+}
+
+/// jemalloc's process-wide statistics beside the tracker's total.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct JemallocFigures {
+    /// `stats.allocated`: bytes in live allocations (usable sizes), ours
+    /// and everyone else's.
+    pub allocated: u64,
+    /// `stats.active`: bytes in active pages.
+    pub active: u64,
+    /// `stats.resident`: bytes in physically resident pages.
+    pub resident: u64,
+    /// `stats.mapped`: bytes in active extents mapped by jemalloc.
+    pub mapped: u64,
+    /// `stats.retained`: bytes of virtual memory retained for reuse.
+    pub retained: u64,
+    /// `stats.metadata`: bytes of jemalloc's own metadata.
+    pub metadata: u64,
+    /// `allocated` minus the tracker's live bytes in the unit named by
+    /// [`untracked_basis`](Self::untracked_basis): bytes jemalloc handed
+    /// out that the tracker did not count (allocations made before the
+    /// tracker was installed, by C code calling jemalloc directly, …).
+    /// With [`UntrackedBasis::RequestedBytes`] it also includes the
+    /// size-class rounding of tracked blocks. Negative values are possible
+    /// only from counters moving between the two reads.
+    pub untracked_bytes: i64,
+    /// Which tracker figure `untracked_bytes` was computed from.
+    pub untracked_basis: UntrackedBasis,
+}
+
+impl JemallocFigures {
+    /// Fills in the untracked difference of jemalloc's `allocated` against
+    /// the tracker's `tracked` figures.
+    fn compare(mut self, tracked: &ScopeStats) -> Self {
+        let (basis, ours) = if tracked.live_usable_bytes > 0 || tracked.total_usable_bytes > 0 {
+            (UntrackedBasis::UsableBytes, tracked.live_usable_bytes)
+        } else {
+            (UntrackedBasis::RequestedBytes, tracked.live_bytes)
+        };
+        self.untracked_basis = basis;
+        self.untracked_bytes = self.allocated as i64 - ours as i64;
+        self
+    }
+}
+
+// === impl Report ===
+
+impl Report {
+    /// Reads every scope, the sampled sites and jemalloc's figures.
+    ///
+    /// Everything it allocates is charged to [`ScopeId::INTERNAL`], so
+    /// taking a report does not change the figures of the scopes it
+    /// reports on.
+    pub fn take() -> Report {
+        thread_state::internal(|| {
+            let overhead = ScopeId::INTERNAL.stats();
+            let snap = Snapshot::take();
+            let sites = sampling::sampled_sites()
+                .into_iter()
+                .map(|s| SiteReport {
+                    scope: s.scope.path(),
+                    source: SiteSource::Sampled,
+                    bytes: s.estimated_bytes,
+                    allocs: s.samples,
+                    frames: s.frames,
+                })
+                .collect();
+            Report::from_parts(snap, sites, overhead)
+        })
+    }
+
+    fn from_parts(snap: Snapshot, sites: Vec<SiteReport>, overhead: ScopeStats) -> Report {
+        let timestamp_unix_ms = snap
+            .taken_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        #[cfg(feature = "jemalloc")]
+        let jemalloc = snap.jemalloc.map(|j| {
+            JemallocFigures {
+                allocated: j.allocated,
+                active: j.active,
+                resident: j.resident,
+                mapped: j.mapped,
+                retained: j.retained,
+                metadata: j.metadata,
+                ..JemallocFigures::default()
+            }
+            .compare(&snap.tracked)
+        });
+        #[cfg(not(feature = "jemalloc"))]
+        let jemalloc = None;
+        let scopes = snap
+            .scopes
+            .into_iter()
+            .map(|s| ScopeReport {
+                id: s.id.as_u16(),
+                name: s.name.to_string(),
+                path: s.path,
+                parent: s.parent.map(ScopeId::as_u16),
+                own: s.own,
+                with_children: s.with_children,
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            timestamp_unix_ms,
+            pid: std::process::id(),
+            scopes,
+            tracked: snap.tracked,
+            overhead,
+            sites,
+            jemalloc,
+        }
+    }
+
+    /// Adds the recorded sites of a leak check's report
+    /// ([`SiteSource::Recorded`]).
+    pub fn add_leak(&mut self, leak: &LeakReport) {
+        thread_state::internal(|| {
+            self.sites.extend(leak.sites.iter().map(|s| SiteReport {
+                scope: s.scope.clone(),
+                source: SiteSource::Recorded,
+                bytes: s.bytes,
+                allocs: s.allocs,
+                frames: s.frames.clone(),
+            }));
+        })
+    }
+
+    /// [`add_leak`](Self::add_leak) in builder style.
+    #[must_use]
+    pub fn with_leak(mut self, leak: &LeakReport) -> Report {
+        self.add_leak(leak);
+        self
+    }
+
+    /// The first scope with this path.
+    pub fn scope(&self, path: &str) -> Option<&ScopeReport> {
+        self.scopes.iter().find(|s| s.path == path)
+    }
+
+    /// The sites of the scope with this path.
+    pub fn sites_in<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a SiteReport> + 'a {
+        self.sites.iter().filter(move |s| s.scope == path)
+    }
+
+    /// When the report was taken.
+    pub fn taken_at(&self) -> SystemTime {
+        UNIX_EPOCH + std::time::Duration::from_millis(self.timestamp_unix_ms)
+    }
+
+    /// The scopes in tree order: each scope followed by its children,
+    /// siblings by live bytes including children, largest first. Returns
+    /// each scope with its depth (0 for roots). Scopes whose parent is
+    /// missing from the report are treated as roots.
+    pub fn tree(&self) -> Vec<(usize, &ScopeReport)> {
+        let known = |id: u16| self.scopes.iter().any(|s| s.id == id);
+        let key = |s: &&ScopeReport| (std::cmp::Reverse(s.with_children.live_bytes), s.id);
+        let mut roots: Vec<&ScopeReport> = self
+            .scopes
+            .iter()
+            .filter(|s| s.parent.is_none_or(|p| !known(p) || p == s.id))
+            .collect();
+        roots.sort_by_key(key);
+        let mut out = Vec::with_capacity(self.scopes.len());
+        let mut stack: Vec<(usize, &ScopeReport)> = roots.into_iter().rev().map(|s| (0, s)).collect();
+        while let Some((depth, s)) = stack.pop() {
+            if out.len() > self.scopes.len() {
+                break; // a cycle in hand-made data
+            }
+            out.push((depth, s));
+            let mut children: Vec<&ScopeReport> = self
+                .scopes
+                .iter()
+                .filter(|c| c.parent == Some(s.id) && c.id != s.id)
+                .collect();
+            children.sort_by_key(key);
+            stack.extend(children.into_iter().rev().map(|c| (depth + 1, c)));
+        }
+        out
+    }
+}
