@@ -153,6 +153,7 @@
 mod allocator;
 mod error;
 pub mod leak;
+pub mod report;
 pub mod sampling;
 mod scope;
 mod stats;

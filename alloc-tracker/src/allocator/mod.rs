@@ -10,6 +10,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
 mod backend;
+mod exit_hook;
 mod tag;
 mod thread_exit;
 mod trailer;
@@ -17,6 +18,7 @@ mod trailer;
 pub use backend::Backend;
 #[cfg(feature = "jemalloc")]
 pub use backend::Jemalloc;
+pub(crate) use exit_hook::at_exit;
 pub(crate) use tag::Tag;
 
 use crate::scope::{self, ScopeId};

@@ -207,6 +207,7 @@ pub struct JemallocFigures {
 impl JemallocFigures {
     /// Fills in the untracked difference of jemalloc's `allocated` against
     /// the tracker's `tracked` figures.
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
     fn compare(mut self, tracked: &ScopeStats) -> Self {
         let (basis, ours) = if tracked.live_usable_bytes > 0 || tracked.total_usable_bytes > 0 {
             (UntrackedBasis::UsableBytes, tracked.live_usable_bytes)
@@ -340,7 +341,8 @@ impl Report {
             .collect();
         roots.sort_by_key(key);
         let mut out = Vec::with_capacity(self.scopes.len());
-        let mut stack: Vec<(usize, &ScopeReport)> = roots.into_iter().rev().map(|s| (0, s)).collect();
+        let mut stack: Vec<(usize, &ScopeReport)> =
+            roots.into_iter().rev().map(|s| (0, s)).collect();
         while let Some((depth, s)) = stack.pop() {
             if out.len() > self.scopes.len() {
                 break; // a cycle in hand-made data

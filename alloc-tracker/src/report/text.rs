@@ -1,0 +1,224 @@
+//! The human table: scopes as an indented tree sorted by live bytes, the
+//! top sites, then jemalloc's figures.
+
+use std::fmt::{self, Write as _};
+
+use super::model::{Report, SiteSource, UntrackedBasis};
+
+/// How many sites the table lists.
+const TOP_SITES: usize = 10;
+/// How many frames of a site's stack are shown under it.
+const SITE_FRAMES: usize = 4;
+
+/// `1536` → `"1.5 KiB"`: bytes below 1 KiB exactly, larger sizes with one
+/// decimal in KiB, MiB or GiB.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// [`bytes`] with a sign: `+1.5 KiB`, `-12 B`, `0 B`.
+pub(crate) fn signed_bytes(n: i64) -> String {
+    match n {
+        0 => "0 B".to_string(),
+        n if n > 0 => format!("+{}", bytes(n as u64)),
+        n => format!("-{}", bytes(n.unsigned_abs())),
+    }
+}
+
+impl Report {
+    /// Renders the human table into a `String`; the same text as
+    /// `Display`.
+    pub fn to_text(&self) -> String {
+        crate::thread_state::internal(|| self.to_string())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::thread_state::internal(|| render(self, f))
+    }
+}
+
+fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    writeln!(
+        f,
+        "allocation report: pid {}, taken at {} ms after the Unix epoch",
+        r.pid, r.timestamp_unix_ms
+    )?;
+    writeln!(
+        f,
+        "tracked: {} live in {} allocations, peak {}, {} allocated in total; tracker overhead {} live",
+        bytes(r.tracked.live_bytes),
+        r.tracked.live_allocs,
+        bytes(r.tracked.peak_bytes),
+        bytes(r.tracked.total_bytes),
+        bytes(r.overhead.live_bytes),
+    )?;
+    writeln!(f)?;
+
+    // The scope table. Scopes that never allocated (with their children)
+    // are left out.
+    let header = [
+        "scope",
+        "live",
+        "live allocs",
+        "incl. children",
+        "peak",
+        "allocated",
+        "allocs",
+    ];
+    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut hidden = 0;
+    for (depth, s) in r.tree() {
+        if s.with_children.total_allocs == 0 && s.with_children.live_bytes == 0 {
+            hidden += 1;
+            continue;
+        }
+        let mut name = String::new();
+        for _ in 0..depth {
+            name.push_str("  ");
+        }
+        name.push_str(&s.name);
+        rows.push([
+            name,
+            bytes(s.own.live_bytes),
+            s.own.live_allocs.to_string(),
+            bytes(s.with_children.live_bytes),
+            bytes(s.own.peak_bytes),
+            bytes(s.own.total_bytes),
+            s.own.total_allocs.to_string(),
+        ]);
+    }
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |f: &mut fmt::Formatter<'_>, cells: &[&str]| -> fmt::Result {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i == 0 {
+                let _ = write!(out, "{cell:<w$}");
+            } else {
+                let _ = write!(out, "  {cell:>w$}");
+            }
+        }
+        writeln!(f, "{}", out.trim_end())
+    };
+    line(f, &header)?;
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(f, &rule.iter().map(String::as_str).collect::<Vec<_>>())?;
+    for row in &rows {
+        line(f, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    if hidden > 0 {
+        writeln!(f, "({hidden} scopes without allocations not shown)")?;
+    }
+
+    // Top sites.
+    writeln!(f)?;
+    if r.sites.is_empty() {
+        writeln!(
+            f,
+            "no call sites: sampling is off (alloc_tracker::sampling::set_sampling) and no leak report was added"
+        )?;
+    } else {
+        let mut sites: Vec<_> = r.sites.iter().collect();
+        sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.source.cmp(&b.source)));
+        writeln!(
+            f,
+            "top sites ({} of {}; sampled bytes are estimates):",
+            sites.len().min(TOP_SITES),
+            sites.len()
+        )?;
+        let width = sites
+            .iter()
+            .take(TOP_SITES)
+            .map(|s| bytes(s.bytes).len())
+            .max()
+            .unwrap_or(0);
+        for (i, s) in sites.iter().take(TOP_SITES).enumerate() {
+            let kind = match s.source {
+                SiteSource::Sampled => "sampled",
+                SiteSource::Recorded => "leaked",
+            };
+            let origin = s
+                .origin()
+                .map_or_else(|| "an unknown site".to_string(), |o| o.to_string());
+            writeln!(
+                f,
+                "#{:<2} {:>width$}  {kind} in `{}` ({} allocs) at {origin}",
+                i + 1,
+                bytes(s.bytes),
+                s.scope,
+                s.allocs,
+            )?;
+            let start = s.frames.iter().position(|fr| !fr.is_std()).unwrap_or(0);
+            for fr in s.frames.iter().skip(start + 1).take(SITE_FRAMES) {
+                writeln!(f, "      {}", fr.function)?;
+            }
+        }
+    }
+
+    // jemalloc.
+    writeln!(f)?;
+    match &r.jemalloc {
+        None => writeln!(f, "jemalloc: figures not available")?,
+        Some(j) => {
+            writeln!(f, "jemalloc (process-wide):")?;
+            let figs = [
+                ("allocated", j.allocated),
+                ("active", j.active),
+                ("resident", j.resident),
+                ("mapped", j.mapped),
+                ("retained", j.retained),
+                ("metadata", j.metadata),
+            ];
+            let w = figs.iter().map(|(_, v)| bytes(*v).len()).max().unwrap_or(0);
+            for (name, v) in figs {
+                writeln!(f, "  {name:<10} {:>w$}", bytes(v))?;
+            }
+            let basis = match j.untracked_basis {
+                UntrackedBasis::UsableBytes => "allocated minus tracked live usable bytes",
+                UntrackedBasis::RequestedBytes => {
+                    "allocated minus tracked live requested bytes; usable sizes not counted, so size-class rounding is included"
+                }
+            };
+            writeln!(
+                f,
+                "  {:<10} {:>w$}  ({basis})",
+                "untracked",
+                signed_bytes(j.untracked_bytes)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(bytes(0), "0 B");
+        assert_eq!(bytes(1023), "1023 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+        assert_eq!(bytes(5 << 30), "5.0 GiB");
+        assert_eq!(bytes(5 << 40), "5120.0 GiB");
+        assert_eq!(signed_bytes(-2048), "-2.0 KiB");
+        assert_eq!(signed_bytes(7), "+7 B");
+    }
+}
