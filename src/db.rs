@@ -1,0 +1,499 @@
+//! The [`Db`] handle: open/put/get/delete/scan/close, wiring the WAL, the
+//! memtables, the checkpointer and its background runner.
+
+use std::collections::BTreeMap;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::fault::Faults;
+use crate::checkpoint::file::Manifest;
+use crate::checkpoint::global::Base;
+use crate::checkpoint::leak_guard::LeakReport;
+use crate::checkpoint::{gc, CheckpointKind, CheckpointReport, Checkpointer};
+use crate::error::{CheckpointError, FileLeak, OpenError, StorageError, WriteError};
+use crate::memtable::Memtable;
+use crate::options::{Options, Runner, SyncPolicy};
+use crate::recovery::{self, RecoveryReport};
+use crate::scopes::{ENGINE, MEMTABLE};
+use crate::storage::Storage;
+use crate::wal::record::Op;
+use crate::wal::Wal;
+
+/// Memtables and the checkpointed base.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) active: Memtable,
+    /// Frozen memtables not yet covered by a published checkpoint, oldest
+    /// first.
+    pub(crate) frozen: Vec<Arc<Memtable>>,
+    /// The image at the manifest's checkpoint LSN.
+    pub(crate) base: Arc<Base>,
+}
+
+/// State owned by the checkpointer; its mutex serialises runs.
+#[derive(Debug)]
+pub(crate) struct CkptState {
+    pub(crate) manifest: Manifest,
+    /// Post-publication steps still to do (retried at the next run).
+    pub(crate) cleanup_pending: bool,
+}
+
+/// Engine counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    runs_ok: AtomicU64,
+    runs_failed: AtomicU64,
+    leaks: AtomicU64,
+    leaked_bytes: AtomicU64,
+    file_leaks: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn record_run(&self, ok: bool) {
+        let c = if ok { &self.runs_ok } else { &self.runs_failed };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_leak(&self, leak: &LeakReport) {
+        self.leaks.fetch_add(1, Ordering::Relaxed);
+        self.leaked_bytes
+            .fetch_add(leak.leaked_bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_file_leak(&self) {
+        self.file_leaks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of the engine's counters and sizes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DbStats {
+    /// Checkpoint runs that succeeded.
+    pub checkpoints_ok: u64,
+    /// Checkpoint runs that failed.
+    pub checkpoints_failed: u64,
+    /// Runs whose scope did not drain.
+    pub leaks_detected: u64,
+    /// Bytes those runs left live.
+    pub leaked_bytes: u64,
+    /// Runs after which the file-leak invariant did not hold.
+    pub file_leaks_detected: u64,
+    /// LSN of the last write.
+    pub last_lsn: u64,
+    /// LSN of the last write known durable in the WAL.
+    pub durable_lsn: u64,
+    /// LSN covered by the published checkpoint chain.
+    pub checkpoint_lsn: u64,
+    /// Checkpoint files registered.
+    pub chain_files: usize,
+    /// WAL segment files.
+    pub wal_segments: usize,
+    /// Accounted bytes of the active and frozen memtables (dirty data).
+    pub dirty_bytes: u64,
+    /// Frozen memtables waiting for a checkpoint.
+    pub frozen_memtables: usize,
+}
+
+/// Shared engine state.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) wal: Mutex<Wal>,
+    pub(crate) state: RwLock<State>,
+    pub(crate) ckpt: Mutex<CkptState>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) stats: Counters,
+    closed: AtomicBool,
+    wake: (Mutex<()>, Condvar),
+}
+
+impl Inner {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn dirty_bytes(st: &State) -> u64 {
+        (st.active.bytes() + st.frozen.iter().map(|m| m.bytes()).sum::<usize>()) as u64
+    }
+}
+
+/// An open database.
+///
+/// ```
+/// # fn main() -> Result<(), ckptdb::Error> {
+/// use ckptdb::{CheckpointKind, Db, Options, Runner};
+/// let dir = std::env::temp_dir().join(format!("ckptdb-doc-{}", std::process::id()));
+/// let db = Db::open(&dir, Options::builder().runner(Runner::Manual).build().map_err(ckptdb::OpenError::from)?)?;
+/// db.put(b"k", b"v")?;
+/// let report = db.checkpoint_now(CheckpointKind::Incremental)?;
+/// assert!(report.drained());
+/// assert_eq!(db.get(b"k").as_deref(), Some(&b"v"[..]));
+/// db.close()?;
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Db {
+    inner: Arc<Inner>,
+    runner: Option<JoinHandle<()>>,
+    recovery: RecoveryReport,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database in `dir` and recovers it.
+    ///
+    /// # Errors
+    /// [`OpenError`]: I/O, or recovery finding corruption (naming the file
+    /// and offset).
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db, OpenError> {
+        let dir = dir.as_ref();
+        let storage = Arc::clone(&options.storage);
+        let rec = recovery::recover(&*storage, dir)?;
+        let wal = Wal::resume(
+            Arc::clone(&storage),
+            dir,
+            rec.wal,
+            options.sync,
+            options.wal_segment_bytes,
+        )?;
+        #[cfg(feature = "fault-injection")]
+        let faults = Arc::clone(&options.faults);
+        #[cfg(not(feature = "fault-injection"))]
+        let faults = Arc::new(Faults);
+        let inner = ENGINE.in_scope(|| {
+            Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                opts: options,
+                storage,
+                wal: Mutex::new(wal),
+                state: RwLock::new(State {
+                    active: rec.active,
+                    frozen: Vec::new(),
+                    base: MEMTABLE.in_scope(|| Arc::new(rec.base)),
+                }),
+                ckpt: Mutex::new(CkptState {
+                    manifest: rec.manifest,
+                    cleanup_pending: true,
+                }),
+                faults,
+                stats: Counters::default(),
+                closed: AtomicBool::new(false),
+                wake: (Mutex::new(()), Condvar::new()),
+            })
+        });
+        let runner = match inner.opts.runner {
+            Runner::Background => Some(ENGINE.in_scope(|| spawn_runner(Arc::clone(&inner)))),
+            Runner::Manual => None,
+        };
+        let runner = runner.transpose().map_err(|e| {
+            OpenError::Storage(StorageError::new(crate::error::StorageOp::Create, dir, e))
+        })?;
+        Ok(Db {
+            inner,
+            runner,
+            recovery: rec.report,
+        })
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), WriteError> {
+        let max = self.inner.opts.max_key_len;
+        if key.is_empty() || key.len() > max {
+            return Err(WriteError::KeyTooLarge {
+                len: key.len(),
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    fn write(&self, key: &[u8], value: Option<&[u8]>) -> Result<u64, WriteError> {
+        self.check_key(key)?;
+        if let Some(v) = value {
+            let max = self.inner.opts.max_value_len;
+            if v.len() > max {
+                return Err(WriteError::ValueTooLarge { len: v.len(), max });
+            }
+        }
+        let inner = &*self.inner;
+        if inner.is_closed() {
+            return Err(WriteError::Closed);
+        }
+        let mut wal = inner.wal.lock().unwrap_or_else(|e| e.into_inner());
+        if wal.is_poisoned() {
+            return Err(WriteError::Poisoned);
+        }
+        let op = match value {
+            Some(value) => Op::Put { key, value },
+            None => Op::Delete { key },
+        };
+        let lsn = wal.append(&op)?;
+        // Still under the WAL lock: memtable order is LSN order, and a
+        // checkpoint fence sees either both the record and the entry or
+        // neither.
+        let mut st = inner.state.write().unwrap_or_else(|e| e.into_inner());
+        MEMTABLE.in_scope(|| {
+            st.active
+                .insert(key.to_vec(), value.map(<[u8]>::to_vec), lsn)
+        });
+        let dirty = Inner::dirty_bytes(&st);
+        drop(st);
+        drop(wal);
+        if inner.opts.runner == Runner::Background && dirty >= inner.opts.checkpoint_dirty_bytes {
+            inner.wake.1.notify_one();
+        }
+        Ok(lsn)
+    }
+
+    /// Sets `key` to `value`. Returns the write's LSN. Durable when it
+    /// returns under [`SyncPolicy::EveryWrite`]; otherwise once
+    /// [`durable_lsn`](Self::durable_lsn) reaches the LSN.
+    ///
+    /// # Errors
+    /// [`WriteError`].
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<u64, WriteError> {
+        self.write(key, Some(value))
+    }
+
+    /// Removes `key` (a tombstone). Returns the write's LSN.
+    ///
+    /// # Errors
+    /// [`WriteError`].
+    pub fn delete(&self, key: &[u8]) -> Result<u64, WriteError> {
+        self.write(key, None)
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let st = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = st.active.get(key) {
+            return e.value.clone();
+        }
+        for m in st.frozen.iter().rev() {
+            if let Some(e) = m.get(key) {
+                return e.value.clone();
+            }
+        }
+        st.base.get(key).cloned()
+    }
+
+    /// Key/value pairs with keys in `range`, in key order.
+    pub fn scan<R: RangeBounds<Vec<u8>>>(&self, range: R) -> Vec<(Vec<u8>, Vec<u8>)> {
+        fn bound(b: Bound<&Vec<u8>>) -> Bound<&[u8]> {
+            match b {
+                Bound::Included(k) => Bound::Included(k.as_slice()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        }
+        let (start, end) = (bound(range.start_bound()), bound(range.end_bound()));
+        let st = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
+        let mut merged: BTreeMap<&[u8], Option<&[u8]>> = st
+            .base
+            .range::<[u8], _>((start, end))
+            .map(|(k, v)| (k.as_slice(), Some(v.as_slice())))
+            .collect();
+        for m in st
+            .frozen
+            .iter()
+            .map(|m| &**m)
+            .chain(std::iter::once(&st.active))
+        {
+            for (k, e) in m.range(start, end) {
+                merged.insert(k, e.value.as_deref());
+            }
+        }
+        merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_vec(), v.to_vec())))
+            .collect()
+    }
+
+    /// Fsyncs the WAL; returns the durable LSN.
+    ///
+    /// # Errors
+    /// [`WriteError::Storage`].
+    pub fn sync(&self) -> Result<u64, WriteError> {
+        let mut wal = self.inner.wal.lock().unwrap_or_else(|e| e.into_inner());
+        wal.sync()?;
+        Ok(wal.synced_lsn())
+    }
+
+    /// LSN of the last write known durable.
+    pub fn durable_lsn(&self) -> u64 {
+        let wal = self.inner.wal.lock().unwrap_or_else(|e| e.into_inner());
+        wal.synced_lsn()
+    }
+
+    /// Runs a checkpoint now (waiting for a background run in progress)
+    /// and returns its report.
+    ///
+    /// # Errors
+    /// [`CheckpointError`].
+    pub fn checkpoint_now(
+        &self,
+        kind: CheckpointKind,
+    ) -> Result<CheckpointReport, CheckpointError> {
+        self.checkpointer().begin(kind)?.finish()
+    }
+
+    /// The checkpointer, to drive a run step by step.
+    pub fn checkpointer(&self) -> Checkpointer<'_> {
+        Checkpointer { inner: &self.inner }
+    }
+
+    /// Names of the registered checkpoint files, base first.
+    pub fn checkpoint_files(&self) -> Vec<String> {
+        let ck = self.inner.ckpt.lock().unwrap_or_else(|e| e.into_inner());
+        ck.manifest.chain.iter().map(|m| m.name()).collect()
+    }
+
+    /// Checks the file-leak invariant now.
+    ///
+    /// # Errors
+    /// The I/O error of listing the directory; `Ok(Err(_))` is a violation.
+    pub fn check_file_invariant(&self) -> Result<Result<(), FileLeak>, StorageError> {
+        let ck = self.inner.ckpt.lock().unwrap_or_else(|e| e.into_inner());
+        gc::check_invariant(
+            &*self.inner.storage,
+            &self.inner.dir,
+            &ck.manifest,
+            self.inner.opts.max_incrementals,
+        )
+    }
+
+    /// What recovery did at open.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> DbStats {
+        let inner = &*self.inner;
+        let (last_lsn, durable_lsn, wal_segments) = {
+            let wal = inner.wal.lock().unwrap_or_else(|e| e.into_inner());
+            (wal.last_lsn(), wal.synced_lsn(), wal.segment_count())
+        };
+        let (dirty_bytes, frozen_memtables) = {
+            let st = inner.state.read().unwrap_or_else(|e| e.into_inner());
+            (Inner::dirty_bytes(&st), st.frozen.len())
+        };
+        let (checkpoint_lsn, chain_files) = {
+            let ck = inner.ckpt.lock().unwrap_or_else(|e| e.into_inner());
+            (ck.manifest.checkpoint_lsn, ck.manifest.chain.len())
+        };
+        let c = &inner.stats;
+        DbStats {
+            checkpoints_ok: c.runs_ok.load(Ordering::Relaxed),
+            checkpoints_failed: c.runs_failed.load(Ordering::Relaxed),
+            leaks_detected: c.leaks.load(Ordering::Relaxed),
+            leaked_bytes: c.leaked_bytes.load(Ordering::Relaxed),
+            file_leaks_detected: c.file_leaks.load(Ordering::Relaxed),
+            last_lsn,
+            durable_lsn,
+            checkpoint_lsn,
+            chain_files,
+            wal_segments,
+            dirty_bytes,
+            frozen_memtables,
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), StorageError> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.wake.1.notify_all();
+        if let Some(h) = self.runner.take() {
+            let _ = h.join();
+        }
+        let mut wal = self.inner.wal.lock().unwrap_or_else(|e| e.into_inner());
+        if wal.is_poisoned() {
+            return Ok(());
+        }
+        wal.sync()
+    }
+
+    /// Stops the runner and syncs the WAL.
+    ///
+    /// # Errors
+    /// The final WAL sync failing.
+    pub fn close(mut self) -> Result<(), crate::Error> {
+        self.shutdown().map_err(crate::Error::from)
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(error = %e, "WAL sync at drop failed");
+        }
+    }
+}
+
+fn spawn_runner(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ckptdb-checkpointer".into())
+        .spawn(move || run_background(&inner))
+}
+
+/// The background runner: checkpoints on the interval or when dirty bytes
+/// exceed the threshold; also drives group-commit syncs.
+fn run_background(inner: &Inner) {
+    let opts = &inner.opts;
+    let mut tick = opts.checkpoint_interval.min(Duration::from_millis(50));
+    if let SyncPolicy::GroupCommit { max_delay, .. } = opts.sync {
+        tick = tick.min(max_delay);
+    }
+    let mut last_run = Instant::now();
+    let mut runs: u64 = 0;
+    let checkpointer = Checkpointer { inner };
+    loop {
+        {
+            let g = inner.wake.0.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = inner.wake.1.wait_timeout(g, tick);
+        }
+        if inner.is_closed() {
+            return;
+        }
+        {
+            let mut wal = inner.wal.lock().unwrap_or_else(|e| e.into_inner());
+            if !wal.is_poisoned() {
+                if let Err(e) = wal.sync_if_due() {
+                    tracing::error!(error = %e, "group commit sync failed");
+                }
+            }
+        }
+        let dirty = {
+            let st = inner.state.read().unwrap_or_else(|e| e.into_inner());
+            Inner::dirty_bytes(&st)
+        };
+        if last_run.elapsed() < opts.checkpoint_interval && dirty < opts.checkpoint_dirty_bytes {
+            continue;
+        }
+        runs += 1;
+        let kind = if runs % u64::from(opts.global_every) == 0 {
+            CheckpointKind::Global
+        } else {
+            CheckpointKind::Incremental
+        };
+        match checkpointer.begin(kind).and_then(|run| run.finish()) {
+            Ok(report) => tracing::debug!(?report, "background checkpoint"),
+            Err(CheckpointError::Closed) => return,
+            Err(e) => tracing::error!(error = %e, "background checkpoint failed"),
+        }
+        last_run = Instant::now();
+    }
+}

@@ -1,0 +1,109 @@
+//! `ckptdb`: a small embedded key-value engine whose checkpoint runs must
+//! drain their allocation scope.
+//!
+//! # Overview
+//!
+//! Writes go to the write-ahead log ([`wal`](crate::Options) segments with
+//! length + CRC32 + LSN framing) and to an in-memory sorted memtable.
+//! Checkpoints persist the memtables: an **incremental** checkpoint writes
+//! what changed since the previous one up to an LSN fence; a **global**
+//! checkpoint writes the full image and replaces the chain. A manifest,
+//! published with temp-file + fsync + rename + directory fsync, names the
+//! current chain. Recovery loads the chain, then replays the WAL after it.
+//! The byte formats and the exact protocol are in `docs/design.md`.
+//!
+//! ```no_run
+//! use ckptdb::{CheckpointKind, Db, Options, SyncPolicy};
+//!
+//! # fn main() -> Result<(), ckptdb::Error> {
+//! let opts = Options::builder()
+//!     .sync(SyncPolicy::EveryWrite)
+//!     .build()
+//!     .map_err(ckptdb::OpenError::from)?;
+//! let db = Db::open("/tmp/my-db", opts)?;
+//! db.put(b"hello", b"world")?;
+//! let report = db.checkpoint_now(CheckpointKind::Incremental)?;
+//! println!("{report:?}");
+//! db.close()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Memory attribution and the checkpoint leak check
+//!
+//! Every subsystem allocates in its own [`scopes`] scope (`wal`,
+//! `memtable`, `recovery`, ...). Each checkpoint run executes inside
+//! [`scopes::CHECKPOINT`] (phases in child scopes, helper threads bound to
+//! it with `ScopeId::bind`). After the run, the live bytes of that scope
+//! must be back to zero: whatever a run hands back (the report, the new
+//! manifest, the merged base table) is allocated in a scope outside it.
+//! In [`LeakMode::Strict`] a run that leaks fails with
+//! [`CheckpointError::Leak`]; in [`LeakMode::Production`] the leak is
+//! logged with `tracing`, counted in [`DbStats`], and the engine goes on.
+//!
+//! Programs using the engine install the tracker:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+//!     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! ```
+//!
+//! Without it the scopes count nothing and every run "drains".
+//!
+//! # Checkpoint files and GC
+//!
+//! After GC at most one base (global or compacted) checkpoint plus the
+//! incrementals after it are registered and on disk; the engine checks
+//! this file-leak invariant after every run and reports a violation like a
+//! memory leak ([`CheckpointError::FileLeak`]).
+//!
+//! # Errors and recovery policy
+//!
+//! Errors are per operation ([`OpenError`], [`WriteError`],
+//! [`CheckpointError`], [`RecoveryError`]), each wrapping [`StorageError`],
+//! and all convert into [`enum@Error`]. A torn WAL tail (an incomplete last
+//! record of the newest segment) is truncated at open; corruption anywhere
+//! else, and any corrupt checkpoint or manifest, is a [`RecoveryError`]
+//! naming the file and byte offset. Nothing panics on bad input.
+//!
+//! # Feature flags
+//!
+//! - `fault-injection` (off): test-only fault points in checkpoint runs: a
+//!   planted memory leak (`encode_batch_leaky`), failing data write /
+//!   manifest publication / WAL truncation, crash points that abort the
+//!   process, stale files left behind. See `Faults` and [`CrashPoint`].
+
+mod checkpoint;
+mod db;
+mod error;
+mod memtable;
+mod options;
+mod recovery;
+pub mod scopes;
+mod storage;
+mod wal;
+pub mod workload;
+
+pub use checkpoint::fault::CrashPoint;
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use checkpoint::fault::Faults;
+pub use checkpoint::file::{FileKind, FileMeta};
+pub use checkpoint::leak_guard::{Frame, LeakReport, LeakSite};
+pub use checkpoint::{
+    CheckpointKind, CheckpointReport, CheckpointRun, Checkpointer, Drain, GcReport, Phase,
+};
+pub use db::{Db, DbStats};
+pub use error::{
+    CheckpointError, Corruption, Error, FileLeak, OpenError, OptionsError, RecoveryError,
+    StorageError, StorageOp, WriteError,
+};
+pub use options::{LeakMode, Options, OptionsBuilder, Runner, SyncPolicy};
+pub use recovery::RecoveryReport;
+pub use storage::{FileStorage, Storage};
+
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);

@@ -1,0 +1,177 @@
+//! The storage seam: all engine I/O goes through [`Storage`].
+//!
+//! [`FileStorage`] is the real implementation. Tests swap in storages that
+//! lose unsynced bytes on a simulated crash or fail I/O on a countdown
+//! (`tests/common/mod.rs`), which is how the durability protocol is tested
+//! without pulling power cords.
+//!
+//! The contract a `Storage` must honour is the one written in
+//! `docs/design.md` ("Assumptions about the underlying media"): bytes are
+//! durable once [`Storage::sync`] returned for their file, a created or
+//! renamed name is durable once [`Storage::sync_dir`] returned for its
+//! directory, and [`Storage::rename`] atomically replaces the target.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::{StorageError, StorageOp};
+use crate::scopes::STORAGE;
+
+/// Path-based file operations used by the engine.
+///
+/// Implementations must be usable from several threads at once.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// Creates `dir` and its parents if missing.
+    fn create_dir_all(&self, dir: &Path) -> Result<(), StorageError>;
+    /// File names (not paths) in `dir`, in no particular order.
+    fn list(&self, dir: &Path) -> Result<Vec<String>, StorageError>;
+    /// Whether `path` exists.
+    fn exists(&self, path: &Path) -> Result<bool, StorageError>;
+    /// The whole content of `path`.
+    fn read(&self, path: &Path) -> Result<Vec<u8>, StorageError>;
+    /// Creates `path` empty (truncating it if it exists).
+    fn create(&self, path: &Path) -> Result<(), StorageError>;
+    /// Appends `data` at the end of `path`, which must exist.
+    fn append(&self, path: &Path, data: &[u8]) -> Result<(), StorageError>;
+    /// Makes the content of `path` durable.
+    fn sync(&self, path: &Path) -> Result<(), StorageError>;
+    /// Makes the names in `dir` durable (creations, renames, removals).
+    fn sync_dir(&self, dir: &Path) -> Result<(), StorageError>;
+    /// Atomically renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError>;
+    /// Removes `path`. Removing a missing file is not an error.
+    fn remove(&self, path: &Path) -> Result<(), StorageError>;
+    /// Truncates `path` to `len` bytes.
+    fn truncate(&self, path: &Path, len: u64) -> Result<(), StorageError>;
+}
+
+/// [`Storage`] on the local file system.
+///
+/// Keeps append handles open (one per file) so WAL appends do not reopen
+/// the segment for every record.
+#[derive(Default)]
+pub struct FileStorage {
+    handles: Mutex<HashMap<PathBuf, File>>,
+}
+
+impl fmt::Debug for FileStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileStorage").finish_non_exhaustive()
+    }
+}
+
+impl FileStorage {
+    /// A new storage with no open handles.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_handle<R>(
+        &self,
+        path: &Path,
+        op: StorageOp,
+        f: impl FnOnce(&mut File) -> io::Result<R>,
+    ) -> Result<R, StorageError> {
+        let mut handles = self.handles.lock().unwrap_or_else(|e| e.into_inner());
+        if !handles.contains_key(path) {
+            let file = OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(|e| StorageError::new(op, path, e))?;
+            // The handle table outlives whatever operation opened the file
+            // (a checkpoint run, say): charge it to the storage scope.
+            STORAGE.in_scope(|| handles.insert(path.to_path_buf(), file));
+        }
+        let file = handles
+            .get_mut(path)
+            .ok_or_else(|| StorageError::new(op, path, io::ErrorKind::NotFound.into()))?;
+        f(file).map_err(|e| StorageError::new(op, path, e))
+    }
+
+    fn forget(&self, path: &Path) {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
+    }
+}
+
+impl Storage for FileStorage {
+    fn create_dir_all(&self, dir: &Path) -> Result<(), StorageError> {
+        fs::create_dir_all(dir).map_err(|e| StorageError::new(StorageOp::CreateDir, dir, e))
+    }
+
+    fn list(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
+        let err = |e| StorageError::new(StorageOp::List, dir, e);
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(err)? {
+            let entry = entry.map_err(err)?;
+            if let Some(name) = entry.file_name().to_str() {
+                names.push(name.to_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool, StorageError> {
+        path.try_exists()
+            .map_err(|e| StorageError::new(StorageOp::Metadata, path, e))
+    }
+
+    fn read(&self, path: &Path) -> Result<Vec<u8>, StorageError> {
+        let err = |e| StorageError::new(StorageOp::Read, path, e);
+        let mut file = File::open(path).map_err(err)?;
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf).map_err(err)?;
+        Ok(buf)
+    }
+
+    fn create(&self, path: &Path) -> Result<(), StorageError> {
+        self.forget(path);
+        File::create(path)
+            .map(drop)
+            .map_err(|e| StorageError::new(StorageOp::Create, path, e))
+    }
+
+    fn append(&self, path: &Path, data: &[u8]) -> Result<(), StorageError> {
+        self.with_handle(path, StorageOp::Append, |f| f.write_all(data))
+    }
+
+    fn sync(&self, path: &Path) -> Result<(), StorageError> {
+        self.with_handle(path, StorageOp::Sync, |f| f.sync_all())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StorageError::new(StorageOp::SyncDir, dir, e))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
+        self.forget(from);
+        self.forget(to);
+        fs::rename(from, to).map_err(|e| StorageError::new(StorageOp::Rename, from, e))
+    }
+
+    fn remove(&self, path: &Path) -> Result<(), StorageError> {
+        self.forget(path);
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::new(StorageOp::Remove, path, e)),
+        }
+    }
+
+    fn truncate(&self, path: &Path, len: u64) -> Result<(), StorageError> {
+        self.forget(path);
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(len))
+            .map_err(|e| StorageError::new(StorageOp::Truncate, path, e))
+    }
+}
