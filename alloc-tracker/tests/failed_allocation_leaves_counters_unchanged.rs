@@ -7,9 +7,11 @@ use std::alloc::{GlobalAlloc, Layout};
 use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
-static TRACKER: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static TRACKER: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static SYSTEM: TrackingAlloc<std::alloc::System> =
     TrackingAlloc::new(std::alloc::System).usable_sizes(UsableSizes::Count);
 
@@ -51,7 +53,11 @@ fn assert_same(before: ScopeStats, after: ScopeStats, what: &str) {
     );
     assert_eq!(
         (after.live_allocs, after.live_bytes, after.live_usable_bytes),
-        (before.live_allocs, before.live_bytes, before.live_usable_bytes),
+        (
+            before.live_allocs,
+            before.live_bytes,
+            before.live_usable_bytes
+        ),
         "{what}"
     );
 }
@@ -63,9 +69,19 @@ fn impossible_allocs_count_nothing<A: GlobalAlloc>(a: &A, name: &str) {
         let before = s.stats();
         // SAFETY: `layout` has a non-zero size; a non-null result is freed.
         let (p, z) = s.in_scope(|| unsafe { (a.alloc(layout), a.alloc_zeroed(layout)) });
-        assert!(p.is_null(), "{name}: alloc of {size} bytes (align {align}) succeeded");
-        assert!(z.is_null(), "{name}: alloc_zeroed of {size} bytes (align {align}) succeeded");
-        assert_same(before, s.stats(), &format!("{name}: {size} bytes align {align}"));
+        assert!(
+            p.is_null(),
+            "{name}: alloc of {size} bytes (align {align}) succeeded"
+        );
+        assert!(
+            z.is_null(),
+            "{name}: alloc_zeroed of {size} bytes (align {align}) succeeded"
+        );
+        assert_same(
+            before,
+            s.stats(),
+            &format!("{name}: {size} bytes align {align}"),
+        );
     }
 }
 
@@ -92,14 +108,25 @@ fn failed_realloc_keeps_the_block<A: GlobalAlloc>(a: &A, name: &str) {
             *b = i as u8;
         }
         let before = s.stats();
-        for new_size in [isize::MAX as usize - 4 * 4096, 1 << 47, isize::MAX as usize / 2 + 1] {
+        for new_size in [
+            isize::MAX as usize - 4 * 4096,
+            1 << 47,
+            isize::MAX as usize / 2 + 1,
+        ] {
             // Rounded up to `align` the new size stays below `isize::MAX`,
             // as `realloc` requires.
             // SAFETY: `p` is live with `layout`; `new_size` is non-zero and
             // does not overflow `isize` when rounded up to `align`.
             let q = s.in_scope(|| unsafe { a.realloc(p, layout, new_size) });
-            assert!(q.is_null(), "{name}: realloc to {new_size} (align {align}) succeeded");
-            assert_same(before, s.stats(), &format!("{name}: realloc to {new_size} align {align}"));
+            assert!(
+                q.is_null(),
+                "{name}: realloc to {new_size} (align {align}) succeeded"
+            );
+            assert_same(
+                before,
+                s.stats(),
+                &format!("{name}: realloc to {new_size} align {align}"),
+            );
             // SAFETY: the old block is still live after a failed realloc.
             let block = unsafe { std::slice::from_raw_parts(p, 100) };
             assert!(block.iter().enumerate().all(|(i, &b)| b == i as u8));
@@ -109,7 +136,11 @@ fn failed_realloc_keeps_the_block<A: GlobalAlloc>(a: &A, name: &str) {
         unsafe { a.dealloc(p, layout) };
         let after = s.stats();
         assert_eq!(after.total_frees, before.total_frees + 1);
-        assert_eq!((after.live_allocs, after.live_bytes, after.live_usable_bytes), (0, 0, 0), "{after:?}");
+        assert_eq!(
+            (after.live_allocs, after.live_bytes, after.live_usable_bytes),
+            (0, 0, 0),
+            "{after:?}"
+        );
     }
 }
 

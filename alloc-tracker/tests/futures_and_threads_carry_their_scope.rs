@@ -11,7 +11,8 @@ use std::thread;
 use alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 thread_local! {
     /// The scope current when the last `AllocEachPoll` was dropped.
@@ -83,7 +84,11 @@ fn in_scope_future_allocates_into_its_scope_across_polls() {
     assert!(fut.as_mut().poll(&mut cx).is_pending());
     assert_eq!(ScopeId::current(), ScopeId::UNSCOPED);
     let st = s.stats();
-    assert_eq!((st.total_allocs, st.total_bytes, st.live_bytes), (1, 100, 100), "{st:?}");
+    assert_eq!(
+        (st.total_allocs, st.total_bytes, st.live_bytes),
+        (1, 100, 100),
+        "{st:?}"
+    );
 
     // Between polls the thread is outside the scope.
     let between: Vec<u8> = Vec::with_capacity(1000);
@@ -101,17 +106,21 @@ fn in_scope_future_allocates_into_its_scope_across_polls() {
     assert_eq!(second[0], 2);
     drop((second, between));
     let st = s.stats();
-    assert_eq!((st.live_allocs, st.live_bytes, st.live_usable_bytes), (0, 0, 0), "{st:?}");
+    assert_eq!(
+        (st.live_allocs, st.live_bytes, st.live_usable_bytes),
+        (0, 0, 0),
+        "{st:?}"
+    );
 }
 
 #[test]
 fn async_block_in_scope_counts_allocations_before_and_after_an_await() {
     let s = ScopeId::register("future/async", None).unwrap();
     let fut = async {
-        let v = vec![1u8; 64];
+        let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(64));
         yield_once().await;
-        let w = vec![2u8; 128];
-        (ScopeId::current(), v.len() + w.len())
+        let w: Vec<u8> = std::hint::black_box(Vec::with_capacity(128));
+        (ScopeId::current(), v.capacity() + w.capacity())
     };
     let mut fut = pin!(fut.in_alloc_scope(s));
     let mut cx = Context::from_waker(Waker::noop());
@@ -119,7 +128,11 @@ fn async_block_in_scope_counts_allocations_before_and_after_an_await() {
     assert_eq!(s.stats().live_bytes, 64);
     assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready((s, 192)));
     let st = s.stats();
-    assert_eq!((st.total_allocs, st.total_bytes, st.live_bytes), (2, 192, 0), "{st:?}");
+    assert_eq!(
+        (st.total_allocs, st.total_bytes, st.live_bytes),
+        (2, 192, 0),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -137,14 +150,22 @@ fn dropping_an_unfinished_in_scope_future_drops_its_state_inside_the_scope() {
 
     DROPPED_IN.with(|d| d.set(None));
     drop(fut);
-    assert_eq!(DROPPED_IN.with(Cell::get), Some(s), "inner future was not dropped inside its scope");
+    assert_eq!(
+        DROPPED_IN.with(Cell::get),
+        Some(s),
+        "inner future was not dropped inside its scope"
+    );
     assert_eq!(ScopeId::current(), ScopeId::UNSCOPED);
     let st = s.stats();
     // The 100-byte block of the first poll, and the 50-byte block the
     // inner future's destructor allocated (inside the scope) and freed.
     assert_eq!((st.total_allocs, st.total_bytes), (2, 150), "{st:?}");
     assert_eq!((st.total_frees, st.total_freed_bytes), (2, 150), "{st:?}");
-    assert_eq!((st.live_allocs, st.live_bytes, st.live_usable_bytes), (0, 0, 0), "{st:?}");
+    assert_eq!(
+        (st.live_allocs, st.live_bytes, st.live_usable_bytes),
+        (0, 0, 0),
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -161,12 +182,24 @@ fn bound_closure_allocates_into_its_scope_on_a_spawned_thread() {
     .join()
     .unwrap();
     assert_eq!(seen, s);
-    assert_eq!(after, ScopeId::UNSCOPED, "the bound scope must end with the closure");
+    assert_eq!(
+        after,
+        ScopeId::UNSCOPED,
+        "the bound scope must end with the closure"
+    );
     let st = s.stats();
-    assert_eq!((st.total_allocs, st.total_bytes, st.live_bytes), (1, 1000, 1000), "{st:?}");
+    assert_eq!(
+        (st.total_allocs, st.total_bytes, st.live_bytes),
+        (1, 1000, 1000),
+        "{st:?}"
+    );
     drop(v);
     let st = s.stats();
-    assert_eq!((st.live_allocs, st.live_bytes, st.total_frees), (0, 0, 1), "{st:?}");
+    assert_eq!(
+        (st.live_allocs, st.live_bytes, st.total_frees),
+        (0, 0, 1),
+        "{st:?}"
+    );
 }
 
 #[test]

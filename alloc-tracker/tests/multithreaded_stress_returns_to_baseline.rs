@@ -13,12 +13,17 @@ use std::thread;
 use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 const THREADS: usize = 3;
 const SCOPES: usize = 3;
 /// Operations over all threads: scaled down for unoptimised builds.
-const OPS: usize = if cfg!(debug_assertions) { 600_000 } else { 2_000_000 };
+const OPS: usize = if cfg!(debug_assertions) {
+    600_000
+} else {
+    2_000_000
+};
 const POOL: usize = 1024;
 const ALIGNS: [usize; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
 
@@ -74,7 +79,9 @@ fn worker(
         let r = rng.below(100);
         if pool.is_empty() || (r < 45 && pool.len() < POOL) {
             let s = rng.below(SCOPES);
-            let layout = Layout::from_size_align(1 + rng.below(4096), ALIGNS[rng.below(ALIGNS.len())]).unwrap();
+            let layout =
+                Layout::from_size_align(1 + rng.below(4096), ALIGNS[rng.below(ALIGNS.len())])
+                    .unwrap();
             // SAFETY: `layout` has a non-zero size; the first byte is
             // written before the block is shared.
             let p = scopes[s].in_scope(|| unsafe { alloc(layout) });

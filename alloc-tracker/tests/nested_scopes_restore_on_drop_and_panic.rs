@@ -8,7 +8,8 @@ use std::thread;
 use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 static OUTER: Scope = Scope::new("nested/outer");
 static INNER: Scope = Scope::child_of(&OUTER, "inner");
@@ -71,15 +72,23 @@ fn allocations_follow_the_innermost_scope_and_only_it() {
     let a = ScopeId::register("follow/a", None).unwrap();
     let b = ScopeId::register("follow/b", Some(a)).unwrap();
     let (va, vb, va2) = a.in_scope(|| {
-        let va: Vec<u8> = Vec::with_capacity(100);
-        let vb: Vec<u8> = b.in_scope(|| Vec::with_capacity(200));
-        let va2: Vec<u8> = Vec::with_capacity(300);
+        let va: Vec<u8> = std::hint::black_box(Vec::with_capacity(100));
+        let vb: Vec<u8> = b.in_scope(|| std::hint::black_box(Vec::with_capacity(200)));
+        let va2: Vec<u8> = std::hint::black_box(Vec::with_capacity(300));
         (va, vb, va2)
     });
-    let unscoped: Vec<u8> = Vec::with_capacity(400);
+    let unscoped: Vec<u8> = std::hint::black_box(Vec::with_capacity(400));
     let (sa, sb) = (a.stats(), b.stats());
-    assert_eq!((sa.total_allocs, sa.total_bytes, sa.live_bytes), (2, 400, 400), "{sa:?}");
-    assert_eq!((sb.total_allocs, sb.total_bytes, sb.live_bytes), (1, 200, 200), "{sb:?}");
+    assert_eq!(
+        (sa.total_allocs, sa.total_bytes, sa.live_bytes),
+        (2, 400, 400),
+        "{sa:?}"
+    );
+    assert_eq!(
+        (sb.total_allocs, sb.total_bytes, sb.live_bytes),
+        (1, 200, 200),
+        "{sb:?}"
+    );
     let all = a.stats_with_children();
     assert_eq!((all.total_allocs, all.live_bytes), (3, 600), "{all:?}");
     drop((va, vb, va2, unscoped));
@@ -116,7 +125,7 @@ fn unwinding_through_guards_restores_the_scope_outside_the_catch() {
     // Allocations after the unwind go to `outer`, not to the scopes the
     // panic left.
     let (mid_before, deep_before, outer_before) = (mid.stats(), deep.stats(), outer.stats());
-    let v: Vec<u8> = Vec::with_capacity(77);
+    let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(77));
     let (mid_after, deep_after, outer_after) = (mid.stats(), deep.stats(), outer.stats());
     assert_eq!(outer_after.total_bytes - outer_before.total_bytes, 77);
     assert_eq!(outer_after.total_allocs - outer_before.total_allocs, 1);
@@ -161,5 +170,8 @@ fn a_thread_that_panics_inside_a_scope_does_not_leak_it_to_other_threads() {
     assert!(r.is_err());
     assert_eq!(ScopeId::current(), ScopeId::UNSCOPED);
     // A new thread starts outside any scope.
-    assert_eq!(thread::spawn(ScopeId::current).join().unwrap(), ScopeId::UNSCOPED);
+    assert_eq!(
+        thread::spawn(ScopeId::current).join().unwrap(),
+        ScopeId::UNSCOPED
+    );
 }

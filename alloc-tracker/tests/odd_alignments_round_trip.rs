@@ -11,11 +11,14 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use alloc_tracker::{Backend, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
-static JEMALLOC_COUNT: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static JEMALLOC_COUNT: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static JEMALLOC_SKIP: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
-static SYSTEM_COUNT: TrackingAlloc<System> = TrackingAlloc::new(System).usable_sizes(UsableSizes::Count);
+static SYSTEM_COUNT: TrackingAlloc<System> =
+    TrackingAlloc::new(System).usable_sizes(UsableSizes::Count);
 
 const TAG: usize = 2;
 /// jemalloc's largest small size class with 4 KiB pages.
@@ -101,13 +104,27 @@ impl Expected {
         let s = self.scope.stats();
         let live_bytes: u64 = self.live.iter().map(|&(size, _)| size as u64).sum();
         assert_eq!(
-            (s.total_allocs, s.total_bytes, s.total_frees, s.total_freed_bytes),
+            (
+                s.total_allocs,
+                s.total_bytes,
+                s.total_frees,
+                s.total_freed_bytes
+            ),
             (self.allocs, self.bytes, self.frees, self.freed),
             "{}: {s:?}",
             what()
         );
-        assert_eq!((s.live_allocs, s.live_bytes), (self.live.len() as u64, live_bytes), "{}: {s:?}", what());
-        let exact: Option<u64> = self.live.iter().map(|&(size, align)| self.usable.of(size, align)).sum();
+        assert_eq!(
+            (s.live_allocs, s.live_bytes),
+            (self.live.len() as u64, live_bytes),
+            "{}: {s:?}",
+            what()
+        );
+        let exact: Option<u64> = self
+            .live
+            .iter()
+            .map(|&(size, align)| self.usable.of(size, align))
+            .sum();
         match exact {
             Some(u) => assert_eq!(s.live_usable_bytes, u, "{}: {s:?}", what()),
             None => assert!(
@@ -117,7 +134,11 @@ impl Expected {
             ),
         }
         // Usable bytes only ever grow by what a new block added.
-        assert!(s.total_usable_bytes >= self.usable_total, "{}: {s:?}", what());
+        assert!(
+            s.total_usable_bytes >= self.usable_total,
+            "{}: {s:?}",
+            what()
+        );
         self.usable_total = s.total_usable_bytes;
     }
 }
@@ -136,7 +157,10 @@ unsafe fn fill_and_check(p: *mut u8, len: usize, seed: u8) {
     for (i, b) in block.iter_mut().enumerate() {
         *b = pattern(i, seed);
     }
-    assert!(block.iter().enumerate().all(|(i, &b)| b == pattern(i, seed)));
+    assert!(block
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == pattern(i, seed)));
 }
 
 /// Checks that the first `len` bytes still hold the pattern.
@@ -146,7 +170,11 @@ unsafe fn fill_and_check(p: *mut u8, len: usize, seed: u8) {
 unsafe fn check_pattern(p: *const u8, len: usize, seed: u8) {
     // SAFETY: the caller guarantees `len` initialised bytes at `p`.
     let block = unsafe { std::slice::from_raw_parts(p, len) };
-    if let Some(i) = block.iter().enumerate().position(|(i, &b)| b != pattern(i, seed)) {
+    if let Some(i) = block
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != pattern(i, seed))
+    {
         panic!("byte {i} of {len} changed by realloc");
     }
 }
@@ -195,10 +223,18 @@ fn round_trips<B: Backend>(a: &TrackingAlloc<B>, name: &str, usable: Usable) {
             // alloc_zeroed, likely on the block just freed.
             // SAFETY: `layout` has a non-zero size.
             let z = scope.in_scope(|| unsafe { a.alloc_zeroed(layout) });
-            assert!(!z.is_null() && z as usize % align == 0, "{}", what("alloc_zeroed"));
+            assert!(
+                !z.is_null() && z as usize % align == 0,
+                "{}",
+                what("alloc_zeroed")
+            );
             // SAFETY: `z` is a live, zeroed block of `size` bytes.
             let zeroed = unsafe { std::slice::from_raw_parts(z, size) };
-            assert!(zeroed.iter().all(|&b| b == 0), "{}", what("alloc_zeroed: not zero"));
+            assert!(
+                zeroed.iter().all(|&b| b == 0),
+                "{}",
+                what("alloc_zeroed: not zero")
+            );
             e.alloc(size, align);
             e.check(&|| what("alloc_zeroed"));
             // SAFETY: `z` is a live block of `size` bytes.
@@ -232,12 +268,20 @@ fn round_trips<B: Backend>(a: &TrackingAlloc<B>, name: &str, usable: Usable) {
     }
     assert!(e.live.is_empty());
     let s = scope.stats();
-    assert_eq!((s.live_allocs, s.live_bytes, s.live_usable_bytes), (0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.live_allocs, s.live_bytes, s.live_usable_bytes),
+        (0, 0, 0),
+        "{s:?}"
+    );
 }
 
 #[test]
 fn jemalloc_with_usable_sizes_round_trips_every_alignment() {
-    round_trips(&JEMALLOC_COUNT, "align/jemalloc-count", Usable::JemallocClass);
+    round_trips(
+        &JEMALLOC_COUNT,
+        "align/jemalloc-count",
+        Usable::JemallocClass,
+    );
 }
 
 #[test]

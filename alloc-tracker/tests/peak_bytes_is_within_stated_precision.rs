@@ -8,7 +8,8 @@ use std::thread;
 use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -24,7 +25,9 @@ fn small_blocks(scope: ScopeId, total: u64, seed: usize) -> Vec<Vec<u8>> {
     let _g = scope.enter();
     let mut i = seed;
     while left > 0 {
-        i = i.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        i = i
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         let size = (80 + (i >> 33) % 300).min(left);
         blocks.push(Vec::<u8>::with_capacity(size));
         left -= size;
@@ -35,7 +38,7 @@ fn small_blocks(scope: ScopeId, total: u64, seed: usize) -> Vec<Vec<u8>> {
 #[test]
 fn one_large_block_is_seen_exactly() {
     let s = ScopeId::register("peak/large", None).unwrap();
-    let v: Vec<u8> = s.in_scope(|| Vec::with_capacity(MIB as usize));
+    let v: Vec<u8> = s.in_scope(|| std::hint::black_box(Vec::with_capacity(MIB as usize)));
     drop(v);
     let st = s.stats();
     assert_eq!(st.live_bytes, 0);
@@ -44,14 +47,24 @@ fn one_large_block_is_seen_exactly() {
 
 #[test]
 fn many_small_blocks_peak_within_64_kib_of_the_truth() {
-    for (name, total) in [("peak/small-10mib", 10 * MIB), ("peak/small-odd", 10 * MIB - 12_345)] {
+    for (name, total) in [
+        ("peak/small-10mib", 10 * MIB),
+        ("peak/small-odd", 10 * MIB - 12_345),
+    ] {
         let s = ScopeId::register(name, None).unwrap();
         let blocks = small_blocks(s, total, 7);
         drop(blocks);
         let st = s.stats();
         assert_eq!((st.live_bytes, st.total_bytes), (0, total), "{st:?}");
-        assert!(st.peak_bytes <= total, "{name}: peak above the truth: {st:?}");
-        assert!(st.peak_bytes > total - PRECISION, "{name}: peak {} misses {total} by 64 KiB or more", st.peak_bytes);
+        assert!(
+            st.peak_bytes <= total,
+            "{name}: peak above the truth: {st:?}"
+        );
+        assert!(
+            st.peak_bytes > total - PRECISION,
+            "{name}: peak {} misses {total} by 64 KiB or more",
+            st.peak_bytes
+        );
     }
 }
 
@@ -89,7 +102,11 @@ fn reading_stats_samples_the_peak() {
     drop(blocks);
     let small = small_blocks(s, 10, 5);
     let st = s.stats();
-    assert_eq!((st.live_bytes, st.peak_bytes), (10, 1000), "the peak must not go down: {st:?}");
+    assert_eq!(
+        (st.live_bytes, st.peak_bytes),
+        (10, 1000),
+        "the peak must not go down: {st:?}"
+    );
     drop(small);
 }
 
@@ -109,8 +126,8 @@ fn a_block_grown_by_realloc_is_seen_at_its_new_size() {
 fn subtree_peak_is_the_sum_of_member_peaks() {
     let p = ScopeId::register("peak/parent", None).unwrap();
     let c = ScopeId::register("peak/child", Some(p)).unwrap();
-    drop(p.in_scope(|| Vec::<u8>::with_capacity(MIB as usize)));
-    drop(c.in_scope(|| Vec::<u8>::with_capacity(3 * MIB as usize)));
+    drop(p.in_scope(|| std::hint::black_box(Vec::<u8>::with_capacity(MIB as usize))));
+    drop(c.in_scope(|| std::hint::black_box(Vec::<u8>::with_capacity(3 * MIB as usize))));
     let all = p.stats_with_children();
     assert_eq!(all.peak_bytes, 4 * MIB, "{all:?}");
     assert_eq!(all.live_bytes, 0);

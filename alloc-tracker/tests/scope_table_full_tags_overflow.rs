@@ -12,7 +12,8 @@ use alloc_tracker::{
 };
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 static EARLY: Scope = Scope::new("early");
 static EARLY_CHILD: Scope = Scope::child_of(&EARLY, "child");
@@ -53,10 +54,16 @@ fn a_full_table_refuses_new_scopes_and_counts_them_in_overflow() {
     let internal = ScopeId::INTERNAL.stats();
     for _ in 0..100 {
         assert_eq!(ScopeId::register("one-too-many", None), Err(ScopeTableFull));
-        assert_eq!(ScopeId::register("child-of-full", Some(early)), Err(ScopeTableFull));
+        assert_eq!(
+            ScopeId::register("child-of-full", Some(early)),
+            Err(ScopeTableFull)
+        );
     }
     let after = ScopeId::INTERNAL.stats();
-    assert_eq!((after.total_allocs, after.total_bytes), (internal.total_allocs, internal.total_bytes));
+    assert_eq!(
+        (after.total_allocs, after.total_bytes),
+        (internal.total_allocs, internal.total_bytes)
+    );
 
     // Static scopes first used now fall back to OVERFLOW, also as children
     // of a registered scope, and keep saying so.
@@ -73,20 +80,24 @@ fn a_full_table_refuses_new_scopes_and_counts_them_in_overflow() {
     let before = ScopeId::OVERFLOW.stats();
     let v: Vec<u8> = LATE.in_scope(|| {
         assert_eq!(ScopeId::current(), ScopeId::OVERFLOW);
-        Vec::with_capacity(1234)
+        std::hint::black_box(Vec::with_capacity(1234))
     });
-    let w: Vec<u8> = LATE_CHILD.in_scope(|| Vec::with_capacity(766));
+    let w: Vec<u8> = LATE_CHILD.in_scope(|| std::hint::black_box(Vec::with_capacity(766)));
     let s = ScopeId::OVERFLOW.stats();
     assert_eq!(s.total_allocs - before.total_allocs, 2, "{s:?}");
     assert_eq!(s.total_bytes - before.total_bytes, 2000, "{s:?}");
     assert_eq!(s.live_bytes - before.live_bytes, 2000, "{s:?}");
     drop((v, w));
     let s = ScopeId::OVERFLOW.stats();
-    assert_eq!((s.live_allocs, s.live_bytes), (before.live_allocs, before.live_bytes), "{s:?}");
+    assert_eq!(
+        (s.live_allocs, s.live_bytes),
+        (before.live_allocs, before.live_bytes),
+        "{s:?}"
+    );
 
     // Scopes registered before still count on their own.
-    let v: Vec<u8> = EARLY_CHILD.in_scope(|| Vec::with_capacity(321));
-    let f: Vec<u8> = last.in_scope(|| Vec::with_capacity(123));
+    let v: Vec<u8> = EARLY_CHILD.in_scope(|| std::hint::black_box(Vec::with_capacity(321)));
+    let f: Vec<u8> = last.in_scope(|| std::hint::black_box(Vec::with_capacity(123)));
     assert_eq!(EARLY_CHILD.stats().live_bytes, 321);
     assert_eq!(last.stats().live_bytes, 123);
     assert_eq!(early.stats_with_children().live_bytes, 444);

@@ -6,10 +6,13 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use alloc_tracker::{Jemalloc, JemallocStats, Scope, ScopeId, ScopeStats, Snapshot, TrackingAlloc, UsableSizes};
+use alloc_tracker::{
+    Jemalloc, JemallocStats, Scope, ScopeId, ScopeStats, Snapshot, TrackingAlloc, UsableSizes,
+};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 static ROOT: Scope = Scope::new("snap-static");
 static LEAF: Scope = Scope::child_of(&ROOT, "leaf");
@@ -41,7 +44,10 @@ fn snapshot_lists_registered_scopes_with_parents_paths_and_subtree_sums() {
     let snap = Snapshot::take();
     assert!(snap.taken_at >= t0 && snap.taken_at <= t0 + Duration::from_secs(60));
 
-    let builtin: Vec<_> = snap.scopes[..3].iter().map(|s| (s.id, s.name, s.parent)).collect();
+    let builtin: Vec<_> = snap.scopes[..3]
+        .iter()
+        .map(|s| (s.id, s.name, s.parent))
+        .collect();
     assert_eq!(
         builtin,
         [
@@ -50,34 +56,72 @@ fn snapshot_lists_registered_scopes_with_parents_paths_and_subtree_sums() {
             (ScopeId::OVERFLOW, "overflow", None)
         ]
     );
-    assert!(snap.scopes.windows(2).all(|w| w[0].id < w[1].id), "not in id order");
+    assert!(
+        snap.scopes.windows(2).all(|w| w[0].id < w[1].id),
+        "not in id order"
+    );
 
     let expect = [
         (p, "snap-p", "snap-p", None, (1, 100), (4, 1000)),
         (c1, "c1", "snap-p/c1", Some(p), (1, 200), (2, 600)),
         (c2, "c2", "snap-p/c2", Some(p), (1, 300), (1, 300)),
         (g, "g", "snap-p/c1/g", Some(c1), (1, 400), (1, 400)),
-        (ROOT.id(), "snap-static", "snap-static", None, (0, 0), (1, 50)),
-        (leaf, "leaf", "snap-static/leaf", Some(ROOT.id()), (1, 50), (1, 50)),
+        (
+            ROOT.id(),
+            "snap-static",
+            "snap-static",
+            None,
+            (0, 0),
+            (1, 50),
+        ),
+        (
+            leaf,
+            "leaf",
+            "snap-static/leaf",
+            Some(ROOT.id()),
+            (1, 50),
+            (1, 50),
+        ),
     ];
     for (id, name, path, parent, own, with_children) in expect {
         let s = snap.scope(id).unwrap_or_else(|| panic!("{path} missing"));
-        assert_eq!((s.id, s.name, s.path.as_str(), s.parent), (id, name, path, parent));
+        assert_eq!(
+            (s.id, s.name, s.path.as_str(), s.parent),
+            (id, name, path, parent)
+        );
         assert_eq!(live(&s.own), own, "{path} own: {:?}", s.own);
-        assert_eq!((s.own.total_allocs, s.own.total_frees), (own.0, 0), "{path}");
-        assert_eq!(live(&s.with_children), with_children, "{path} with children");
-        assert_eq!(live(&id.stats_with_children()), with_children, "{path} stats_with_children");
+        assert_eq!(
+            (s.own.total_allocs, s.own.total_frees),
+            (own.0, 0),
+            "{path}"
+        );
+        assert_eq!(
+            live(&s.with_children),
+            with_children,
+            "{path} with children"
+        );
+        assert_eq!(
+            live(&id.stats_with_children()),
+            with_children,
+            "{path} stats_with_children"
+        );
         assert_eq!(id.path(), path);
     }
     let pc = snap.scope(p).unwrap().with_children;
-    let sum_usable: u64 = [p, c1, c2, g].iter().map(|&s| snap.scope(s).unwrap().own.live_usable_bytes).sum();
+    let sum_usable: u64 = [p, c1, c2, g]
+        .iter()
+        .map(|&s| snap.scope(s).unwrap().own.live_usable_bytes)
+        .sum();
     assert_eq!(pc.live_usable_bytes, sum_usable);
 
     // `tracked` is the sum of every scope's own figures.
     let own_sum = |f: fn(&ScopeStats) -> u64| snap.scopes.iter().map(|s| f(&s.own)).sum::<u64>();
     assert_eq!(snap.tracked.total_allocs, own_sum(|s| s.total_allocs));
     assert_eq!(snap.tracked.live_bytes, own_sum(|s| s.live_bytes));
-    assert_eq!(snap.tracked.live_usable_bytes, own_sum(|s| s.live_usable_bytes));
+    assert_eq!(
+        snap.tracked.live_usable_bytes,
+        own_sum(|s| s.live_usable_bytes)
+    );
 
     // Taking the snapshot allocated in the tracker's own scope, not in the
     // scopes it read.
@@ -91,7 +135,8 @@ fn snapshot_lists_registered_scopes_with_parents_paths_and_subtree_sums() {
 fn snapshot_carries_jemalloc_figures_covering_the_tracked_live_bytes() {
     let _serial = serial();
     let s = ScopeId::register("snap-jemalloc", None).unwrap();
-    let blocks: Vec<Vec<u8>> = s.in_scope(|| (1..200).map(|i| Vec::with_capacity(i * 37)).collect());
+    let blocks: Vec<Vec<u8>> =
+        s.in_scope(|| (1..200).map(|i| Vec::with_capacity(i * 37)).collect());
     let snap = Snapshot::take();
     let j = snap.jemalloc.expect("jemalloc statistics are compiled in");
     assert!(j.allocated > 0 && j.resident > 0 && j.metadata > 0, "{j:?}");
@@ -117,7 +162,8 @@ fn jemalloc_figures_cover_tracked_live_bytes_with_large_blocks_live() {
     let _serial = serial();
     let s = ScopeId::register("snap-jemalloc-large", None).unwrap();
     // 40 blocks of 1 MiB + 1 byte: jemalloc reserves 1 MiB + 4 KiB each.
-    let blocks: Vec<Vec<u8>> = s.in_scope(|| (0..40).map(|_| Vec::with_capacity((1 << 20) + 1)).collect());
+    let blocks: Vec<Vec<u8>> =
+        s.in_scope(|| (0..40).map(|_| Vec::with_capacity((1 << 20) + 1)).collect());
     let snap = Snapshot::take();
     let j = snap.jemalloc.expect("jemalloc statistics are compiled in");
     assert!(

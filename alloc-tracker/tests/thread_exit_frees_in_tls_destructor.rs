@@ -11,7 +11,8 @@ use std::thread;
 use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 /// Owned counter shards in the tracker (`counters::MAX_SHARDS`).
 const SHARDS: usize = 128;
@@ -27,7 +28,8 @@ impl Drop for Holder {
     fn drop(&mut self) {
         assert_eq!(self.block.capacity(), 500);
         drop(std::mem::take(&mut self.block));
-        self.scope.in_scope(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(333))));
+        self.scope
+            .in_scope(|| drop(std::hint::black_box(Vec::<u8>::with_capacity(333))));
     }
 }
 
@@ -37,8 +39,16 @@ thread_local! {
 
 fn assert_balanced(s: ScopeStats, allocs: u64, bytes: u64) {
     assert_eq!((s.total_allocs, s.total_bytes), (allocs, bytes), "{s:?}");
-    assert_eq!((s.total_frees, s.total_freed_bytes), (allocs, bytes), "{s:?}");
-    assert_eq!((s.live_allocs, s.live_bytes, s.live_usable_bytes), (0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.total_frees, s.total_freed_bytes),
+        (allocs, bytes),
+        "{s:?}"
+    );
+    assert_eq!(
+        (s.live_allocs, s.live_bytes, s.live_usable_bytes),
+        (0, 0, 0),
+        "{s:?}"
+    );
 }
 
 #[test]
@@ -98,16 +108,21 @@ fn more_short_lived_threads_than_shards_count_exactly() {
         allocs += 2;
         bytes += (2 * size + 1) as u64;
         let st = s.stats();
-        assert_eq!((st.live_allocs, st.live_bytes), (1, size as u64 + 1), "thread {i}: {st:?}");
+        assert_eq!(
+            (st.live_allocs, st.live_bytes),
+            (1, size as u64 + 1),
+            "thread {i}: {st:?}"
+        );
         drop(kept);
     }
-    assert!(THREADS > SHARDS);
+    const { assert!(THREADS > SHARDS) };
     assert_balanced(s.stats(), allocs, bytes);
 }
 
 #[test]
 fn more_concurrent_threads_than_shards_count_exactly() {
     const THREADS: usize = 150;
+    const { assert!(THREADS > SHARDS) };
     let s = ScopeId::register("exit/concurrent", None).unwrap();
     // Every thread meets the main thread at three points: all alive (the
     // main thread then reads), read (threads then free half), half freed.
@@ -135,13 +150,18 @@ fn more_concurrent_threads_than_shards_count_exactly() {
         })
         .collect();
 
-    let bytes_of = |i: usize, ks: std::ops::Range<usize>| ks.map(|k| (10 + i + k) as u64).sum::<u64>();
+    let bytes_of =
+        |i: usize, ks: std::ops::Range<usize>| ks.map(|k| (10 + i + k) as u64).sum::<u64>();
     barrier.wait();
     // Every thread is alive here, holding four blocks: more threads than
     // shards count at once.
     let st = s.stats();
     let all: u64 = (0..THREADS).map(|i| bytes_of(i, 0..4)).sum();
-    assert_eq!((st.live_allocs, st.live_bytes), (4 * THREADS as u64, all), "{st:?}");
+    assert_eq!(
+        (st.live_allocs, st.live_bytes),
+        (4 * THREADS as u64, all),
+        "{st:?}"
+    );
     barrier.wait();
     barrier.wait();
     let mut kept = Vec::with_capacity(THREADS);
@@ -150,8 +170,16 @@ fn more_concurrent_threads_than_shards_count_exactly() {
     }
     let st = s.stats();
     let half: u64 = (0..THREADS).map(|i| bytes_of(i, 0..2)).sum();
-    assert_eq!((st.live_allocs, st.live_bytes), (2 * THREADS as u64, half), "{st:?}");
-    assert_eq!((st.total_frees, st.total_freed_bytes), (2 * THREADS as u64, all - half), "{st:?}");
+    assert_eq!(
+        (st.live_allocs, st.live_bytes),
+        (2 * THREADS as u64, half),
+        "{st:?}"
+    );
+    assert_eq!(
+        (st.total_frees, st.total_freed_bytes),
+        (2 * THREADS as u64, all - half),
+        "{st:?}"
+    );
     drop(kept);
     assert_balanced(s.stats(), 4 * THREADS as u64, all);
 }

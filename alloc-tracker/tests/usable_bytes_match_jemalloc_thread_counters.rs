@@ -10,7 +10,8 @@ use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 use tikv_jemalloc_ctl::thread::{allocatedp, deallocatedp, ThreadLocal};
 
 #[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static GLOBAL: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 /// jemalloc's largest small size class (4 KiB pages), tag included.
 const SMALL_MAXCLASS: usize = 14336;
@@ -149,7 +150,10 @@ fn mixed_workload_matches(name: &str, seed: u64, max_size: usize) {
                     // non-zero and small.
                     let q = unsafe { realloc(p, layout, new_size) };
                     assert!(!q.is_null());
-                    *slot = Some((q, Layout::from_size_align(new_size, layout.align()).unwrap()));
+                    *slot = Some((
+                        q,
+                        Layout::from_size_align(new_size, layout.align()).unwrap(),
+                    ));
                     reallocs += 1;
                 }
                 Some((p, layout)) => {
@@ -164,7 +168,10 @@ fn mixed_workload_matches(name: &str, seed: u64, max_size: usize) {
     let (a1, d1) = oracle.read();
     let s1 = scope.stats();
 
-    assert!(allocs > 1000 && reallocs > 1000 && frees > 1000, "{allocs} {reallocs} {frees}");
+    assert!(
+        allocs > 1000 && reallocs > 1000 && frees > 1000,
+        "{allocs} {reallocs} {frees}"
+    );
     assert_eq!(
         s1.total_usable_bytes - s0.total_usable_bytes,
         a1 - a0,
@@ -188,24 +195,32 @@ fn mixed_workload_matches(name: &str, seed: u64, max_size: usize) {
     let s2 = scope.stats();
     assert_eq!(a3, a2, "freeing must not allocate");
     assert_eq!(freed_usable(&s2) - freed_usable(&s1), d3 - d2);
-    assert_eq!((s2.live_allocs, s2.live_bytes, s2.live_usable_bytes), (0, 0, 0), "{s2:?}");
+    assert_eq!(
+        (s2.live_allocs, s2.live_bytes, s2.live_usable_bytes),
+        (0, 0, 0),
+        "{s2:?}"
+    );
     drop(slots);
 }
 
 #[test]
 fn every_small_size_and_alignment_matches_thread_allocated() {
     let scope = ScopeId::register("usable/each-small", None).unwrap();
-    let blocks = [1usize, 2, 8, 16, 32, 64, 4096].into_iter().flat_map(|align| {
-        (1..=SMALL_MAXCLASS - TAG).map(move |size| (size, align))
-    });
+    let blocks = [1usize, 2, 8, 16, 32, 64, 4096]
+        .into_iter()
+        .flat_map(|align| (1..=SMALL_MAXCLASS - TAG).map(move |size| (size, align)));
     each_block_matches(scope, blocks);
 }
 
 #[test]
 fn over_page_alignments_match_thread_allocated() {
     let scope = ScopeId::register("usable/big-align", None).unwrap();
-    let sizes = [1usize, 100, 4094, 4095, 8190, 8191, 14334, 14335, 16382, 16383];
-    let blocks = [8192usize, 16384, 65536].into_iter().flat_map(|align| sizes.map(|size| (size, align)));
+    let sizes = [
+        1usize, 100, 4094, 4095, 8190, 8191, 14334, 14335, 16382, 16383,
+    ];
+    let blocks = [8192usize, 16384, 65536]
+        .into_iter()
+        .flat_map(|align| sizes.map(|size| (size, align)));
     each_block_matches(scope, blocks);
 }
 
@@ -239,7 +254,11 @@ fn every_large_size_matches_thread_allocated() {
 
 #[test]
 fn mixed_small_workload_matches_thread_counters() {
-    mixed_workload_matches("usable/mixed-small", 0x9E37_79B9_7F4A_7C15, SMALL_MAXCLASS - 4096);
+    mixed_workload_matches(
+        "usable/mixed-small",
+        0x9E37_79B9_7F4A_7C15,
+        SMALL_MAXCLASS - 4096,
+    );
 }
 
 #[test]
