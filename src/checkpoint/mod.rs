@@ -351,7 +351,11 @@ impl CheckpointRun<'_> {
     fn execute(&mut self) -> Result<(), CheckpointError> {
         let inner = self.inner;
         if self.state.cleanup_pending {
-            self.cleanup_with_retries()?;
+            // Best effort: if it fails again it stays pending, and the
+            // cleanup after this run's publication retries it.
+            if let Err(e) = self.cleanup() {
+                tracing::warn!(error = %e, "pending checkpoint cleanup failed; will retry");
+            }
         }
         let manifest_lsn = self.state.manifest.checkpoint_lsn;
         let chain_is_one_base =
@@ -434,6 +438,8 @@ impl CheckpointRun<'_> {
         )?;
         if let Err(v) = verdict {
             inner.stats.record_file_leak();
+            // Deleting unregistered files is part of cleanup: retry it.
+            self.state.cleanup_pending = true;
             return Err(CheckpointError::FileLeak(v));
         }
         Ok(())

@@ -238,6 +238,7 @@ pub struct FaultyStorage {
     armed: AtomicBool,
     filter: Mutex<Option<String>>,
     failures: AtomicU64,
+    times: AtomicU64,
 }
 
 impl FaultyStorage {
@@ -248,12 +249,16 @@ impl FaultyStorage {
             armed: AtomicBool::new(false),
             filter: Mutex::new(None),
             failures: AtomicU64::new(0),
+            times: AtomicU64::new(0),
         })
     }
 
-    pub fn fail_after(&self, n: u64, path_contains: Option<&str>) {
+    /// After `n` more matching operations, the next `times` matching ones
+    /// fail.
+    pub fn fail_after(&self, n: u64, times: u64, path_contains: Option<&str>) {
         *self.filter.lock().unwrap() = path_contains.map(str::to_owned);
         self.countdown.store(n, Ordering::SeqCst);
+        self.times.store(times, Ordering::SeqCst);
         self.armed.store(true, Ordering::SeqCst);
     }
 
@@ -278,6 +283,13 @@ impl FaultyStorage {
             .countdown
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
+        {
+            return Ok(());
+        }
+        if self
+            .times
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err()
         {
             return Ok(());
         }
