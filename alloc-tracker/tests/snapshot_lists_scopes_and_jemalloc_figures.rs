@@ -156,8 +156,6 @@ fn snapshot_carries_jemalloc_figures_covering_the_tracked_live_bytes() {
 }
 
 #[test]
-#[ignore = "bug: backend.rs jemalloc_size_class overcounts large blocks (page-rounded by the linked jemalloc), \
-            so the tracked live usable bytes exceed jemalloc's stats.allocated"]
 fn jemalloc_figures_cover_tracked_live_bytes_with_large_blocks_live() {
     let _serial = serial();
     let s = ScopeId::register("snap-jemalloc-large", None).unwrap();

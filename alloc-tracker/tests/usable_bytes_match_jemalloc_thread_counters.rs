@@ -225,9 +225,6 @@ fn over_page_alignments_match_thread_allocated() {
 }
 
 #[test]
-#[ignore = "bug: backend.rs jemalloc_size_class uses 4 size classes per doubling for large sizes, \
-            but the linked jemalloc (5.3.1-dev, opt.disable_large_size_classes=true) \
-            rounds large sizes up to a page"]
 fn every_large_size_matches_thread_allocated() {
     let scope = ScopeId::register("usable/each-large", None).unwrap();
     let around_boundary = [1usize, 64, 4096]
@@ -262,7 +259,6 @@ fn mixed_small_workload_matches_thread_counters() {
 }
 
 #[test]
-#[ignore = "bug: backend.rs jemalloc_size_class overcounts large blocks (see every_large_size_matches_thread_allocated)"]
 fn mixed_workload_with_large_blocks_matches_thread_counters() {
     mixed_workload_matches("usable/mixed-large", 0xD1B5_4A32_D192_ED03, 2 << 20);
 }

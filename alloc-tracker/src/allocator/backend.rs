@@ -51,8 +51,12 @@ unsafe impl Backend for Jemalloc {
 
 /// jemalloc's compile-time geometry on the platforms we build it for: a
 /// 16-byte quantum and 4 KiB pages (tikv-jemalloc-sys's defaults on x86_64
-/// and aarch64 Linux). `tests/usable_size_matches_jemalloc.rs` checks the
-/// arithmetic against `nallocx` of the linked jemalloc.
+/// and aarch64 Linux), and the large size classes of jemalloc 5.3.1 as
+/// tikv-jemalloc-sys 0.7 ships it: `opt_disable_large_size_classes` is on
+/// (`jemalloc.c`), so a large request is rounded to whole pages instead of
+/// four classes per doubling. `tests/usable_bytes_match_jemalloc_thread_counters.rs`
+/// checks the arithmetic against the linked jemalloc's own per-thread
+/// counters.
 mod geometry {
     pub(super) const LG_QUANTUM: u32 = 4;
     pub(super) const LG_PAGE: u32 = 12;
@@ -63,6 +67,9 @@ mod geometry {
     pub(super) const LARGE_MINCLASS: usize = 1 << (LG_PAGE + LG_NGROUP);
     pub(super) const SMALL_MAXCLASS: usize = LARGE_MINCLASS - (1 << (LG_PAGE - 1));
     pub(super) const LARGE_MAXCLASS: usize = isize::MAX as usize / 2 + 1;
+    /// `opt.disable_large_size_classes` (a `MALLOC_CONF` option; its
+    /// default in the linked jemalloc).
+    pub(super) const LARGE_SIZE_CLASSES_DISABLED: bool = true;
 }
 
 /// jemalloc's usable size for `size` bytes (`sz_s2u_compute`): the smallest
@@ -75,6 +82,9 @@ fn jemalloc_s2u(size: usize) -> usize {
     }
     if size > LARGE_MAXCLASS {
         return 0;
+    }
+    if size > SMALL_MAXCLASS && LARGE_SIZE_CLASSES_DISABLED {
+        return (size + PAGE - 1) & !(PAGE - 1);
     }
     // lg_floor(2 * size - 1) == ceil(log2(size)) for size >= 2.
     let x = usize::BITS - 1 - ((size << 1) - 1).leading_zeros();
@@ -128,8 +138,13 @@ mod tests {
             (14336, 14336),
             (14337, 16384),
             (16385, 20480),
+            (16384, 16384),
+            (32767, 32768),
+            (32769, 36864),
+            (65537, 69632),
+            (300_000, 303_104),
             (1 << 20, 1 << 20),
-            ((1 << 20) + 1, (1 << 20) + (1 << 18)),
+            ((1 << 20) + 1, (1 << 20) + 4096),
         ];
         for (size, class) in classes {
             assert_eq!(jemalloc_size_class(size, 1), class, "size {size}");

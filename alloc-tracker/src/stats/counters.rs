@@ -243,8 +243,10 @@ impl Totals {
 /// allocate and free concurrently.
 pub(crate) fn read(scope: ScopeId) -> Totals {
     let i = scope.index();
-    let shards = HIGH_WATER.load(Ordering::Acquire).min(MAX_SHARDS);
     let lines = || {
+        // Reloaded for each pass: a shard claimed between the two passes
+        // may hold the allocation of a free seen in the first one.
+        let shards = HIGH_WATER.load(Ordering::Acquire).min(MAX_SHARDS);
         SHARDS[..shards]
             .iter()
             .chain(std::iter::once(&SHARDS[OVERFLOW]))
