@@ -23,7 +23,11 @@ use crate::scopes::STORAGE;
 
 /// Path-based file operations used by the engine.
 ///
-/// Implementations must be usable from several threads at once.
+/// Implementations must be usable from several threads at once. State an
+/// implementation keeps across calls (open handles, caches, in-memory file
+/// contents) must be allocated in [`STORAGE`](crate::scopes::STORAGE): the
+/// calls run inside whatever scope the engine is in, a checkpoint run
+/// included, and state kept from there would count as that run's leak.
 pub trait Storage: Send + Sync + fmt::Debug {
     /// Creates `dir` and its parents if missing.
     fn create_dir_all(&self, dir: &Path) -> Result<(), StorageError>;

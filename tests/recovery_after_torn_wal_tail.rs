@@ -15,8 +15,7 @@ static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 fn last_segment(dir: &std::path::Path) -> PathBuf {
     let name = common::files(dir)
         .into_iter()
-        .filter(|n| n.starts_with("wal-"))
-        .last()
+        .rfind(|n| n.starts_with("wal-"))
         .unwrap();
     dir.join(name)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use ckptdb::scopes::STORAGE;
 use ckptdb::{Options, OptionsBuilder, Runner, Storage, StorageError, StorageOp, SyncPolicy};
 
 pub fn tempdir() -> tempfile::TempDir {
@@ -76,6 +77,9 @@ impl CrashState {
     }
 }
 
+/// Its state is charged to the engine's storage scope (it outlives
+/// whichever checkpoint run wrote it), as `FileStorage` does.
+///
 /// In-memory storage that keeps live and durable bytes apart: file content
 /// becomes durable at `sync`, names at `sync_dir`. After `freeze_after(n)`
 /// syncs, nothing more becomes durable (the power is cut, the process
@@ -138,91 +142,109 @@ impl CrashStorage {
 
 impl Storage for CrashStorage {
     fn create_dir_all(&self, _dir: &Path) -> Result<(), StorageError> {
-        Ok(())
+        STORAGE.in_scope(|| Ok(()))
     }
     fn list(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
-        let st = self.state.lock().unwrap();
-        Ok(st
-            .live
-            .keys()
-            .filter(|p| p.parent() == Some(dir))
-            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-            .collect())
+        STORAGE.in_scope(|| {
+            let st = self.state.lock().unwrap();
+            Ok(st
+                .live
+                .keys()
+                .filter(|p| p.parent() == Some(dir))
+                .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+                .collect())
+        })
     }
     fn exists(&self, path: &Path) -> Result<bool, StorageError> {
-        Ok(self.state.lock().unwrap().live.contains_key(path))
+        STORAGE.in_scope(|| Ok(self.state.lock().unwrap().live.contains_key(path)))
     }
     fn read(&self, path: &Path) -> Result<Vec<u8>, StorageError> {
-        let st = self.state.lock().unwrap();
-        let id = *st
-            .live
-            .get(path)
-            .ok_or_else(|| not_found(StorageOp::Read, path))?;
-        Ok(st.inodes[id].live.clone())
+        STORAGE.in_scope(|| {
+            let st = self.state.lock().unwrap();
+            let id = *st
+                .live
+                .get(path)
+                .ok_or_else(|| not_found(StorageOp::Read, path))?;
+            Ok(st.inodes[id].live.clone())
+        })
     }
     fn create(&self, path: &Path) -> Result<(), StorageError> {
-        let mut st = self.state.lock().unwrap();
-        st.inodes.push(Inode::default());
-        let id = st.inodes.len() - 1;
-        st.live.insert(path.to_path_buf(), id);
-        Ok(())
+        STORAGE.in_scope(|| {
+            let mut st = self.state.lock().unwrap();
+            st.inodes.push(Inode::default());
+            let id = st.inodes.len() - 1;
+            st.live.insert(path.to_path_buf(), id);
+            Ok(())
+        })
     }
     fn append(&self, path: &Path, data: &[u8]) -> Result<(), StorageError> {
-        let mut st = self.state.lock().unwrap();
-        let id = *st
-            .live
-            .get(path)
-            .ok_or_else(|| not_found(StorageOp::Append, path))?;
-        st.inodes[id].live.extend_from_slice(data);
-        Ok(())
+        STORAGE.in_scope(|| {
+            let mut st = self.state.lock().unwrap();
+            let id = *st
+                .live
+                .get(path)
+                .ok_or_else(|| not_found(StorageOp::Append, path))?;
+            st.inodes[id].live.extend_from_slice(data);
+            Ok(())
+        })
     }
     fn sync(&self, path: &Path) -> Result<(), StorageError> {
-        let mut st = self.state.lock().unwrap();
-        let id = *st
-            .live
-            .get(path)
-            .ok_or_else(|| not_found(StorageOp::Sync, path))?;
-        if !st.frozen() {
-            st.inodes[id].durable = st.inodes[id].live.clone();
-        }
-        st.syncs += 1;
-        Ok(())
+        STORAGE.in_scope(|| {
+            let mut st = self.state.lock().unwrap();
+            let id = *st
+                .live
+                .get(path)
+                .ok_or_else(|| not_found(StorageOp::Sync, path))?;
+            if !st.frozen() {
+                st.inodes[id].durable = st.inodes[id].live.clone();
+            }
+            st.syncs += 1;
+            Ok(())
+        })
     }
     fn sync_dir(&self, dir: &Path) -> Result<(), StorageError> {
-        let mut st = self.state.lock().unwrap();
-        if !st.frozen() {
-            let st = &mut *st;
-            st.durable.retain(|p, _| p.parent() != Some(dir));
-            for (p, &id) in &st.live {
-                if p.parent() == Some(dir) {
-                    st.durable.insert(p.clone(), id);
+        STORAGE.in_scope(|| {
+            let mut st = self.state.lock().unwrap();
+            if !st.frozen() {
+                let st = &mut *st;
+                st.durable.retain(|p, _| p.parent() != Some(dir));
+                for (p, &id) in &st.live {
+                    if p.parent() == Some(dir) {
+                        st.durable.insert(p.clone(), id);
+                    }
                 }
             }
-        }
-        st.syncs += 1;
-        Ok(())
+            st.syncs += 1;
+            Ok(())
+        })
     }
     fn rename(&self, from: &Path, to: &Path) -> Result<(), StorageError> {
-        let mut st = self.state.lock().unwrap();
-        let id = st
-            .live
-            .remove(from)
-            .ok_or_else(|| not_found(StorageOp::Rename, from))?;
-        st.live.insert(to.to_path_buf(), id);
-        Ok(())
+        STORAGE.in_scope(|| {
+            let mut st = self.state.lock().unwrap();
+            let id = st
+                .live
+                .remove(from)
+                .ok_or_else(|| not_found(StorageOp::Rename, from))?;
+            st.live.insert(to.to_path_buf(), id);
+            Ok(())
+        })
     }
     fn remove(&self, path: &Path) -> Result<(), StorageError> {
-        self.state.lock().unwrap().live.remove(path);
-        Ok(())
+        STORAGE.in_scope(|| {
+            self.state.lock().unwrap().live.remove(path);
+            Ok(())
+        })
     }
     fn truncate(&self, path: &Path, len: u64) -> Result<(), StorageError> {
-        let mut st = self.state.lock().unwrap();
-        let id = *st
-            .live
-            .get(path)
-            .ok_or_else(|| not_found(StorageOp::Truncate, path))?;
-        st.inodes[id].live.truncate(len as usize);
-        Ok(())
+        STORAGE.in_scope(|| {
+            let mut st = self.state.lock().unwrap();
+            let id = *st
+                .live
+                .get(path)
+                .ok_or_else(|| not_found(StorageOp::Truncate, path))?;
+            st.inodes[id].live.truncate(len as usize);
+            Ok(())
+        })
     }
 }
 
