@@ -197,8 +197,10 @@ pub struct JemallocFigures {
     /// out that the tracker did not count (allocations made before the
     /// tracker was installed, by C code calling jemalloc directly, …).
     /// With [`UntrackedBasis::RequestedBytes`] it also includes the
-    /// size-class rounding of tracked blocks. Negative values are possible
-    /// only from counters moving between the two reads.
+    /// size-class rounding of tracked blocks. It can be slightly negative:
+    /// the two figures are read one after the other while other threads
+    /// allocate, and the tracker computes usable sizes arithmetically from
+    /// jemalloc's size classes rather than asking jemalloc.
     pub untracked_bytes: i64,
     /// Which tracker figure `untracked_bytes` was computed from.
     pub untracked_basis: UntrackedBasis,
