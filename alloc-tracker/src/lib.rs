@@ -116,10 +116,16 @@
 //! [`sampling::sampled_sites`] then estimates each site's live bytes per
 //! scope, cheaply enough for production.
 //!
-//! # Reading figures
+//! # Reading figures and reports
 //!
 //! [`ScopeId::stats`] sums per-thread counters (about a microsecond);
 //! [`Snapshot::take`] reads every scope plus jemalloc's own process figures.
+//! [`report::Report::take`] builds the whole picture (scope tree, sampled
+//! sites, jemalloc figures and the untracked difference, the tracker's own
+//! overhead) and writes it as a text table, JSON, folded stacks, an SVG
+//! flame graph or Prometheus text; [`report::Dumps`] writes it on demand,
+//! at exit, periodically or on `SIGUSR1`. Building and writing a report is
+//! charged to the tracker's internal scope, never to the scopes it reports.
 //!
 //! # Overhead
 //!
@@ -144,7 +150,13 @@
 //! # Feature flags
 //!
 //! - `jemalloc` (default): the [`Jemalloc`] backend and [`JemallocStats`].
-//! - `serde`: `Serialize`/`Deserialize` for frames and leak reports.
+//! - `serde`: `Serialize`/`Deserialize` for stats, frames, leak reports and
+//!   the [`report::Report`] model.
+//! - `json`: JSON output and input of reports (implies `serde`).
+//! - `flamegraph`: SVG flame graphs of sampled and recorded sites
+//!   (`inferno`).
+//! - `signal`: a dumping thread that writes a report on `SIGUSR1`
+//!   (`signal-hook`, unix only).
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -56,14 +56,16 @@ static INTERVAL: AtomicU64 = AtomicU64::new(0);
 /// counts only when this is non-zero.
 pub(crate) static RECORDING_CHECKS: AtomicUsize = AtomicUsize::new(0);
 /// How often a thread re-reads the sampling configuration while sampling
-/// is off, in bytes allocated: switching sampling on reaches every thread
-/// within this many bytes of its allocations.
-const OFF_RECHECK_BYTES: u64 = 16 << 20;
+/// is off, in bytes allocated: switching sampling on reaches every other
+/// thread within this many bytes of its allocations (one cold call per
+/// MiB allocated costs nothing measurable).
+const OFF_RECHECK_BYTES: u64 = 1 << 20;
 
 /// Switches byte-interval sampling on or off for all threads.
 ///
-/// Threads pick the change up within their next 16 MiB of allocations.
-/// Samples already taken stay until their blocks are freed.
+/// The calling thread uses the new setting from its next allocation; other
+/// threads pick it up within their next MiB of allocations (or their next
+/// sample). Samples already taken stay until their blocks are freed.
 ///
 /// ```
 /// use alloc_tracker::sampling::{set_sampling, Sampling};
@@ -76,6 +78,8 @@ pub fn set_sampling(sampling: Sampling) {
         Sampling::Bytes { every_bytes } => every_bytes.max(1),
     };
     INTERVAL.store(v, Ordering::Relaxed);
+    // Re-draw this thread's countdown at its next allocation.
+    let _ = thread_state::with(|t| t.sample_countdown.set(0));
 }
 
 /// The current sampling configuration.
