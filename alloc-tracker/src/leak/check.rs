@@ -257,6 +257,11 @@ impl LeakCheck {
     /// Ends the check and panics with the report if the scope did not
     /// drain; returns what [`finish`](Self::finish) returns on success.
     ///
+    /// With the `json` feature, when the environment variable
+    /// `ALLOC_TRACKER_LEAK_DIR` names a directory, the report is first
+    /// written there as JSON (`leak-<scope>-<pid>-<n>.json`) so that CI can
+    /// keep it; the panic message gives the file's path.
+    ///
     /// # Panics
     /// When the scope still holds more than allowed after the quiescence
     /// wait; the panic message is the [`LeakReport`].
@@ -264,7 +269,11 @@ impl LeakCheck {
     pub fn assert_drained(self) -> Drained {
         match self.finish() {
             Ok(d) => d,
-            Err(report) => panic!("{report}"),
+            Err(report) => match save_report(&report) {
+                Some(Ok(path)) => panic!("{report}  (report saved to {})", path.display()),
+                Some(Err(e)) => panic!("{report}  (could not save the report: {e})"),
+                None => panic!("{report}"),
+            },
         }
     }
 
@@ -290,4 +299,36 @@ impl Drop for LeakCheck {
             RECORDING_CHECKS.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// Writes `report` as JSON into `$ALLOC_TRACKER_LEAK_DIR`, if set.
+#[cfg(feature = "json")]
+fn save_report(report: &LeakReport) -> Option<std::io::Result<std::path::PathBuf>> {
+    use std::sync::atomic::AtomicU64;
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::var_os("ALLOC_TRACKER_LEAK_DIR")?;
+    Some(thread_state::internal(|| {
+        let name: String = report
+            .scope
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::path::Path::new(&dir).join(format!("leak-{name}-{}-{n}.json", std::process::id()));
+        let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+        std::fs::write(&path, json)?;
+        Ok(path)
+    }))
+}
+
+#[cfg(not(feature = "json"))]
+fn save_report(_: &LeakReport) -> Option<std::io::Result<std::path::PathBuf>> {
+    None
 }
