@@ -168,7 +168,7 @@ impl Db {
         let faults = Arc::clone(&options.faults);
         #[cfg(not(feature = "fault-injection"))]
         let faults = Arc::new(Faults);
-        let inner = ENGINE.in_scope(|| {
+        let inner = crate::scopes::within(&ENGINE, || {
             Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 opts: options,
@@ -177,7 +177,7 @@ impl Db {
                 state: RwLock::new(State {
                     active: rec.active,
                     frozen: Vec::new(),
-                    base: MEMTABLE.in_scope(|| Arc::new(rec.base)),
+                    base: crate::scopes::within(&MEMTABLE, || Arc::new(rec.base)),
                 }),
                 ckpt: Mutex::new(CkptState {
                     manifest: rec.manifest,
@@ -190,7 +190,9 @@ impl Db {
             })
         });
         let runner = match inner.opts.runner {
-            Runner::Background => Some(ENGINE.in_scope(|| spawn_runner(Arc::clone(&inner)))),
+            Runner::Background => Some(crate::scopes::within(&ENGINE, || {
+                spawn_runner(Arc::clone(&inner))
+            })),
             Runner::Manual => None,
         };
         let runner = runner.transpose().map_err(|e| {
@@ -239,7 +241,7 @@ impl Db {
         // checkpoint fence sees either both the record and the entry or
         // neither.
         let mut st = inner.state.write().unwrap_or_else(|e| e.into_inner());
-        MEMTABLE.in_scope(|| {
+        crate::scopes::within(&MEMTABLE, || {
             st.active
                 .insert(key.to_vec(), value.map(<[u8]>::to_vec), lsn)
         });

@@ -76,7 +76,7 @@ pub struct StorageError {
 impl StorageError {
     /// Builds the error (in the [`ERRORS`] scope).
     pub fn new(op: StorageOp, path: &Path, source: io::Error) -> Self {
-        ERRORS.in_scope(|| StorageError {
+        crate::scopes::within(&ERRORS, || StorageError {
             op,
             path: path.to_path_buf(),
             source,
@@ -100,7 +100,7 @@ pub struct Corruption {
 impl Corruption {
     /// Builds the value (in the [`ERRORS`] scope).
     pub fn new(path: &Path, offset: u64, reason: &'static str) -> Self {
-        ERRORS.in_scope(|| Corruption {
+        crate::scopes::within(&ERRORS, || Corruption {
             path: path.to_path_buf(),
             offset,
             reason,

@@ -59,18 +59,18 @@ pub(crate) struct Recovered {
 
 /// Recovers the database in `dir`.
 pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, RecoveryError> {
-    let _scope = RECOVERY.enter();
+    let _scope = crate::scopes::enter(&RECOVERY);
     storage.create_dir_all(dir)?;
     let names = storage.list(dir)?;
     let manifest = if names.iter().any(|n| n == MANIFEST) {
         let path = dir.join(MANIFEST);
         let data = storage.read(&path)?;
         let m = Manifest::decode(&path, &data).map_err(RecoveryError::CorruptManifest)?;
-        ENGINE.in_scope(|| m.clone())
+        crate::scopes::within(&ENGINE, || m.clone())
     } else {
         Manifest::default()
     };
-    let mut report = ENGINE.in_scope(|| RecoveryReport {
+    let mut report = crate::scopes::within(&ENGINE, || RecoveryReport {
         checkpoint_lsn: manifest.checkpoint_lsn,
         ..RecoveryReport::default()
     });
@@ -88,7 +88,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
         }
         let data = storage.read(&path)?;
         file::decode_data_file(&path, &data, meta, |k, v| {
-            MEMTABLE.in_scope(|| match v {
+            crate::scopes::within(&MEMTABLE, || match v {
                 Some(v) => {
                     base.insert(k.to_vec(), v.to_vec());
                 }
@@ -98,7 +98,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
             })
         })
         .map_err(RecoveryError::CorruptCheckpoint)?;
-        ENGINE.in_scope(|| report.chain_files.push(name.clone()));
+        crate::scopes::within(&ENGINE, || report.chain_files.push(name.clone()));
     }
 
     let registered: Vec<String> = manifest.chain.iter().map(|m| m.name()).collect();
@@ -106,7 +106,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
     for name in &names {
         if file::is_checkpoint_file(name) && !registered.contains(name) {
             storage.remove(&dir.join(name))?;
-            ENGINE.in_scope(|| report.removed_files.push(name.clone()));
+            crate::scopes::within(&ENGINE, || report.removed_files.push(name.clone()));
             removed_any = true;
         }
     }
@@ -139,7 +139,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
         let end = scan_segment(&path, &data, position, strict_prev, |lsn, op| {
             if lsn > ckpt {
                 replayed += 1;
-                MEMTABLE.in_scope(|| match op {
+                crate::scopes::within(&MEMTABLE, || match op {
                     Op::Put { key, value } => {
                         active.insert(key.to_vec(), Some(value.to_vec()), lsn)
                     }
@@ -152,7 +152,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
             // Torn segment header: the segment was being created.
             storage.remove(&path)?;
             storage.sync_dir(dir)?;
-            ENGINE.in_scope(|| report.torn_tail = Some((path.clone(), 0)));
+            crate::scopes::within(&ENGINE, || report.torn_tail = Some((path.clone(), 0)));
             continue;
         };
         let floor = ckpt.max(prev_last.unwrap_or(0));
@@ -166,7 +166,9 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
         if end.torn {
             storage.truncate(&path, end.valid_len)?;
             storage.sync(&path)?;
-            ENGINE.in_scope(|| report.torn_tail = Some((path.clone(), end.valid_len)));
+            crate::scopes::within(&ENGINE, || {
+                report.torn_tail = Some((path.clone(), end.valid_len))
+            });
         }
         prev_last = end.last_lsn.or(first_lsn.checked_sub(1));
         if let Some(l) = end.last_lsn {
@@ -174,7 +176,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
             last_lsn = last_lsn.max(l);
         }
         active_len = end.valid_len;
-        WAL.in_scope(|| {
+        crate::scopes::within(&WAL, || {
             segments.push(Segment {
                 first_lsn,
                 path: path.clone(),

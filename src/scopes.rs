@@ -52,3 +52,33 @@ pub static CKPT_WRITE: Scope = Scope::child_of(&CHECKPOINT, "write");
 pub static CKPT_PUBLISH: Scope = Scope::child_of(&CHECKPOINT, "publish");
 /// Phase: checkpoint garbage collection (compaction of incrementals).
 pub static CKPT_GC: Scope = Scope::child_of(&CHECKPOINT, "gc");
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use alloc_tracker::ScopeGuard;
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the engine's scope entering on or off (on by default). Off, the
+/// tracker still counts every allocation (as unscoped), which is what the
+/// benchmark compares against; the leak check then sees nothing.
+#[doc(hidden)]
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Runs `f` in `scope` (unless scopes are disabled).
+#[inline]
+pub(crate) fn within<R>(scope: &Scope, f: impl FnOnce() -> R) -> R {
+    if ENABLED.load(Ordering::Relaxed) {
+        scope.in_scope(f)
+    } else {
+        f()
+    }
+}
+
+/// Enters `scope` until the guard drops (unless scopes are disabled).
+#[inline]
+pub(crate) fn enter(scope: &Scope) -> Option<ScopeGuard> {
+    ENABLED.load(Ordering::Relaxed).then(|| scope.enter())
+}

@@ -88,7 +88,7 @@ impl FileStorage {
                 .map_err(|e| StorageError::new(op, path, e))?;
             // The handle table outlives whatever operation opened the file
             // (a checkpoint run, say): charge it to the storage scope.
-            STORAGE.in_scope(|| handles.insert(path.to_path_buf(), file));
+            crate::scopes::within(&STORAGE, || handles.insert(path.to_path_buf(), file));
         }
         let file = handles
             .get_mut(path)

@@ -152,8 +152,9 @@ mod enabled {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
             if hit {
-                let e = crate::scopes::ERRORS
-                    .in_scope(|| std::io::Error::other(format!("injected fault: {point:?}")));
+                let e = crate::scopes::within(&crate::scopes::ERRORS, || {
+                    std::io::Error::other(format!("injected fault: {point:?}"))
+                });
                 return Err(StorageError::new(op, path, e));
             }
             Ok(())

@@ -71,7 +71,7 @@ pub(crate) fn check_invariant(
         return Ok(Ok(()));
     }
     // The violation outlives the run: build it in the errors scope.
-    Ok(Err(ERRORS.in_scope(|| FileLeak {
+    Ok(Err(crate::scopes::within(&ERRORS, || FileLeak {
         unregistered: on_disk.difference(&registered).cloned().collect(),
         missing: registered.difference(&on_disk).cloned().collect(),
         bad_chain,

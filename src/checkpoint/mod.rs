@@ -205,7 +205,7 @@ impl<'db> Checkpointer<'db> {
             Expect::Baseline
         };
         let check = leak_guard::begin(CHECKPOINT.id(), expect, inner.opts.leak_quiescence);
-        let report = CHECKPOINT_RESULTS.in_scope(|| CheckpointReport {
+        let report = crate::scopes::within(&CHECKPOINT_RESULTS, || CheckpointReport {
             kind,
             lsn_start: 0,
             lsn_end: 0,
@@ -236,7 +236,7 @@ impl<'db> Checkpointer<'db> {
             check: Some(check),
             report: Some(report),
         };
-        CHECKPOINT.in_scope(|| run.pick_fence())?;
+        crate::scopes::within(&CHECKPOINT, || run.pick_fence())?;
         Ok(run)
     }
 }
@@ -261,7 +261,7 @@ impl CheckpointRun<'_> {
         self.fence = wal.last_lsn();
         let mut st = inner.state.write().unwrap_or_else(|e| e.into_inner());
         if !st.active.is_empty() {
-            MEMTABLE.in_scope(|| {
+            crate::scopes::within(&MEMTABLE, || {
                 let m = std::mem::take(&mut st.active);
                 st.frozen.push(Arc::new(m));
             });
@@ -283,7 +283,7 @@ impl CheckpointRun<'_> {
     /// after it, cleanup is retried at the next run. In strict mode a leak
     /// or a file-leak violation fails the run.
     pub fn finish(mut self) -> Result<CheckpointReport, CheckpointError> {
-        let result = CHECKPOINT.in_scope(|| {
+        let result = crate::scopes::within(&CHECKPOINT, || {
             let r = self.execute();
             if r.is_err() && self.phase != Phase::Published {
                 self.rollback();
@@ -344,7 +344,7 @@ impl CheckpointRun<'_> {
 
     fn report(&mut self, f: impl FnOnce(&mut CheckpointReport)) {
         if let Some(r) = self.report.as_mut() {
-            CHECKPOINT_RESULTS.in_scope(|| f(r));
+            crate::scopes::within(&CHECKPOINT_RESULTS, || f(r));
         }
     }
 
@@ -389,13 +389,14 @@ impl CheckpointRun<'_> {
             let frozen = std::mem::take(&mut self.frozen);
             let base = self.base.take();
             let written = {
-                let entries = CKPT_COLLECT.in_scope(|| match (self.kind, &base) {
+                let entries = crate::scopes::within(&CKPT_COLLECT, || match (self.kind, &base) {
                     (CheckpointKind::Global, Some(b)) => global::collect(b, &frozen),
                     _ => incremental::collect(&frozen),
                 });
                 self.phase = Phase::Collected;
                 inner.faults.crash(CrashPoint::AfterCollect);
-                let r = CKPT_WRITE.in_scope(|| self.write_data_file(&meta, &entries));
+                let r =
+                    crate::scopes::within(&CKPT_WRITE, || self.write_data_file(&meta, &entries));
                 drop(entries);
                 r
             };
@@ -404,18 +405,20 @@ impl CheckpointRun<'_> {
             drop(base);
             let bytes = written?;
             self.phase = Phase::Written;
-            let mut next = ENGINE.in_scope(|| self.state.manifest.clone());
+            let mut next = crate::scopes::within(&ENGINE, || self.state.manifest.clone());
             next.generation += 1;
             next.checkpoint_lsn = lsn_end;
             next.next_file_id = meta.id + 1;
             match self.kind {
-                CheckpointKind::Incremental => ENGINE.in_scope(|| next.chain.push(meta)),
+                CheckpointKind::Incremental => {
+                    crate::scopes::within(&ENGINE, || next.chain.push(meta))
+                }
                 CheckpointKind::Global => {
                     next.chain.clear();
-                    ENGINE.in_scope(|| next.chain.push(meta));
+                    crate::scopes::within(&ENGINE, || next.chain.push(meta));
                 }
             }
-            CKPT_PUBLISH.in_scope(|| self.publish(next))?;
+            crate::scopes::within(&CKPT_PUBLISH, || self.publish(next))?;
             self.report(|r| {
                 r.empty = false;
                 r.entries = bytes.1;
@@ -428,7 +431,7 @@ impl CheckpointRun<'_> {
             self.phase = Phase::Published;
         }
         if gc::incrementals(&self.state.manifest) > inner.opts.max_incrementals {
-            CKPT_GC.in_scope(|| self.gc())?;
+            crate::scopes::within(&CKPT_GC, || self.gc())?;
         }
         let verdict = gc::check_invariant(
             &*inner.storage,
@@ -501,7 +504,7 @@ impl CheckpointRun<'_> {
     fn apply_to_memory(&mut self, consumed: usize) {
         let mut st = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
-        MEMTABLE.in_scope(|| {
+        crate::scopes::within(&MEMTABLE, || {
             let n = consumed.min(st.frozen.len());
             let done: Vec<Arc<Memtable>> = st.frozen.drain(..n).collect();
             let base = Arc::make_mut(&mut st.base);
@@ -597,7 +600,7 @@ impl CheckpointRun<'_> {
     /// Compacts the chain into one file.
     fn gc(&mut self) -> Result<(), CheckpointError> {
         let inner = self.inner;
-        let old = ENGINE.in_scope(|| self.state.manifest.clone());
+        let old = crate::scopes::within(&ENGINE, || self.state.manifest.clone());
         let meta = FileMeta {
             kind: FileKind::Compacted,
             id: old.next_file_id,
@@ -631,7 +634,7 @@ impl CheckpointRun<'_> {
         next.generation += 1;
         next.next_file_id = meta.id + 1;
         next.chain.clear();
-        ENGINE.in_scope(|| next.chain.push(meta));
+        crate::scopes::within(&ENGINE, || next.chain.push(meta));
         if let Err(e) = self.publish(next) {
             self.rollback();
             self.phase = Phase::Published;
@@ -654,7 +657,7 @@ impl CheckpointRun<'_> {
     /// Removes the files this run wrote and did not publish.
     fn rollback(&mut self) {
         let inner = self.inner;
-        let _scope = CHECKPOINT.enter();
+        let _scope = crate::scopes::enter(&CHECKPOINT);
         for p in self.unpublished.drain(..) {
             let _ = inner.storage.remove(&p);
         }

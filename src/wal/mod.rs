@@ -82,7 +82,7 @@ impl Wal {
         policy: SyncPolicy,
         segment_bytes: u64,
     ) -> Result<Self, StorageError> {
-        let mut wal = WAL.in_scope(|| Wal {
+        let mut wal = crate::scopes::within(&WAL, || Wal {
             storage,
             dir: dir.to_path_buf(),
             segments: recovered.segments,
@@ -110,7 +110,7 @@ impl Wal {
             .append(&path, &encode_segment_header(first_lsn))?;
         self.storage.sync(&path)?;
         self.storage.sync_dir(&self.dir)?;
-        WAL.in_scope(|| self.segments.push(Segment { first_lsn, path }));
+        crate::scopes::within(&WAL, || self.segments.push(Segment { first_lsn, path }));
         self.active_len = record::SEGMENT_HEADER_LEN as u64;
         Ok(())
     }
@@ -125,7 +125,7 @@ impl Wal {
 
     /// Appends `op`, returning its LSN; syncs according to the policy.
     pub(crate) fn append(&mut self, op: &Op<'_>) -> Result<u64, StorageError> {
-        let _scope = WAL.enter();
+        let _scope = crate::scopes::enter(&WAL);
         if self.active_len >= self.segment_bytes {
             self.rotate()?;
         }
@@ -189,7 +189,7 @@ impl Wal {
     /// Seals the active segment (synced) and starts a new one at the next
     /// LSN. No-op if the active segment holds no record.
     pub(crate) fn rotate(&mut self) -> Result<(), StorageError> {
-        let _scope = WAL.enter();
+        let _scope = crate::scopes::enter(&WAL);
         if self.active_len <= record::SEGMENT_HEADER_LEN as u64 {
             return Ok(());
         }
