@@ -242,7 +242,7 @@ pub enum CheckpointError {
     Corrupt(Corruption),
     /// The run's allocation scope did not drain (strict leak mode).
     #[error("checkpoint run leaked memory: {0}")]
-    Leak(LeakReport),
+    Leak(Box<LeakReport>),
     /// The file-leak invariant does not hold after GC (strict leak mode).
     #[error("{0}")]
     FileLeak(FileLeak),

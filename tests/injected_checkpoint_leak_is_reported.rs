@@ -41,7 +41,7 @@ fn leaky_run(mode: LeakMode) -> (tempfile::TempDir, Db, Arc<Faults>) {
 fn strict_leak_report() -> LeakReport {
     let (_dir, db, _faults) = leaky_run(LeakMode::Strict);
     match db.checkpoint_now(CheckpointKind::Incremental) {
-        Err(CheckpointError::Leak(report)) => report,
+        Err(CheckpointError::Leak(report)) => *report,
         other => panic!("expected a leak error, got {other:?}"),
     }
 }
@@ -56,7 +56,6 @@ fn strict_mode_fails_the_run_that_leaked() {
 }
 
 #[test]
-#[ignore = "needs alloc_tracker::leak (call stacks of live allocations)"]
 fn strict_leak_report_names_the_leaking_function() {
     let _serial = common::serial();
     let report = strict_leak_report();
