@@ -77,6 +77,7 @@
 mod checkpoint;
 mod db;
 mod error;
+pub mod inspect;
 mod memtable;
 mod options;
 mod recovery;
