@@ -1,0 +1,87 @@
+//! Bad options to the main binary: a clear message on stderr and exit code
+//! 2, never a panic, and nothing written.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn ckptdb(args: &[&str]) -> assert_cmd::assert::Assert {
+    Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+        .args(args)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+}
+
+fn usage_error(args: &[&str], message: &str) {
+    ckptdb(args)
+        .code(2)
+        .stderr(predicate::str::contains(message))
+        .stderr(predicate::str::contains("panicked").not())
+        .stdout(predicate::str::contains("checkpoint #").not());
+}
+
+#[test]
+fn negative_value_size_is_rejected() {
+    usage_error(&["--value-size", "-5..100"], "cannot be negative");
+    usage_error(&["--min-value", "-1"], "cannot be negative");
+}
+
+#[test]
+fn min_above_max_is_rejected() {
+    usage_error(&["--value-size", "500..10"], "larger than the largest");
+    usage_error(
+        &["--min-value", "100", "--max-value", "10"],
+        "larger than the largest",
+    );
+}
+
+#[test]
+fn zero_threads_and_writes_are_rejected() {
+    usage_error(&["--threads", "0"], "--threads");
+    usage_error(&["run", "--writes", "0"], "--writes");
+}
+
+#[test]
+fn unknown_report_formats_are_rejected() {
+    usage_error(
+        &["--report", "out.json", "--report-format", "xml"],
+        "unknown report format",
+    );
+    usage_error(&["--report", "report.xyz"], "cannot tell the report format");
+}
+
+#[test]
+fn unusable_data_directories_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let under_file = file.join("db");
+    usage_error(
+        &["--data-dir", under_file.to_str().unwrap()],
+        "cannot use data directory",
+    );
+    usage_error(
+        &["--data-dir", file.to_str().unwrap()],
+        "is not a directory",
+    );
+    usage_error(
+        &[
+            "inspect",
+            "--data-dir",
+            dir.path().join("missing").to_str().unwrap(),
+        ],
+        "cannot inspect",
+    );
+    // Nothing was created.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+#[test]
+fn help_lists_the_options_and_exit_codes() {
+    ckptdb(&["--help"])
+        .success()
+        .stdout(predicate::str::contains("--data-dir"))
+        .stdout(predicate::str::contains("--report-format"))
+        .stdout(predicate::str::contains("--inject-leak"))
+        .stdout(predicate::str::contains("inspect"))
+        .stdout(predicate::str::contains("Exit codes"));
+}

@@ -1,0 +1,77 @@
+//! `ckptdb inspect` reads a data directory without changing it: same file
+//! set, sizes, contents and modification times, even when recovery would
+//! truncate a torn WAL tail and remove a stale checkpoint file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use assert_cmd::Command;
+
+type Snapshot = BTreeMap<String, (u64, SystemTime, Vec<u8>)>;
+
+fn snapshot(dir: &Path) -> Snapshot {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (
+                    meta.len(),
+                    meta.modified().unwrap(),
+                    std::fs::read(e.path()).unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn inspect_does_not_modify_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("db");
+    Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+        .args(["--writes", "6000", "--threads", "2", "--keys", "2000"])
+        .args(["--value-size", "8..64", "--checkpoint-every", "2000"])
+        .args(["--restart", "never", "--progress", "off", "--data-dir"])
+        .arg(&data)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+
+    // Damage recovery would repair: a torn WAL tail and a stale temp file.
+    let mut wal: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    wal.sort();
+    let last = wal.last().expect("a WAL segment");
+    let mut bytes = std::fs::read(last).unwrap();
+    bytes.extend_from_slice(&[0x17, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(last, &bytes).unwrap();
+    std::fs::write(data.join("ckpt-00000000000000000099.dat.tmp"), b"half").unwrap();
+
+    let before = snapshot(&data);
+    let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+        .arg("inspect")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(snapshot(&data), before, "inspect changed the directory");
+
+    assert!(stdout.contains("checkpoint chain"), "{stdout}");
+    assert!(stdout.contains("torn tail at byte"), "{stdout}");
+    assert!(stdout.contains("would be cut at byte"), "{stdout}");
+    assert!(
+        stdout.contains("remove ckpt-00000000000000000099.dat.tmp"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("replay the WAL from LSN"), "{stdout}");
+    assert!(stdout.contains("nothing was modified"), "{stdout}");
+}
