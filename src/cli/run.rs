@@ -303,6 +303,7 @@ impl<'c> Driver<'c> {
             self.last_run = Instant::now();
         }
         self.write_phase(&db, &mut streams, a.writes, deadline)?;
+        let writing = self.started.elapsed();
         let done = self.shared.done.load(Ordering::Relaxed);
         self.progress.finish(done, self.runs.len() as u64);
 
@@ -310,7 +311,7 @@ impl<'c> Driver<'c> {
         let final_kind = self.next_kind();
         self.checkpoint(&db, final_kind, true)?;
 
-        self.summary(&db);
+        self.summary(&db, writing);
         let mut report = Report::take();
         for r in &self.runs {
             if let Some(leak) = &r.leak {
@@ -442,7 +443,7 @@ impl<'c> Driver<'c> {
                     s.spawn(
                         WORKLOAD
                             .id()
-                            .bind(move || writer(db, ops.as_mut(), shared, limit)),
+                            .bind(move || writer(db, ops.as_mut(), shared, limit, deadline)),
                     )
                 })
                 .collect();
@@ -533,9 +534,11 @@ impl<'c> Driver<'c> {
         Ok(())
     }
 
-    fn summary(&self, db: &Db) {
+    /// Prints the totals; `writing` is the time from the first write to
+    /// the last (restart included).
+    fn summary(&self, db: &Db, writing: Duration) {
         let done = self.shared.done.load(Ordering::Relaxed);
-        let secs = self.started.elapsed().as_secs_f64();
+        let secs = writing.as_secs_f64();
         let value_bytes = self.shared.value_bytes.load(Ordering::Relaxed);
         let globals = self
             .runs
@@ -560,37 +563,47 @@ impl<'c> Driver<'c> {
     }
 }
 
-/// One writer thread: claims writes until `limit` or a stop.
+/// One writer thread: claims writes until `limit`, the deadline, or a
+/// stop.
 fn writer(
     db: &Db,
     ops: &mut (dyn Iterator<Item = WorkOp> + Send + '_),
     shared: &Shared,
     limit: u64,
+    deadline: Option<Instant>,
 ) -> Result<(), WriteError> {
-    let result = (|| loop {
-        if shared.stop.load(Ordering::Relaxed) {
-            return Ok(());
-        }
-        if shared.claimed.fetch_add(1, Ordering::Relaxed) >= limit {
-            shared.claimed.fetch_sub(1, Ordering::Relaxed);
-            return Ok(());
-        }
-        let Some(op) = ops.next() else {
-            shared.claimed.fetch_sub(1, Ordering::Relaxed);
-            return Ok(());
-        };
-        match op {
-            WorkOp::Put { key, value } => {
-                db.put(&key, &value)?;
-                shared
-                    .value_bytes
-                    .fetch_add(value.len() as u64, Ordering::Relaxed);
+    let result = (|| {
+        for n in 0u64.. {
+            if shared.stop.load(Ordering::Relaxed) {
+                break;
             }
-            WorkOp::Delete { key } => {
-                db.delete(&key)?;
+            // The driving thread may be busy with a checkpoint: check the
+            // deadline here too (every 64 writes: reading the clock costs).
+            if n % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
             }
+            if shared.claimed.fetch_add(1, Ordering::Relaxed) >= limit {
+                shared.claimed.fetch_sub(1, Ordering::Relaxed);
+                break;
+            }
+            let Some(op) = ops.next() else {
+                shared.claimed.fetch_sub(1, Ordering::Relaxed);
+                break;
+            };
+            match op {
+                WorkOp::Put { key, value } => {
+                    db.put(&key, &value)?;
+                    shared
+                        .value_bytes
+                        .fetch_add(value.len() as u64, Ordering::Relaxed);
+                }
+                WorkOp::Delete { key } => {
+                    db.delete(&key)?;
+                }
+            }
+            shared.done.fetch_add(1, Ordering::Relaxed);
         }
-        shared.done.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     })();
     if result.is_err() {
         shared.stop.store(true, Ordering::Relaxed);
