@@ -164,10 +164,7 @@ impl Db {
             options.sync,
             options.wal_segment_bytes,
         )?;
-        #[cfg(feature = "fault-injection")]
-        let faults = Arc::clone(&options.faults);
-        #[cfg(not(feature = "fault-injection"))]
-        let faults = Arc::new(Faults);
+        let faults: Arc<Faults> = Arc::clone(&options.faults);
         let inner = crate::scopes::within(&ENGINE, || {
             Arc::new(Inner {
                 dir: dir.to_path_buf(),

@@ -67,7 +67,6 @@ pub struct Options {
     pub(crate) max_key_len: usize,
     pub(crate) max_value_len: usize,
     pub(crate) storage: Arc<dyn Storage>,
-    #[cfg(feature = "fault-injection")]
     pub(crate) faults: Arc<crate::checkpoint::fault::Faults>,
 }
 
@@ -114,7 +113,6 @@ impl Default for Options {
             max_key_len: 4096,
             max_value_len: 16 << 20,
             storage: Arc::new(FileStorage::new()),
-            #[cfg(feature = "fault-injection")]
             faults: Arc::default(),
         }
     }
@@ -133,7 +131,6 @@ impl Options {
     }
 
     /// The fault injector shared by every `Db` opened with these options.
-    #[cfg(feature = "fault-injection")]
     #[doc(hidden)]
     pub fn faults(&self) -> &Arc<crate::checkpoint::fault::Faults> {
         &self.faults
@@ -217,8 +214,8 @@ impl OptionsBuilder {
         storage: Arc<dyn Storage>
     );
 
-    /// Fault injection (test builds only).
-    #[cfg(feature = "fault-injection")]
+    /// Fault injection: the planted leak always, I/O faults and crash points
+    /// with the `fault-injection` feature.
     #[doc(hidden)]
     pub fn faults(mut self, faults: Arc<crate::checkpoint::fault::Faults>) -> Self {
         self.opts.faults = faults;

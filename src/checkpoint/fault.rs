@@ -1,18 +1,18 @@
-//! Fault injection for checkpoint runs (cargo feature `fault-injection`).
+//! Fault injection for checkpoint runs.
 //!
-//! Without the feature every check compiles to nothing. With it, a shared
-//! [`Faults`] (set on [`OptionsBuilder::faults`](crate::OptionsBuilder))
-//! can, at run time:
-//! - plant a memory leak in the data-file encoder ([`Faults::set_leak`]):
-//!   `encode_batch_leaky` keeps one batch buffer in a static list, the way a
-//!   writer buffer that one code path forgets to release would;
-//! - fail the data write, the manifest publication or the WAL truncation
-//!   the next `n` times;
-//! - abort the process at a [`CrashPoint`];
-//! - leave stale checkpoint files behind after publication.
-
-#[cfg(feature = "fault-injection")]
-pub use enabled::*;
+//! A shared [`Faults`] (set on [`OptionsBuilder::faults`](crate::OptionsBuilder))
+//! switches faults on at run time; all are off by default.
+//!
+//! - Always compiled: the planted memory leak in the data-file encoder
+//!   ([`Faults::set_leak`]). `encode_batch_leaky` keeps a copy of one batch
+//!   buffer in a static list, the way a writer buffer that one code path
+//!   forgets to release would. The main binary's `--inject-leak` uses it to
+//!   show detection; it costs one relaxed load per data-file encode.
+//! - With the cargo feature `fault-injection` only (tests): failing the data
+//!   write, the manifest publication or the WAL truncation the next `n`
+//!   times; aborting the process at a [`CrashPoint`]; leaving stale
+//!   checkpoint files behind after publication. Without the feature these
+//!   checks compile to nothing.
 
 /// A step of a checkpoint run where the process can be aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,20 +71,56 @@ pub(crate) enum FailPoint {
     WalTruncate,
 }
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// Run-time switches for injected faults. Share one through `Arc<Faults>`
+/// between the test (or the main binary) and the `Db`.
+#[derive(Debug, Default)]
+pub struct Faults {
+    leak: AtomicBool,
+    #[cfg(feature = "fault-injection")]
+    io: injected::IoFaults,
+}
+
+impl Faults {
+    /// Turns the planted leak in `encode_batch_leaky` on or off.
+    pub fn set_leak(&self, on: bool) {
+        self.leak.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn leak(&self) -> bool {
+        self.leak.load(Ordering::Relaxed)
+    }
+}
+
+/// Where the planted leak keeps its buffers.
+static KEPT_BATCHES: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// The planted bug: encodes a batch like `encode_batch`, but keeps a copy
+/// of the writer buffer in a static list that nothing ever clears.
+#[inline(never)]
+pub(crate) fn encode_batch_leaky(entries: &[crate::checkpoint::file::EntryRef<'_>]) -> Vec<u8> {
+    let buf = crate::checkpoint::file::encode_batch(entries);
+    let kept = std::hint::black_box(buf.clone());
+    KEPT_BATCHES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(kept);
+    buf
+}
+
 #[cfg(feature = "fault-injection")]
-mod enabled {
+mod injected {
     use std::path::Path;
     use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
-    use std::sync::Mutex;
 
-    use super::{CrashPoint, FailPoint};
+    use super::{CrashPoint, FailPoint, Faults};
     use crate::error::{StorageError, StorageOp};
 
-    /// Run-time switches for injected faults. Share one through
-    /// `Arc<Faults>` between the test and the `Db`.
+    /// The test-only faults.
     #[derive(Debug, Default)]
-    pub struct Faults {
-        leak: AtomicBool,
+    pub(super) struct IoFaults {
         fail_data_write: AtomicU32,
         fail_publish: AtomicU32,
         fail_wal_truncate: AtomicU32,
@@ -93,29 +129,26 @@ mod enabled {
     }
 
     impl Faults {
-        /// Turns the planted leak in `encode_batch_leaky` on or off.
-        pub fn set_leak(&self, on: bool) {
-            self.leak.store(on, Ordering::SeqCst);
-        }
         /// Fails the next `n` data-file writes.
         pub fn fail_data_write(&self, n: u32) {
-            self.fail_data_write.store(n, Ordering::SeqCst);
+            self.io.fail_data_write.store(n, Ordering::SeqCst);
         }
         /// Fails the next `n` manifest publications.
         pub fn fail_manifest_publish(&self, n: u32) {
-            self.fail_publish.store(n, Ordering::SeqCst);
+            self.io.fail_publish.store(n, Ordering::SeqCst);
         }
         /// Fails the next `n` WAL truncations.
         pub fn fail_wal_truncate(&self, n: u32) {
-            self.fail_wal_truncate.store(n, Ordering::SeqCst);
+            self.io.fail_wal_truncate.store(n, Ordering::SeqCst);
         }
         /// Leaves stale checkpoint files on disk after publication.
         pub fn keep_stale_files(&self, on: bool) {
-            self.keep_stale.store(on, Ordering::SeqCst);
+            self.io.keep_stale.store(on, Ordering::SeqCst);
         }
         /// Aborts the process when a run reaches `point`.
         pub fn crash_at(&self, point: Option<CrashPoint>) {
-            self.crash_at
+            self.io
+                .crash_at
                 .store(point.map_or(0, |p| p as u8), Ordering::SeqCst);
         }
         /// Clears every fault.
@@ -128,25 +161,21 @@ mod enabled {
             self.crash_at(None);
         }
 
-        pub(crate) fn leak(&self) -> bool {
-            self.leak.load(Ordering::SeqCst)
-        }
-
         pub(crate) fn keep_stale(&self) -> bool {
-            self.keep_stale.load(Ordering::SeqCst)
+            self.io.keep_stale.load(Ordering::SeqCst)
         }
 
         pub(crate) fn crash(&self, point: CrashPoint) {
-            if self.crash_at.load(Ordering::SeqCst) == point as u8 {
+            if self.io.crash_at.load(Ordering::SeqCst) == point as u8 {
                 std::process::abort();
             }
         }
 
         pub(crate) fn fail(&self, point: FailPoint, path: &Path) -> Result<(), StorageError> {
             let (counter, op) = match point {
-                FailPoint::DataWrite => (&self.fail_data_write, StorageOp::Append),
-                FailPoint::ManifestPublish => (&self.fail_publish, StorageOp::Rename),
-                FailPoint::WalTruncate => (&self.fail_wal_truncate, StorageOp::Remove),
+                FailPoint::DataWrite => (&self.io.fail_data_write, StorageOp::Append),
+                FailPoint::ManifestPublish => (&self.io.fail_publish, StorageOp::Rename),
+                FailPoint::WalTruncate => (&self.io.fail_wal_truncate, StorageOp::Remove),
             };
             let hit = counter
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -160,35 +189,11 @@ mod enabled {
             Ok(())
         }
     }
-
-    /// Where the planted leak keeps its buffers.
-    static KEPT_BATCHES: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-    /// The planted bug: encodes a batch like `encode_batch`, but keeps a copy
-    /// of the writer buffer in a static list that nothing ever clears.
-    #[inline(never)]
-    pub(crate) fn encode_batch_leaky(entries: &[crate::checkpoint::file::EntryRef<'_>]) -> Vec<u8> {
-        let buf = crate::checkpoint::file::encode_batch(entries);
-        let kept = std::hint::black_box(buf.clone());
-        KEPT_BATCHES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(kept);
-        buf
-    }
 }
 
-/// Stand-in when the feature is off: no fault ever fires.
-#[cfg(not(feature = "fault-injection"))]
-#[derive(Debug, Default)]
-pub(crate) struct Faults;
-
+/// Without the feature no test-only fault ever fires.
 #[cfg(not(feature = "fault-injection"))]
 impl Faults {
-    #[inline(always)]
-    pub(crate) fn leak(&self) -> bool {
-        false
-    }
     #[inline(always)]
     pub(crate) fn keep_stale(&self) -> bool {
         false

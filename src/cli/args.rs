@@ -204,10 +204,9 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     pub(crate) report_format: Option<Format>,
 
-    /// Plant the engine's test leak (`encode_batch_leaky`) in one
-    /// checkpoint run to demonstrate detection: that run is flagged with
-    /// its call sites and the process exits with code 1. Needs a build
-    /// with `--features fault-injection`.
+    /// Plant the engine's demonstration leak (`encode_batch_leaky`) in one
+    /// checkpoint run: that run is flagged with its call sites and the
+    /// process exits with code 1.
     #[arg(long)]
     pub(crate) inject_leak: bool,
 

@@ -37,7 +37,6 @@ const TICK: Duration = Duration::from_millis(20);
 
 /// The checkpoint run that gets the planted leak with `--inject-leak` (or
 /// the final run, if the workload is too short to reach it).
-#[cfg(feature = "fault-injection")]
 const LEAK_RUN: u64 = 2;
 
 /// Runs the workload.
@@ -47,13 +46,6 @@ const LEAK_RUN: u64 = 2;
 /// [`CliError::Failed`] when the engine fails.
 pub(crate) fn run(args: RunArgs) -> Result<Outcome, CliError> {
     let cfg = args.validate()?;
-    #[cfg(not(feature = "fault-injection"))]
-    if cfg.args.inject_leak {
-        return Err(CliError::usage(
-            "--inject-leak uses the engine's test fault points, which this build does not have; \
-             run `cargo run --release --features fault-injection -- --inject-leak`",
-        ));
-    }
     set_sampling(match cfg.args.sample_bytes {
         0 => Sampling::Off,
         every_bytes => Sampling::Bytes { every_bytes },
@@ -128,9 +120,7 @@ struct Driver<'c> {
     next_at: u64,
     last_run: Instant,
     started: Instant,
-    #[cfg(feature = "fault-injection")]
     faults: std::sync::Arc<ckptdb::Faults>,
-    #[cfg(feature = "fault-injection")]
     leak_planted: bool,
 }
 
@@ -159,9 +149,7 @@ impl<'c> Driver<'c> {
             .leak_mode(LeakMode::Production)
             .sync(sync)
             .max_incrementals(a.max_incrementals as usize);
-        #[cfg(feature = "fault-injection")]
         let faults = std::sync::Arc::new(ckptdb::Faults::default());
-        #[cfg(feature = "fault-injection")]
         let builder = builder.faults(std::sync::Arc::clone(&faults));
         let opts = builder
             .build()
@@ -176,9 +164,7 @@ impl<'c> Driver<'c> {
             next_at: a.checkpoint_every,
             last_run: Instant::now(),
             started: Instant::now(),
-            #[cfg(feature = "fault-injection")]
             faults,
-            #[cfg(feature = "fault-injection")]
             leak_planted: false,
         })
     }
@@ -507,17 +493,12 @@ impl<'c> Driver<'c> {
     /// Runs one checkpoint and prints its line.
     fn checkpoint(&mut self, db: &Db, kind: CheckpointKind, last: bool) -> Result<(), CliError> {
         let number = self.runs.len() as u64 + 1;
-        #[cfg(feature = "fault-injection")]
         let plant = self.cfg.args.inject_leak && !self.leak_planted && (number >= LEAK_RUN || last);
-        #[cfg(feature = "fault-injection")]
         if plant {
             self.faults.set_leak(true);
             self.leak_planted = true;
         }
-        #[cfg(not(feature = "fault-injection"))]
-        let _ = last;
         let result = checkpoints::run(db, number, kind, self.cfg.args.leak_sites);
-        #[cfg(feature = "fault-injection")]
         if plant {
             self.faults.set_leak(false);
         }
