@@ -146,6 +146,7 @@ impl LeakReport {
             }
             let mut sites = merged;
             sites.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.allocs.cmp(&a.allocs)));
+            sampling::release_symbol_cache();
             let recorded: u64 = sites.iter().map(|s| s.bytes).sum();
             LeakReport {
                 scope: scope.path(),

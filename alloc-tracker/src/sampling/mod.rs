@@ -25,7 +25,7 @@ mod stacks;
 
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
 pub use stacks::Frame;
-pub(crate) use stacks::{resolve, StackId};
+pub(crate) use stacks::{release_symbol_cache, resolve, StackId};
 
 /// Byte-interval sampling of allocations outside leak checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -286,6 +286,7 @@ pub fn sampled_sites() -> Vec<SampledSite> {
             })
             .collect();
         sites.sort_by_key(|s| std::cmp::Reverse(s.estimated_bytes));
+        release_symbol_cache();
         sites
     })
 }

@@ -100,6 +100,14 @@ fn is_allocator_entry(function: &str) -> bool {
         || function.contains("as core::alloc::global::GlobalAlloc>::realloc")
 }
 
+/// Drops the debug information `backtrace` parsed to symbolise stacks
+/// (tens of MiB for a large binary, charged to the tracker's internal
+/// scope). Called after each batch of symbolisation, so a long-running
+/// process does not keep it between reports; the next report parses again.
+pub(crate) fn release_symbol_cache() {
+    backtrace::clear_symbol_cache();
+}
+
 /// Symbolises a stack, innermost frame first, with the allocator's own
 /// frames removed from the top.
 pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
