@@ -28,7 +28,7 @@ use crate::checkpoint::file::{
 };
 use crate::error::{Corruption, RecoveryError, StorageError, StorageOp};
 use crate::recovery::{self, RecoveryReport};
-use crate::storage::Storage;
+use crate::storage::{FileStorage, Storage};
 use crate::wal::parse_segment_name;
 use crate::wal::reader::{scan_segment, Position};
 use crate::wal::record::read_u64;
@@ -337,10 +337,11 @@ fn header_entries(path: &Path) -> Option<u64> {
     (h[0..4] == file::MAGIC && crc == crc32fast::hash(&h[0..44])).then(|| read_u64(&h, 32))
 }
 
-/// A [`Storage`] that reads the real file system and records, instead of
-/// performing, every change.
+/// A [`Storage`] that reads the real file system (through [`FileStorage`])
+/// and records, instead of performing, every change.
 #[derive(Debug, Default)]
 struct DryRun {
+    reads: FileStorage,
     planned: Mutex<Vec<PlannedAction>>,
 }
 
@@ -381,24 +382,15 @@ impl Storage for DryRun {
     }
 
     fn list(&self, dir: &Path) -> Result<Vec<String>, StorageError> {
-        let err = |e| StorageError::new(StorageOp::List, dir, e);
-        let mut names = Vec::new();
-        for entry in fs::read_dir(dir).map_err(err)? {
-            let entry = entry.map_err(err)?;
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_owned());
-            }
-        }
-        Ok(names)
+        self.reads.list(dir)
     }
 
     fn exists(&self, path: &Path) -> Result<bool, StorageError> {
-        path.try_exists()
-            .map_err(|e| StorageError::new(StorageOp::Metadata, path, e))
+        self.reads.exists(path)
     }
 
     fn read(&self, path: &Path) -> Result<Vec<u8>, StorageError> {
-        fs::read(path).map_err(|e| StorageError::new(StorageOp::Read, path, e))
+        self.reads.read(path)
     }
 
     fn create(&self, path: &Path) -> Result<(), StorageError> {

@@ -7,6 +7,7 @@
 //! wraps the same run so that the sites of a leaking run can be printed and
 //! added to the allocation report.
 
+use alloc_tracker::report::human_bytes;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -75,21 +76,6 @@ pub(crate) fn kind_name(kind: CheckpointKind) -> &'static str {
     }
 }
 
-/// `1536` → `1.5 KiB`.
-pub(crate) fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
-}
-
 /// The run's line, plus the leak's sites under it when it leaked.
 pub(crate) fn describe(r: &RunResult) -> String {
     let rep = &r.report;
@@ -102,7 +88,7 @@ pub(crate) fn describe(r: &RunResult) -> String {
         rep.duration.as_secs_f64() * 1e3,
         // The engine fills in the figures of a run that drained; for one
         // that leaked, the wrapping check has them.
-        bytes(match &r.leak {
+        human_bytes(match &r.leak {
             Some(leak) if !rep.drained() => leak.during.total_bytes,
             _ => rep.allocated_bytes,
         }),
@@ -114,7 +100,7 @@ pub(crate) fn describe(r: &RunResult) -> String {
             s,
             "{:>7} entries {:>9}  ",
             rep.entries,
-            bytes(rep.bytes_written)
+            human_bytes(rep.bytes_written)
         );
     }
     if let Some(gc) = &rep.gc {
@@ -127,7 +113,7 @@ pub(crate) fn describe(r: &RunResult) -> String {
                 s,
                 "drained: NO\n  LEAK in checkpoint run #{}: {} in {allocs} allocation(s) still live after the run",
                 r.number,
-                bytes(b)
+                human_bytes(b)
             );
             match &r.leak {
                 Some(leak) if !leak.sites.is_empty() => {

@@ -5,8 +5,8 @@
 use ckptdb::inspect::{self, FileRole, Inspection, ManifestState, PlannedAction};
 
 use super::args::InspectArgs;
-use super::checkpoints::bytes;
 use super::exit::{chain, CliError, Outcome};
+use alloc_tracker::report::human_bytes;
 
 /// Inspects `args.data_dir` and prints the result.
 ///
@@ -37,7 +37,7 @@ fn render(ins: &Inspection) -> String {
         "data directory {}: {} files, {}{}",
         ins.dir.display(),
         ins.files.len(),
-        bytes(total),
+        human_bytes(total),
         if ins.is_empty() {
             " (no ckptdb files: an empty or foreign directory)"
         } else {
@@ -70,7 +70,7 @@ fn render(ins: &Inspection) -> String {
                     e.name,
                     e.meta.lsn_start,
                     e.meta.lsn_end,
-                    e.bytes.map_or_else(|| "MISSING".to_string(), bytes),
+                    e.bytes.map_or_else(|| "MISSING".to_string(), human_bytes),
                     e.entries.map_or_else(
                         || "header unreadable".to_string(),
                         |n| format!("{n} entries")
@@ -95,7 +95,7 @@ fn render(ins: &Inspection) -> String {
         let mut line = format!(
             "  {}  {:>10}  {:<22}  {} records",
             s.name,
-            bytes(s.bytes),
+            human_bytes(s.bytes),
             lsns,
             s.records
         );
@@ -115,7 +115,7 @@ fn render(ins: &Inspection) -> String {
             !matches!(f.role, FileRole::Manifest | FileRole::WalSegment)
                 && !matches!(&ins.manifest, ManifestState::Valid(m) if m.chain.iter().any(|e| e.name == f.name))
         })
-        .map(|f| format!("  {}  {}", f.name, bytes(f.bytes)))
+        .map(|f| format!("  {}  {}", f.name, human_bytes(f.bytes)))
         .collect();
     if !others.is_empty() {
         out.push(String::new());

@@ -20,9 +20,10 @@ use ckptdb::workload::{WorkOp, Workload};
 use ckptdb::{CheckpointKind, Db, LeakMode, OpenError, Options, Runner, SyncPolicy, WriteError};
 
 use super::args::{LeakSites, Restart, RunArgs, RunConfig, SyncArg};
-use super::checkpoints::{self, bytes, RunResult};
+use super::checkpoints::{self, RunResult};
 use super::exit::{chain, CliError, Outcome};
 use super::progress::Progress;
+use alloc_tracker::report::human_bytes;
 
 /// The binary's own allocations, kept apart from the engine's scopes in
 /// the report.
@@ -219,7 +220,7 @@ impl<'c> Driver<'c> {
             },
             match a.sample_bytes {
                 0 => "off".to_string(),
-                n => format!("every {} on average", bytes(n)),
+                n => format!("every {} on average", human_bytes(n)),
             }
         ));
         if a.inject_leak {
@@ -320,7 +321,7 @@ impl<'c> Driver<'c> {
             db_stats.checkpoints_ok,
             db_stats.checkpoints_failed,
             db_stats.leaks_detected,
-            bytes(db_stats.leaked_bytes)
+            human_bytes(db_stats.leaked_bytes)
         );
         let mut write_failed = None;
         for t in &cfg.reports {
@@ -531,7 +532,7 @@ impl<'c> Driver<'c> {
         println!(
             "writes: {done} in {secs:.1} s ({:.0} writes/s), {} of values; {} keys live at LSN {}",
             done as f64 / secs.max(1e-9),
-            bytes(value_bytes),
+            human_bytes(value_bytes),
             VERIFY.in_scope(|| db.scan(..).len()),
             db.stats().last_lsn,
         );

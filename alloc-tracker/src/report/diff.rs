@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::model::{Report, SiteReport, SiteSource};
-use super::text::{bytes, signed_bytes};
+use super::text::{human_bytes, signed_bytes};
 use crate::sampling::Frame;
 use crate::stats::ScopeStats;
 use crate::thread_state;
@@ -242,10 +242,10 @@ impl fmt::Display for ReportDiff {
                     "  {:>12}  {:<30} {} -> {} live, {:+} allocs; {} in {} allocations, {} frees in between",
                     signed_bytes(d.live_bytes),
                     d.path,
-                    bytes(d.before_live_bytes),
-                    bytes(d.after_live_bytes),
+                    human_bytes(d.before_live_bytes),
+                    human_bytes(d.after_live_bytes),
                     d.live_allocs,
-                    bytes(d.allocated_bytes),
+                    human_bytes(d.allocated_bytes),
                     d.allocations,
                     d.frees
                 )
@@ -262,8 +262,8 @@ impl fmt::Display for ReportDiff {
                     d.scope,
                     d.origin()
                         .map_or_else(|| "an unknown site".to_string(), |o| o.function.clone()),
-                    bytes(d.before_bytes),
-                    bytes(d.after_bytes),
+                    human_bytes(d.before_bytes),
+                    human_bytes(d.after_bytes),
                 )
             };
             let grew: Vec<_> = self.grew().collect();

@@ -172,6 +172,7 @@ pub use model::{
     JemallocFigures, Report, ScopeReport, SiteReport, SiteSource, UntrackedBasis, SCHEMA_VERSION,
 };
 pub use prometheus::METRIC_PREFIX;
+pub use text::human_bytes;
 pub use triggers::{
     dump_triggers_from_env, DumpHandle, Dumps, DumpsBuilder, OptionsError, ENV_DUMP,
     ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,

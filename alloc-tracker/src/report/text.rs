@@ -11,8 +11,13 @@ const TOP_SITES: usize = 10;
 const SITE_FRAMES: usize = 4;
 
 /// `1536` → `"1.5 KiB"`: bytes below 1 KiB exactly, larger sizes with one
-/// decimal in KiB, MiB or GiB.
-pub(crate) fn bytes(n: u64) -> String {
+/// decimal in KiB, MiB or GiB (the unit of every size in the text report).
+///
+/// ```
+/// assert_eq!(alloc_tracker::report::human_bytes(1536), "1.5 KiB");
+/// assert_eq!(alloc_tracker::report::human_bytes(512), "512 B");
+/// ```
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -30,8 +35,8 @@ pub(crate) fn bytes(n: u64) -> String {
 pub(crate) fn signed_bytes(n: i64) -> String {
     match n {
         0 => "0 B".to_string(),
-        n if n > 0 => format!("+{}", bytes(n as u64)),
-        n => format!("-{}", bytes(n.unsigned_abs())),
+        n if n > 0 => format!("+{}", human_bytes(n as u64)),
+        n => format!("-{}", human_bytes(n.unsigned_abs())),
     }
 }
 
@@ -58,11 +63,11 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(
         f,
         "tracked: {} live in {} allocations, peak {}, {} allocated in total; tracker overhead {} live",
-        bytes(r.tracked.live_bytes),
+        human_bytes(r.tracked.live_bytes),
         r.tracked.live_allocs,
-        bytes(r.tracked.peak_bytes),
-        bytes(r.tracked.total_bytes),
-        bytes(r.overhead.live_bytes),
+        human_bytes(r.tracked.peak_bytes),
+        human_bytes(r.tracked.total_bytes),
+        human_bytes(r.overhead.live_bytes),
     )?;
     writeln!(f)?;
 
@@ -91,11 +96,11 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         name.push_str(&s.name);
         rows.push([
             name,
-            bytes(s.own.live_bytes),
+            human_bytes(s.own.live_bytes),
             s.own.live_allocs.to_string(),
-            bytes(s.with_children.live_bytes),
-            bytes(s.own.peak_bytes),
-            bytes(s.own.total_bytes),
+            human_bytes(s.with_children.live_bytes),
+            human_bytes(s.own.peak_bytes),
+            human_bytes(s.own.total_bytes),
             s.own.total_allocs.to_string(),
         ]);
     }
@@ -145,7 +150,7 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let width = sites
             .iter()
             .take(TOP_SITES)
-            .map(|s| bytes(s.bytes).len())
+            .map(|s| human_bytes(s.bytes).len())
             .max()
             .unwrap_or(0);
         for (i, s) in sites.iter().take(TOP_SITES).enumerate() {
@@ -160,7 +165,7 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f,
                 "#{:<2} {:>width$}  {kind} in `{}` ({} allocs) at {origin}",
                 i + 1,
-                bytes(s.bytes),
+                human_bytes(s.bytes),
                 s.scope,
                 s.allocs,
             )?;
@@ -185,9 +190,13 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 ("retained", j.retained),
                 ("metadata", j.metadata),
             ];
-            let w = figs.iter().map(|(_, v)| bytes(*v).len()).max().unwrap_or(0);
+            let w = figs
+                .iter()
+                .map(|(_, v)| human_bytes(*v).len())
+                .max()
+                .unwrap_or(0);
             for (name, v) in figs {
-                writeln!(f, "  {name:<10} {:>w$}", bytes(v))?;
+                writeln!(f, "  {name:<10} {:>w$}", human_bytes(v))?;
             }
             let basis = match j.untracked_basis {
                 UntrackedBasis::UsableBytes => "allocated minus tracked live usable bytes",
@@ -212,12 +221,12 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(1023), "1023 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
-        assert_eq!(bytes(5 << 30), "5.0 GiB");
-        assert_eq!(bytes(5 << 40), "5120.0 GiB");
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(human_bytes(5 << 30), "5.0 GiB");
+        assert_eq!(human_bytes(5 << 40), "5120.0 GiB");
         assert_eq!(signed_bytes(-2048), "-2.0 KiB");
         assert_eq!(signed_bytes(7), "+7 B");
     }
