@@ -140,6 +140,12 @@
 //! - Allocating or freeing from a signal handler that interrupted the same
 //!   thread's allocation may lose that one update (as with most
 //!   allocators, allocating in signal handlers is not supported).
+//! - A thread spawned while a scope is current charges std's bookkeeping
+//!   for it (its handle, the boxed closure) to that scope, and the thread
+//!   may release its handle in its TLS destructors, just after `join` has
+//!   returned. Spawn from outside the checked scope and carry the scope
+//!   into the thread with [`ScopeId::bind`], or give the check a
+//!   quiescence wait.
 //! - More than 128 simultaneously live threads share an overflow counter
 //!   shard updated with atomic read-modify-writes (slower, still exact).
 //! - `peak_bytes` is a lower bound within [`PEAK_PRECISION_BYTES`] per

@@ -699,16 +699,26 @@ fn encode_parallel(inner: &Inner, entries: &[EntryRef<'_>]) -> Vec<Vec<u8>> {
     }
     let per = entries.len().div_ceil(threads).max(MIN_BATCH);
     let scope = ScopeId::current();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = entries
-            .chunks(per)
-            .enumerate()
-            .map(|(i, chunk)| s.spawn(scope.bind(move || encode_one(chunk, leak && i == 0))))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+    // The threads themselves (their handles, the closures' boxes) are made
+    // outside the checkpoint scope: a thread releases its handle in its TLS
+    // destructors, possibly after `join` returned, and that late free would
+    // look like a leak to a check that has already finished waiting. Only
+    // the work, bound to the run's scope, allocates in it.
+    crate::scopes::within(&ENGINE, || {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(per)
+                .enumerate()
+                .map(|(i, chunk)| s.spawn(scope.bind(move || encode_one(chunk, leak && i == 0))))
+                .collect();
+            // The results belong to the run again.
+            scope.in_scope(|| {
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        })
     })
 }
 
