@@ -193,8 +193,9 @@ pub enum WriteError {
     Closed,
 }
 
-/// Which checkpoint files break the file-leak invariant (see
-/// [`checkpoint`](crate::checkpoint)).
+/// Which checkpoint files break the file-leak invariant: after GC at most
+/// one base checkpoint plus the incrementals after it may stay registered
+/// and on disk (see the crate docs, "Checkpoint files and GC").
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct FileLeak {

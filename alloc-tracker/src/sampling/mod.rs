@@ -11,7 +11,7 @@
 //!   (the same scheme as jemalloc's `lg_prof_sample`).
 //!
 //! Recorded blocks carry a bit in their tag, so frees of unrecorded blocks
-//! never touch the table. Everything here except [`on_alloc`]'s countdown
+//! never touch the table. Everything here except the allocation hook's countdown
 //! is off the hot path and runs under the re-entrancy guard.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
