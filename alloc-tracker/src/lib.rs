@@ -119,8 +119,8 @@
 //!   #2 96 B in 1 allocation(s) (sizes [96]) in `checkpoint/collect`, allocated from leak_demo::flush_batch at examples/leak_demo.rs:32
 //! ```
 //!
-//! The check also said what it could not attribute: the 96 bytes are the
-//! static list's own buffer growing, allocated in the scope too. Checks on different scopes run
+//! Site #2 is the static list's own buffer, which grew inside the scope:
+//! every byte the scope kept is attributed to a call site. Checks on different scopes run
 //! concurrently in one test binary; a check on a parent covers its
 //! children; [`LeakCheckOptions::quiescence`](leak::LeakCheckOptions::quiescence)
 //! waits, bounded, for frees made late by background threads;
