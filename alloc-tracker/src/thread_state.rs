@@ -38,7 +38,7 @@ impl ThreadState {
     const fn new() -> Self {
         Self {
             scope: Cell::new(ScopeId::UNSCOPED),
-            shard: Cell::new(ShardSlot::Unclaimed),
+            shard: Cell::new(ShardSlot::UNCLAIMED),
             busy: Cell::new(false),
             sample_countdown: Cell::new(0),
             rng: Cell::new(0),

@@ -116,7 +116,7 @@ fn on_alloc(addr: usize, bytes: usize, usable: usize) -> Tag {
     })
     .unwrap_or_else(|| {
         counters::count_alloc(
-            ShardSlot::Shared,
+            ShardSlot::SHARED,
             ScopeId::UNSCOPED,
             bytes as u64,
             usable as u64,
@@ -142,7 +142,7 @@ fn before_free(addr: usize, tag: Tag) {
 /// free and with the next iterations of the caller's loop.
 #[inline(always)]
 fn count_free(tag: Tag, bytes: usize, usable: usize) {
-    let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::Shared);
+    let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::SHARED);
     counters::count_free(slot, tag.scope(), bytes as u64, usable as u64);
 }
 
@@ -151,13 +151,13 @@ fn count_free(tag: Tag, bytes: usize, usable: usize) {
 #[inline(never)]
 pub(crate) fn claim_shard_for_thread(t: &ThreadState) -> ShardSlot {
     let slot = counters::claim_shard();
-    if let ShardSlot::Owned(n) = slot {
+    if let Some(n) = slot.owned_shard() {
         if !thread_exit::arm(n) {
             // Without an exit hook the shard would never be released; count
             // this thread on the shared shard instead.
             counters::release_shard(n);
-            t.shard.set(ShardSlot::Shared);
-            return ShardSlot::Shared;
+            t.shard.set(ShardSlot::SHARED);
+            return ShardSlot::SHARED;
         }
     }
     t.shard.set(slot);
@@ -167,7 +167,7 @@ pub(crate) fn claim_shard_for_thread(t: &ThreadState) -> ShardSlot {
 /// Called by the exit hook: the thread stops counting on shard `n` and
 /// gives it back.
 fn release_shard_of_exiting_thread(n: u16) {
-    let _ = thread_state::with(|t| t.shard.set(ShardSlot::Shared));
+    let _ = thread_state::with(|t| t.shard.set(ShardSlot::SHARED));
     counters::release_shard(n);
 }
 
@@ -243,7 +243,7 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         }
         let (old_usable, new_usable) = (self.usable(outer), self.usable(new_outer));
         let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_size);
-        let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::Shared);
+        let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::SHARED);
         counters::count_free(slot, tag.scope(), layout.size() as u64, old_usable as u64);
         counters::count_alloc(slot, tag.scope(), new_size as u64, new_usable as u64);
         // SAFETY: `q` is a block of `new_outer.size()` bytes; the tag goes

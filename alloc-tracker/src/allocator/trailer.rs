@@ -40,8 +40,17 @@ pub(crate) const TAG_SIZE: usize = core::mem::size_of::<u16>();
 /// as for any failed allocation).
 #[inline(always)]
 pub(crate) fn outer_layout(layout: Layout) -> Option<Layout> {
-    let size = layout.size().checked_add(TAG_SIZE)?;
-    Layout::from_size_align(size, layout.align()).ok()
+    // `Layout::from_size_align`'s own condition, with the alignment already
+    // known to be a power of two: the size rounded up to the alignment
+    // must not exceed `isize::MAX`.
+    let max = isize::MAX as usize - (layout.align() - 1);
+    if layout.size() > max - TAG_SIZE {
+        return None;
+    }
+    // SAFETY: `layout.align()` is a non-zero power of two (it comes from a
+    // `Layout`), and `layout.size() + TAG_SIZE <= isize::MAX - (align - 1)`
+    // was checked just above, which is what `from_size_align` requires.
+    Some(unsafe { Layout::from_size_align_unchecked(layout.size() + TAG_SIZE, layout.align()) })
 }
 
 /// [`outer_layout`] for a layout that is known to have been enlarged

@@ -298,8 +298,10 @@ impl fmt::Debug for Scope {
 /// Claims a shard on first use; returns the slot to count on.
 #[inline(always)]
 pub(crate) fn shard_of(t: &thread_state::ThreadState) -> counters::ShardSlot {
-    match t.shard.get() {
-        counters::ShardSlot::Unclaimed => crate::allocator::claim_shard_for_thread(t),
-        slot => slot,
+    let slot = t.shard.get();
+    if slot == counters::ShardSlot::UNCLAIMED {
+        crate::allocator::claim_shard_for_thread(t)
+    } else {
+        slot
     }
 }

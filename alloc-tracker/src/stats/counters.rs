@@ -38,16 +38,29 @@ pub(crate) const MAX_SHARDS: usize = 128;
 /// [`ScopeStats::peak_bytes`]: crate::ScopeStats::peak_bytes
 pub(crate) const PEAK_SAMPLE_BYTES: u64 = 64 * 1024;
 
-/// Which shard a thread counts on.
+/// Which shard a thread counts on: an owned shard `0..MAX_SHARDS`,
+/// [`ShardSlot::SHARED`] (the overflow shard, whose index it is: all shards
+/// were taken, or the thread's exit hook already gave its shard back), or
+/// [`ShardSlot::UNCLAIMED`] before the thread's first allocation. One
+/// comparison tells the hot path which.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ShardSlot {
+pub(crate) struct ShardSlot(u16);
+
+impl ShardSlot {
     /// No allocation yet on this thread.
-    Unclaimed,
-    /// Owns shard `n` exclusively.
-    Owned(u16),
-    /// Counts on the shared overflow shard: all shards were taken, or the
-    /// thread's exit hook already gave its shard back.
-    Shared,
+    pub(crate) const UNCLAIMED: ShardSlot = ShardSlot(u16::MAX);
+    /// Counts on the shared overflow shard with atomic read-modify-writes.
+    pub(crate) const SHARED: ShardSlot = ShardSlot(OVERFLOW as u16);
+
+    /// Owns shard `n < MAX_SHARDS` exclusively.
+    pub(crate) const fn owned(n: u16) -> ShardSlot {
+        ShardSlot(n)
+    }
+
+    /// The owned shard's number, if this is one.
+    pub(crate) fn owned_shard(self) -> Option<u16> {
+        ((self.0 as usize) < MAX_SHARDS).then_some(self.0)
+    }
 }
 
 /// One scope's counters in one shard. All fields are monotonic totals.
@@ -120,9 +133,11 @@ fn bump_shared(counter: &AtomicU64, v: u64) -> u64 {
 /// Counts an allocation of `bytes` (`usable` reserved) in `scope`.
 #[inline(always)]
 pub(crate) fn count_alloc(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
-    match slot {
-        ShardSlot::Owned(n) => alloc_on(line(n as usize, scope), bump_owned, scope, bytes, usable),
-        _ => alloc_on(line(OVERFLOW, scope), bump_shared, scope, bytes, usable),
+    let line = line(slot.0 as usize, scope);
+    if (slot.0 as usize) < MAX_SHARDS {
+        alloc_on(line, bump_owned, scope, bytes, usable)
+    } else {
+        alloc_on(line, bump_shared, scope, bytes, usable)
     }
 }
 
@@ -153,9 +168,11 @@ fn alloc_on(
 /// made in `scope`.
 #[inline(always)]
 pub(crate) fn count_free(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
-    match slot {
-        ShardSlot::Owned(n) => free_on(line(n as usize, scope), bump_owned, bytes, usable),
-        _ => free_on(line(OVERFLOW, scope), bump_shared, bytes, usable),
+    let line = line(slot.0 as usize, scope);
+    if (slot.0 as usize) < MAX_SHARDS {
+        free_on(line, bump_owned, bytes, usable)
+    } else {
+        free_on(line, bump_shared, bytes, usable)
     }
 }
 
@@ -168,9 +185,9 @@ fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usabl
     }
 }
 
-/// The line of `scope` in shard `shard`. Both indices are masked into range
-/// (`MAX_SHARDS + 1` shards are indexed with `shard <= MAX_SHARDS`), so the
-/// hot path has no bounds-check panic.
+/// The line of `scope` in shard `shard`. Both indices are clamped into range
+/// (anything that is not an owned shard is the overflow shard), so the hot
+/// path has no bounds-check panic.
 #[inline(always)]
 fn line(shard: usize, scope: ScopeId) -> &'static Line {
     let shard = if shard < MAX_SHARDS { shard } else { OVERFLOW };
@@ -196,10 +213,10 @@ pub(crate) fn claim_shard() -> ShardSlot {
                 .is_ok()
         {
             HIGH_WATER.fetch_max(n + 1, Ordering::Release);
-            return ShardSlot::Owned(n as u16);
+            return ShardSlot::owned(n as u16);
         }
     }
-    ShardSlot::Shared
+    ShardSlot::SHARED
 }
 
 /// Gives shard `n` back to the pool. The releasing thread must have stopped
