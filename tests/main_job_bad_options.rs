@@ -85,3 +85,16 @@ fn help_lists_the_options_and_exit_codes() {
         .stdout(predicate::str::contains("inspect"))
         .stdout(predicate::str::contains("Exit codes"));
 }
+
+#[test]
+fn a_bad_dump_environment_variable_is_rejected() {
+    Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+        .args(["--writes", "100"])
+        .env("ALLOC_TRACKER_DUMP", "/tmp/never-written.json")
+        .env("ALLOC_TRACKER_DUMP_EVERY", "soon")
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ALLOC_TRACKER_DUMP_EVERY"))
+        .stdout(predicate::str::contains("checkpoint #").not());
+}

@@ -170,3 +170,16 @@ fn inspect(data: &Path) -> String {
     cmd.arg("inspect").arg("--data-dir").arg(data);
     stdout_of(&mut cmd, 0)
 }
+
+#[test]
+fn the_dump_environment_variable_writes_the_report_at_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("at-exit.json");
+    let mut cmd = small_run(&[]);
+    cmd.env("ALLOC_TRACKER_DUMP", &json);
+    stdout_of(&mut cmd, 0);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("written at exit")).unwrap();
+    let scopes = v["scopes"].as_array().expect("scopes array");
+    assert!(scopes.iter().any(|s| s["path"] == "checkpoint/write"));
+}
