@@ -53,6 +53,13 @@ pub(crate) fn run(args: RunArgs) -> Result<Outcome, CliError> {
     });
     let (dir, temp) = data_dir(cfg.args.data_dir.as_deref())?;
     let shared = Shared::default();
+    shared.gate.store(
+        match cfg.args.checkpoint_every {
+            0 => u64::MAX,
+            every => every,
+        },
+        Ordering::Relaxed,
+    );
     let mut driver = Driver::new(&cfg, &shared, dir)?;
     let outcome = driver.drive();
     if let Some(t) = temp {
@@ -108,6 +115,11 @@ struct Shared {
     value_bytes: AtomicU64,
     /// Set to stop the writers (deadline, error).
     stop: AtomicBool,
+    /// Writes may only be claimed below this number: when the writers reach
+    /// a checkpoint's write count they wait for the driving thread to run
+    /// it, so a run has exactly one checkpoint per `--checkpoint-every`
+    /// writes, however the threads are scheduled. `u64::MAX` = no gate.
+    gate: AtomicU64,
 }
 
 /// State of one `run` invocation.
@@ -446,6 +458,11 @@ impl<'c> Driver<'c> {
                     break;
                 }
                 if ckpt_error.is_none() && self.due(done) {
+                    if self.cfg.args.checkpoint_every > 0 {
+                        // Let the writers on to the next checkpoint's count:
+                        // they keep writing while this one runs.
+                        shared.gate.store(self.next_at, Ordering::Release);
+                    }
                     let kind = self.next_kind();
                     if let Err(e) = self.checkpoint(db, kind, false) {
                         ckpt_error = Some(e);
@@ -564,9 +581,16 @@ fn writer(
             if n % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
-            if shared.claimed.fetch_add(1, Ordering::Relaxed) >= limit {
+            let claim = shared.claimed.fetch_add(1, Ordering::Relaxed);
+            if claim >= limit {
                 shared.claimed.fetch_sub(1, Ordering::Relaxed);
                 break;
+            }
+            if claim >= shared.gate.load(Ordering::Acquire) {
+                // A checkpoint is due at this write count: wait for it.
+                shared.claimed.fetch_sub(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_micros(200));
+                continue;
             }
             let Some(op) = ops.next() else {
                 shared.claimed.fetch_sub(1, Ordering::Relaxed);
