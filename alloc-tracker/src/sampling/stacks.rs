@@ -68,10 +68,30 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// The source file as `Display` shows it: std's sources as
+    /// `<rust>/library/...` instead of `/rustc/<commit hash>/library/...`,
+    /// and files below the current directory relative to it.
+    pub fn short_file(&self) -> Option<String> {
+        let file = self.file.as_deref()?;
+        if let Some(rest) = file.strip_prefix("/rustc/") {
+            if let Some((_hash, path)) = rest.split_once('/') {
+                return Some(format!("<rust>/{path}"));
+            }
+        }
+        if let Ok(cwd) = std::env::current_dir() {
+            if let Ok(rel) = std::path::Path::new(file).strip_prefix(&cwd) {
+                return Some(rel.display().to_string());
+            }
+        }
+        Some(file.to_string())
+    }
+}
+
 impl std::fmt::Display for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.function)?;
-        if let Some(file) = &self.file {
+        if let Some(file) = self.short_file() {
             write!(f, " at {file}")?;
             if let Some(line) = self.line {
                 write!(f, ":{line}")?;
@@ -159,4 +179,29 @@ pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
         frames.truncate(end);
     }
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frame;
+
+    #[test]
+    fn display_shortens_std_and_local_paths() {
+        let std_frame = Frame {
+            function: "alloc::raw_vec::finish_grow".into(),
+            file: Some("/rustc/0123456789abcdef/library/alloc/src/raw_vec.rs".into()),
+            line: Some(7),
+        };
+        assert_eq!(
+            std_frame.to_string(),
+            "alloc::raw_vec::finish_grow at <rust>/library/alloc/src/raw_vec.rs:7"
+        );
+        let here = std::env::current_dir().unwrap().join("src/lib.rs");
+        let local = Frame {
+            function: "my::f".into(),
+            file: Some(here.display().to_string()),
+            line: None,
+        };
+        assert_eq!(local.to_string(), "my::f at src/lib.rs");
+    }
 }
