@@ -87,22 +87,29 @@ impl Format {
     }
 
     /// The format named by a path's extension (case-insensitive), if it is
-    /// one of the known ones.
+    /// one of the known names ([`FromStr`] lists them; `.log` is text too).
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?;
-        [
-            ("txt", Format::Text),
-            ("log", Format::Text),
+        Format::named(ext).or_else(|| ext.eq_ignore_ascii_case("log").then_some(Format::Text))
+    }
+
+    /// The format called `name` (case-insensitive), by name or alias.
+    fn named(name: &str) -> Option<Format> {
+        const NAMES: [(&str, Format); 9] = [
             ("text", Format::Text),
+            ("txt", Format::Text),
             ("json", Format::Json),
             ("folded", Format::Folded),
             ("collapsed", Format::Folded),
             ("svg", Format::Svg),
+            ("flamegraph", Format::Svg),
+            ("prometheus", Format::Prometheus),
             ("prom", Format::Prometheus),
-        ]
-        .into_iter()
-        .find(|(e, _)| ext.eq_ignore_ascii_case(e))
-        .map(|(_, f)| f)
+        ];
+        NAMES
+            .into_iter()
+            .find(|(n, _)| name.eq_ignore_ascii_case(n))
+            .map(|(_, f)| f)
     }
 }
 
@@ -118,22 +125,7 @@ impl FromStr for Format {
     /// Parses a format name: `text`/`txt`, `json`, `folded`/`collapsed`,
     /// `svg`/`flamegraph`, `prometheus`/`prom` (case-insensitive).
     fn from_str(s: &str) -> Result<Format, OptionsError> {
-        let s = s.trim();
-        [
-            ("text", Format::Text),
-            ("txt", Format::Text),
-            ("json", Format::Json),
-            ("folded", Format::Folded),
-            ("collapsed", Format::Folded),
-            ("svg", Format::Svg),
-            ("flamegraph", Format::Svg),
-            ("prometheus", Format::Prometheus),
-            ("prom", Format::Prometheus),
-        ]
-        .into_iter()
-        .find(|(n, _)| s.eq_ignore_ascii_case(n))
-        .map(|(_, f)| f)
-        .ok_or(OptionsError::UnknownFormat)
+        Format::named(s.trim()).ok_or(OptionsError::UnknownFormat)
     }
 }
 
