@@ -49,6 +49,7 @@ unsafe impl Backend for Jemalloc {
     }
 }
 
+#[cfg(feature = "jemalloc")]
 /// jemalloc's compile-time geometry on the platforms we build it for: a
 /// 16-byte quantum and 4 KiB pages (tikv-jemalloc-sys's defaults on x86_64
 /// and aarch64 Linux), and the large size classes of jemalloc 5.3.1 as
@@ -72,6 +73,7 @@ mod geometry {
     pub(super) const LARGE_SIZE_CLASSES_DISABLED: bool = true;
 }
 
+#[cfg(feature = "jemalloc")]
 /// jemalloc's usable size for `size` bytes (`sz_s2u_compute`): the smallest
 /// size class that holds `size`, with four classes per power of two.
 #[inline(always)]
@@ -97,6 +99,7 @@ fn jemalloc_s2u(size: usize) -> usize {
     (size + mask) & !mask
 }
 
+#[cfg(feature = "jemalloc")]
 /// jemalloc's usable size for a request of `size` bytes aligned to `align`
 /// (`sz_sa2u`), which is what `mallocx`/`rallocx` reserve and what
 /// `thread.allocated` counts.
@@ -116,7 +119,7 @@ pub(crate) fn jemalloc_size_class(size: usize, align: usize) -> usize {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "jemalloc"))]
 mod tests {
     use super::*;
 

@@ -277,14 +277,7 @@ impl Report {
 /// directory, a directory at `path`, no permission, disk full) or the
 /// format is not compiled in. It never panics.
 pub fn dump(path: impl AsRef<Path>, format: Format) -> Result<(), DumpError> {
-    let path = path.as_ref();
-    thread_state::internal(|| {
-        if !format.is_available() {
-            return Err(DumpError::FormatDisabled {
-                path: path.to_path_buf(),
-                format,
-            });
-        }
-        Report::take().write_to_file(path, format)
-    })
+    // `write_to_file` checks the format and runs under the re-entrancy
+    // guard; only taking the report needs it here.
+    thread_state::internal(Report::take).write_to_file(path, format)
 }
