@@ -196,11 +196,15 @@ mod stats;
 mod thread_state;
 
 #[cfg(feature = "jemalloc")]
+pub use allocator::AttributionStats;
+#[cfg(feature = "jemalloc")]
 pub use allocator::Jemalloc;
-pub use allocator::{Backend, TrackingAlloc, UsableSizes};
+pub use allocator::{Attribution, Backend, TrackingAlloc, UsableSizes};
 pub use error::ScopeTableFull;
 pub use sampling::Frame;
 pub use scope::{AllocScopeExt, InScope, Scope, ScopeGuard, ScopeId, MAX_SCOPES};
+#[cfg(feature = "jemalloc")]
+pub use stats::attribution_stats;
 #[cfg(feature = "jemalloc")]
 pub use stats::JemallocStats;
 pub use stats::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};

@@ -19,6 +19,14 @@ use core::alloc::{GlobalAlloc, Layout};
 pub unsafe trait Backend: GlobalAlloc {
     /// Bytes the allocator reserves for a request of `layout`.
     fn usable_size(layout: Layout) -> usize;
+
+    /// Whether this backend is jemalloc as linked by this crate, so that
+    /// [`Attribution::ByAddress`](crate::Attribution::ByAddress) can place
+    /// blocks in jemalloc arenas of their scope. Only [`Jemalloc`] sets it;
+    /// a backend that sets it without being this crate's jemalloc hands
+    /// jemalloc pointers it did not make.
+    #[doc(hidden)]
+    const IS_JEMALLOC: bool = false;
 }
 
 // === impl System ===
@@ -47,6 +55,8 @@ unsafe impl Backend for Jemalloc {
     fn usable_size(layout: Layout) -> usize {
         jemalloc_size_class(layout.size(), layout.align())
     }
+
+    const IS_JEMALLOC: bool = true;
 }
 
 #[cfg(feature = "jemalloc")]
