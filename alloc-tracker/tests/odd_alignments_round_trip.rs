@@ -18,6 +18,9 @@ static GLOBAL: TrackingAlloc<Jemalloc> =
 static JEMALLOC_COUNT: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static JEMALLOC_SKIP: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+static JEMALLOC_BY_ADDRESS: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc)
+    .usable_sizes(UsableSizes::Count)
+    .attribution(Attribution::ByAddress);
 static JEMALLOC_TRAILER: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc)
     .usable_sizes(UsableSizes::Count)
     .attribution(Attribution::Trailer);
@@ -301,6 +304,15 @@ fn jemalloc_with_usable_sizes_round_trips_every_alignment() {
     round_trips(
         &JEMALLOC_COUNT,
         "align/jemalloc-count",
+        Usable::JemallocClass,
+    );
+}
+
+#[test]
+fn jemalloc_by_address_round_trips_every_alignment() {
+    round_trips(
+        &JEMALLOC_BY_ADDRESS,
+        "align/jemalloc-by-address",
         Usable::JemallocClass,
     );
 }

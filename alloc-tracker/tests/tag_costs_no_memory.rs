@@ -3,7 +3,8 @@
 //! really reserved for a tracked allocation (`sallocx` of the pointer, read
 //! from jemalloc's own metadata) is the size class bare jemalloc gives the
 //! same layout (`nallocx` of the untracked layout), in a scope and outside
-//! any. The same check over `Attribution::Trailer` must find a difference
+//! any, for the default `Attribution::Hybrid` and for
+//! `Attribution::ByAddress`. The same check over `Attribution::Trailer` must find a difference
 //! (that is what the test exists to catch).
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -12,6 +13,9 @@ use alloc_tracker::{Attribution, Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+static BY_ADDRESS: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).attribution(Attribution::ByAddress);
 
 static TRAILER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
@@ -82,6 +86,12 @@ fn scoped_blocks_get_bare_jemallocs_size_class() {
 #[test]
 fn unscoped_blocks_get_bare_jemallocs_size_class() {
     let diff = first_difference(&GLOBAL, &mut sizes());
+    assert_eq!(diff, None, "(size, align, reserved, bare class)");
+}
+
+#[test]
+fn blocks_attributed_by_address_get_bare_jemallocs_size_class() {
+    let diff = PAGES.in_scope(|| first_difference(&BY_ADDRESS, &mut sizes()));
     assert_eq!(diff, None, "(size, align, reserved, bare class)");
 }
 

@@ -60,22 +60,30 @@ pub struct TrackingAlloc<B> {
 
 /// How a free finds the scope of its block.
 ///
-/// See `docs/attribution.md` for the measurements behind the default.
+/// `docs/attribution.md` has the measurements behind the default; in short,
+/// over jemalloc every choice but [`Attribution::Trailer`] gives each block
+/// exactly the size class bare jemalloc gives its layout.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Attribution {
-    /// jemalloc only (the default there): each scope's blocks live in a
-    /// jemalloc arena of its own and a free finds the scope from the
-    /// block's address in a small table, without touching the block. Every
-    /// block gets exactly the size class bare jemalloc gives its layout;
-    /// only sampled/recorded blocks and blocks of transient scopes carry a
-    /// 2-byte trailer. With a backend other than jemalloc this means
-    /// [`Attribution::Trailer`].
+    /// The default (jemalloc only; with another backend it means
+    /// [`Attribution::Trailer`]). Where two more bytes fit in the request's
+    /// size class, which the layout alone decides, the block takes jemalloc's
+    /// flag-free fast path and carries its scope in a 2-byte trailer in that
+    /// slack. Where they do not (exact fits such as 32 B, 64 B, 4 KiB, grown
+    /// `Vec` capacities), the block goes to an arena of its scope, as in
+    /// [`Attribution::ByAddress`]. No block takes a larger size class.
     #[default]
+    Hybrid,
+    /// jemalloc only: every scoped block lives in a jemalloc arena of its
+    /// scope and a free finds the scope from the block's address in a small
+    /// table, never touching the block. Costs jemalloc's slower flag path
+    /// (`mallocx`/`sdallocx` with an arena and an explicit tcache) on every
+    /// scoped allocation and free.
     ByAddress,
     /// Every block carries its scope in a 2-byte trailer after the caller's
     /// bytes, and a free reads it. Works over any backend; costs a size
     /// class when the request fills its class exactly (32 B takes 48 B,
-    /// 4 KiB takes 5 KiB), and a free touches the block.
+    /// 4 KiB takes 5 KiB).
     Trailer,
 }
 
@@ -100,12 +108,12 @@ impl<B> TrackingAlloc<B> {
         Self {
             backend,
             usable: UsableSizes::Skip,
-            attribution: Attribution::ByAddress,
+            attribution: Attribution::Hybrid,
         }
     }
 
-    /// Chooses how frees find their scope ([`Attribution::ByAddress`] by
-    /// default over jemalloc):
+    /// Chooses how frees find their scope ([`Attribution::Hybrid`] by
+    /// default):
     ///
     /// ```
     /// use alloc_tracker::{Attribution, Jemalloc, TrackingAlloc};
@@ -145,10 +153,11 @@ impl<B: Backend> TrackingAlloc<B> {
         }
     }
 
-    /// Whether blocks are attributed by address (jemalloc arenas per scope).
+    /// Whether scopes own jemalloc arenas (`by_address.rs`), as opposed to
+    /// the trailer on every block.
     #[inline(always)]
     fn by_address(&self) -> bool {
-        cfg!(feature = "jemalloc") && B::IS_JEMALLOC && self.attribution == Attribution::ByAddress
+        cfg!(feature = "jemalloc") && B::IS_JEMALLOC && self.attribution != Attribution::Trailer
     }
 }
 

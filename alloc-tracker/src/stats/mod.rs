@@ -10,7 +10,7 @@ mod snapshot;
 pub use jemalloc::JemallocStats;
 pub use snapshot::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
 
-/// How many jemalloc arenas and tcaches [`Attribution::ByAddress`] has made,
+/// How many jemalloc arenas and tcaches [`Attribution::Hybrid`] has made,
 /// and how often it had to fall back to a slower correct path (see
 /// [`AttributionStats`]).
 ///
@@ -23,14 +23,15 @@ pub use snapshot::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
 /// static CACHE: Scope = Scope::new("cache");
 ///
 /// # fn main() {
-/// CACHE.in_scope(|| drop(std::hint::black_box(vec![0u8; 100])));
+/// // A 4096-byte buffer fills its size class: it goes to the scope's arena.
+/// CACHE.in_scope(|| drop(std::hint::black_box(vec![0u8; 4096])));
 /// let stats = alloc_tracker::attribution_stats();
 /// assert!(stats.arenas >= 1);
 /// assert_eq!(stats.arena_failures, 0);
 /// # }
 /// ```
 ///
-/// [`Attribution::ByAddress`]: crate::Attribution::ByAddress
+/// [`Attribution::Hybrid`]: crate::Attribution::Hybrid
 /// [`AttributionStats`]: crate::AttributionStats
 #[cfg(feature = "jemalloc")]
 pub fn attribution_stats() -> crate::AttributionStats {
