@@ -14,12 +14,12 @@ use crate::checkpoint::file::Manifest;
 use crate::checkpoint::global::Base;
 use crate::checkpoint::leak_guard::LeakReport;
 use crate::checkpoint::{gc, CheckpointKind, CheckpointReport, Checkpointer};
-use crate::error::{CheckpointError, FileLeak, OpenError, StorageError, WriteError};
+use crate::error::{CheckpointError, FileLeak, LockError, OpenError, StorageError, WriteError};
 use crate::memtable::Memtable;
 use crate::options::{Options, Runner, SyncPolicy};
 use crate::recovery::{self, RecoveryReport};
 use crate::scopes::{ENGINE, MEMTABLE};
-use crate::storage::Storage;
+use crate::storage::{DirLock, Storage};
 use crate::wal::record::Op;
 use crate::wal::Wal;
 
@@ -145,17 +145,30 @@ pub struct Db {
     inner: Arc<Inner>,
     runner: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
+    /// Held for the life of the handle; dropped (released) after
+    /// [`Drop`] has stopped the runner and synced the WAL.
+    _lock: DirLock,
 }
 
 impl Db {
     /// Opens (creating if needed) the database in `dir` and recovers it.
     ///
+    /// The directory is locked (the [`LOCK`](crate::LOCK_FILE) file) before
+    /// anything is read, until the `Db` is closed or dropped: one `Db` per
+    /// directory at a time, in this process or any other.
+    ///
     /// # Errors
-    /// [`OpenError`]: I/O, or recovery finding corruption (naming the file
-    /// and offset).
+    /// [`OpenError::Locked`] if another `Db` has the directory open;
+    /// otherwise I/O, or recovery finding corruption (naming the file and
+    /// offset).
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db, OpenError> {
         let dir = dir.as_ref();
         let storage = Arc::clone(&options.storage);
+        storage.create_dir_all(dir)?;
+        let lock = storage.lock_dir(dir).map_err(|e| match e {
+            LockError::Held { holder } => OpenError::locked(dir, holder),
+            LockError::Storage(e) => OpenError::Storage(e),
+        })?;
         let rec = recovery::recover(&*storage, dir)?;
         let wal = Wal::resume(
             Arc::clone(&storage),
@@ -199,6 +212,7 @@ impl Db {
             inner,
             runner,
             recovery: rec.report,
+            _lock: lock,
         })
     }
 

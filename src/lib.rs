@@ -10,6 +10,9 @@
 //! checkpoint writes the full image and replaces the chain. A manifest,
 //! published with temp-file + fsync + rename + directory fsync, names the
 //! current chain. Recovery loads the chain, then replays the WAL after it.
+//! [`Db::open`] locks the directory first (an `flock` on its
+//! [`LOCK`](LOCK_FILE) file, held until the `Db` is closed): a second open,
+//! in this process or another, is [`OpenError::Locked`].
 //! The byte formats and the exact protocol are in `docs/design.md`.
 //!
 //! ```no_run
@@ -99,12 +102,12 @@ pub use checkpoint::{
 };
 pub use db::{Db, DbStats};
 pub use error::{
-    CheckpointError, Corruption, Error, FileLeak, OpenError, OptionsError, RecoveryError,
-    StorageError, StorageOp, WriteError,
+    CheckpointError, Corruption, Error, FileLeak, LockError, OpenError, OptionsError,
+    RecoveryError, StorageError, StorageOp, WriteError,
 };
 pub use options::{LeakMode, Options, OptionsBuilder, Runner, SyncPolicy};
 pub use recovery::RecoveryReport;
-pub use storage::{FileStorage, Storage};
+pub use storage::{DirLock, FileStorage, Storage, LOCK_FILE};
 
 #[cfg(test)]
 #[global_allocator]

@@ -57,10 +57,10 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// Recovers the database in `dir`.
+/// Recovers the database in `dir` (which exists; `Db::open` creates and
+/// locks it first).
 pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, RecoveryError> {
     let _scope = crate::scopes::enter(&RECOVERY);
-    storage.create_dir_all(dir)?;
     let names = storage.list(dir)?;
     let manifest = if names.iter().any(|n| n == MANIFEST) {
         let path = dir.join(MANIFEST);
