@@ -206,7 +206,10 @@ pub enum RecoveryError {
     /// A checkpoint file registered in the manifest is corrupt or missing.
     #[error("corrupt checkpoint: {0}")]
     CorruptCheckpoint(Corruption),
-    /// The WAL is corrupt before its last record (not a torn tail).
+    /// A WAL record is bad and is not a torn tail: it is in a sealed
+    /// segment, a valid record follows it, or its checksum matches but its
+    /// LSN or payload is wrong (rule in `docs/design.md`, "Recovery
+    /// rules"). The offset is the record's start.
     #[error("corrupt WAL: {0}")]
     CorruptWal(Corruption),
 }
