@@ -297,7 +297,8 @@ impl Db {
         st.base.get(key).cloned()
     }
 
-    /// Key/value pairs with keys in `range`, in key order.
+    /// Key/value pairs with keys in `range`, in key order. A reversed or
+    /// empty range (`b"z".to_vec()..b"a".to_vec()`) gives an empty result.
     pub fn scan<R: RangeBounds<Vec<u8>>>(&self, range: R) -> Vec<(Vec<u8>, Vec<u8>)> {
         fn bound(b: Bound<&Vec<u8>>) -> Bound<&[u8]> {
             match b {
@@ -307,6 +308,9 @@ impl Db {
             }
         }
         let (start, end) = (bound(range.start_bound()), bound(range.end_bound()));
+        if crate::memtable::is_empty_range(start, end) {
+            return Vec::new();
+        }
         let st = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
         let mut merged: BTreeMap<&[u8], Option<&[u8]>> = st
             .base
@@ -439,7 +443,17 @@ impl Db {
         wal.sync()
     }
 
-    /// Stops the runner and syncs the WAL.
+    /// Stops the runner, syncs the WAL and releases the directory lock.
+    ///
+    /// It takes the handle: a closed `Db` cannot be used at all, so there is
+    /// no "closed" state for callers to run into.
+    ///
+    /// ```compile_fail
+    /// # fn f(db: ckptdb::Db) {
+    /// db.close().unwrap();
+    /// db.get(b"k"); // error[E0382]: borrow of moved value: `db`
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The final WAL sync failing.

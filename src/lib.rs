@@ -65,10 +65,12 @@
 //!
 //! Errors are per operation ([`OpenError`], [`WriteError`],
 //! [`CheckpointError`], [`RecoveryError`]), each wrapping [`StorageError`],
-//! and all convert into [`enum@Error`]. A torn WAL tail (an incomplete last
-//! record of the newest segment) is truncated at open; corruption anywhere
-//! else, and any corrupt checkpoint or manifest, is a [`RecoveryError`]
-//! naming the file and byte offset. Nothing panics on bad input.
+//! and all convert into [`enum@Error`]. A torn WAL tail (a bad record of
+//! the newest segment with no valid record anywhere after it) is truncated
+//! at open; any other bad record, and any corrupt checkpoint or manifest, is
+//! a [`RecoveryError`] naming the file and byte offset. Nothing panics on
+//! bad input: reversed or empty scan ranges give an empty result, keys and
+//! values past their limits a [`WriteError`].
 //!
 //! # Feature flags
 //!
