@@ -448,7 +448,7 @@ impl Db {
     /// It takes the handle: a closed `Db` cannot be used at all, so there is
     /// no "closed" state for callers to run into.
     ///
-    /// ```compile_fail
+    /// ```compile_fail,E0382
     /// # fn f(db: ckptdb::Db) {
     /// db.close().unwrap();
     /// db.get(b"k"); // error[E0382]: borrow of moved value: `db`

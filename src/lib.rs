@@ -46,13 +46,14 @@
 //!
 //! Programs using the engine install the tracker:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
 //!     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 //! ```
 //!
-//! Without it the scopes count nothing and every run "drains".
+//! Without it the scopes count nothing, so every run's leak check passes
+//! without having seen anything: the engine does not detect this yet.
 //!
 //! # Checkpoint files and GC
 //!
@@ -110,6 +111,21 @@ pub use error::{
 pub use options::{LeakMode, Options, OptionsBuilder, Runner, SyncPolicy};
 pub use recovery::RecoveryReport;
 pub use storage::{DirLock, FileStorage, Storage, LOCK_FILE};
+
+/// The Rust code blocks of the README, compiled and run as doctests with
+/// warnings denied (copied into a `-D warnings` build they must pass).
+/// `test_harness` blocks run their `#[test]` functions.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc(test(attr(deny(warnings))))]
+mod readme_doctests {}
+
+/// The same for `alloc-tracker`'s README (doctested here, where the
+/// workspace's tests run, to keep that crate's sources untouched).
+#[cfg(doctest)]
+#[doc = include_str!("../alloc-tracker/README.md")]
+#[doc(test(attr(deny(warnings))))]
+mod alloc_tracker_readme_doctests {}
 
 #[cfg(test)]
 #[global_allocator]
