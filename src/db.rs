@@ -18,7 +18,7 @@ use crate::error::{CheckpointError, FileLeak, LockError, OpenError, StorageError
 use crate::memtable::Memtable;
 use crate::options::{Options, Runner, SyncPolicy};
 use crate::recovery::{self, RecoveryReport};
-use crate::scopes::{ENGINE, MEMTABLE};
+use crate::scopes::{CheckpointScopes, ENGINE, MEMTABLE};
 use crate::storage::{DirLock, Storage};
 use crate::wal::record::Op;
 use crate::wal::Wal;
@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<State>,
     pub(crate) ckpt: Mutex<CkptState>,
     pub(crate) faults: Arc<Faults>,
+    /// Where this database's checkpoint runs are charged.
+    pub(crate) ckpt_scopes: CheckpointScopes,
     pub(crate) stats: Counters,
     closed: AtomicBool,
     wake: (Mutex<()>, Condvar),
@@ -194,6 +196,7 @@ impl Db {
                     cleanup_pending: true,
                 }),
                 faults,
+                ckpt_scopes: CheckpointScopes::for_new_db(),
                 stats: Counters::default(),
                 closed: AtomicBool::new(false),
                 wake: (Mutex::new(()), Condvar::new()),
