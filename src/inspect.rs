@@ -26,9 +26,9 @@ use std::sync::Mutex;
 use crate::checkpoint::file::{
     self, FileKind, FileMeta, Manifest, HEADER_LEN, MANIFEST, MANIFEST_TMP,
 };
-use crate::error::{Corruption, RecoveryError, StorageError, StorageOp};
+use crate::error::{Corruption, LockError, RecoveryError, StorageError, StorageOp};
 use crate::recovery::{self, RecoveryReport};
-use crate::storage::{FileStorage, Storage};
+use crate::storage::{DirLock, FileStorage, Storage, LOCK_FILE};
 use crate::wal::parse_segment_name;
 use crate::wal::reader::{scan_segment, Position};
 use crate::wal::record::read_u64;
@@ -48,6 +48,9 @@ pub enum FileRole {
     CheckpointTemp,
     /// `wal-<first lsn>.log`: a write-ahead log segment.
     WalSegment,
+    /// `LOCK`: locked while a `Db` has the directory open (inspection
+    /// neither takes nor tests the lock).
+    Lock,
     /// Anything else (not the engine's).
     Other,
 }
@@ -314,6 +317,8 @@ fn role(name: &str) -> FileRole {
         FileRole::Manifest
     } else if name == MANIFEST_TMP {
         FileRole::ManifestTemp
+    } else if name == LOCK_FILE {
+        FileRole::Lock
     } else if parse_segment_name(name).is_some() {
         FileRole::WalSegment
     } else if file::is_checkpoint_file(name) {
@@ -438,6 +443,13 @@ impl Storage for DryRun {
             len,
         });
         Ok(())
+    }
+
+    /// Never called (inspection runs recovery, not `Db::open`); it would
+    /// take no lock: inspection writes nothing and must work while the
+    /// database is open.
+    fn lock_dir(&self, _dir: &Path) -> Result<DirLock, LockError> {
+        Ok(DirLock::new(()))
     }
 }
 
