@@ -15,12 +15,14 @@
 //!    mallocx(tagged arena) + trailer                ─► read trailer, sdallocx(tagged tcache)
 //! ```
 //!
-//! In the hybrid the layout alone tells a free whether an automatic-arena
-//! block carries a trailer ([`trailer_fits`]), so both kinds of block need
-//! no per-block state besides what they carry. A block never leaves its
-//! arena: `rallocx` with the arena's flags keeps it there when it moves, and
-//! an automatic-arena block of a scope that must grow into a size without
-//! slack moves to the scope's arena by copy.
+//! In the hybrid a layout whose trailer fits its class ([`trailer_fits`])
+//! always means an automatic-arena block with a trailer, whatever its scope
+//! or record, so such a free reads the trailer and never looks at the chunk
+//! table; every other layout means a block without a trailer slack, found by
+//! the chunk table. A reallocation keeps that invariant: it stays in place
+//! (`realloc`/`rallocx` with the block's arena) while the new layout is of
+//! the same kind, and moves by copy when it is not (rare: a scoped block
+//! growing from a size with slack into an exact fit, or the reverse).
 //!
 //! Each function has the contract of the `GlobalAlloc` method of its name,
 //! and the block passed to `dealloc`/`realloc` must have been made by this
@@ -69,10 +71,196 @@ fn shard() -> ShardSlot {
 }
 
 impl<B: Backend> TrackingAlloc<B> {
-    /// Whether automatic-arena blocks of `layout` carry a trailer.
+    /// Whether blocks of `layout` are automatic-arena blocks with a trailer.
     #[inline(always)]
     fn trailer_in_automatic(&self, layout: Layout) -> bool {
         self.attribution == Attribution::Hybrid && trailer_fits(layout)
+    }
+}
+
+/// Where a live block is and whether it carries a trailer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Automatic arenas, trailer in the class's slack (hybrid only).
+    AutoTrailer,
+    /// Automatic arenas, no trailer: an unscoped block.
+    Auto,
+    /// The arena of this scope, no trailer.
+    Scope(ScopeId),
+    /// The tagged arena, trailer (possibly in a larger class).
+    Tagged,
+}
+
+impl Kind {
+    /// The kind of the live block `p` of `layout`.
+    #[inline(always)]
+    fn of<B: Backend>(a: &TrackingAlloc<B>, p: *const u8, layout: Layout) -> Kind {
+        if a.trailer_in_automatic(layout) {
+            return Kind::AutoTrailer;
+        }
+        match arena::owner(p) {
+            Owner::Automatic => Kind::Auto,
+            Owner::Scope(s) => Kind::Scope(s),
+            Owner::Tagged => Kind::Tagged,
+        }
+    }
+
+    #[inline(always)]
+    fn has_trailer(self) -> bool {
+        matches!(self, Kind::AutoTrailer | Kind::Tagged)
+    }
+
+    /// The layout a live block of `layout` was requested from jemalloc with.
+    #[inline(always)]
+    fn reserved_live(self, layout: Layout) -> Layout {
+        if self.has_trailer() {
+            trailer::outer_layout_of_live(layout)
+        } else {
+            layout
+        }
+    }
+
+    /// The layout a new block of `layout` is requested from jemalloc with,
+    /// `None` if adding the trailer overflows.
+    #[inline(always)]
+    fn reserved(self, layout: Layout) -> Option<Layout> {
+        if self.has_trailer() {
+            trailer::outer_layout(layout)
+        } else {
+            Some(layout)
+        }
+    }
+
+    /// The block's tag: its trailer, or what its arena says.
+    ///
+    /// # Safety
+    /// `p` is a live block of this kind made with `layout`.
+    #[inline(always)]
+    unsafe fn tag(self, p: *const u8, layout: Layout) -> Tag {
+        match self {
+            Kind::AutoTrailer | Kind::Tagged => {
+                // SAFETY: blocks of these kinds carry their tag at
+                // `layout.size()` (caller contract).
+                Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) })
+            }
+            Kind::Auto => Tag::new(ScopeId::UNSCOPED),
+            Kind::Scope(s) => Tag::new(s),
+        }
+    }
+}
+
+/// Makes a block of `layout` for `scope` (a trailer is wanted when the
+/// block will carry record flags). Counts nothing and writes no tag.
+///
+/// # Safety
+/// `layout` has a non-zero size.
+#[inline(always)]
+unsafe fn new_block<B: Backend>(
+    a: &TrackingAlloc<B>,
+    slot: ShardSlot,
+    scope: ScopeId,
+    layout: Layout,
+    zero: bool,
+    want_trailer: bool,
+) -> (*mut u8, Kind) {
+    if a.trailer_in_automatic(layout) {
+        let Some(outer) = trailer::outer_layout(layout) else {
+            return (ptr::null_mut(), Kind::AutoTrailer);
+        };
+        // SAFETY: `outer` has a non-zero size.
+        let p = unsafe {
+            if zero {
+                a.backend.alloc_zeroed(outer)
+            } else {
+                a.backend.alloc(outer)
+            }
+        };
+        return (p, Kind::AutoTrailer);
+    }
+    let untagged = |a: &TrackingAlloc<B>| {
+        // SAFETY: `layout` has a non-zero size (caller contract).
+        let p = unsafe {
+            if zero {
+                a.backend.alloc_zeroed(layout)
+            } else {
+                a.backend.alloc(layout)
+            }
+        };
+        (p, Kind::Auto)
+    };
+    if scope == ScopeId::UNSCOPED && !want_trailer {
+        return untagged(a);
+    }
+    let zero_flag = if zero {
+        tikv_jemalloc_sys::MALLOCX_ZERO
+    } else {
+        0
+    };
+    match arena::place(slot, scope, layout, want_trailer) {
+        // SAFETY: `layout.size()` is non-zero and valid for its alignment;
+        // `flags` name the scope's arena and this thread's tcache of it.
+        Placement::Arena(flags) => (
+            unsafe { arena::mallocx_unchecked(layout.size(), flags | zero_flag) },
+            Kind::Scope(scope),
+        ),
+        Placement::Tagged(flags) => {
+            let Some(outer) = trailer::outer_layout(layout) else {
+                return (ptr::null_mut(), Kind::Tagged);
+            };
+            let flags = flags | arena::align_flags(outer) | zero_flag;
+            // SAFETY: `outer` is valid with a non-zero size; `flags` name the
+            // tagged arena and this thread's tcache of it.
+            let p = unsafe { arena::mallocx_unchecked(outer.size(), flags) };
+            (p, Kind::Tagged)
+        }
+        Placement::Unattributed => untagged(a),
+    }
+}
+
+/// Gives a block back to jemalloc. Counts nothing, touches no record.
+///
+/// # Safety
+/// `p` is a live block of `kind` made with `layout`.
+#[inline(always)]
+unsafe fn free_block<B: Backend>(
+    a: &TrackingAlloc<B>,
+    slot: ShardSlot,
+    p: *mut u8,
+    layout: Layout,
+    kind: Kind,
+) {
+    match kind {
+        Kind::AutoTrailer => {
+            let outer = trailer::outer_layout_of_live(layout);
+            // SAFETY: made by the backend with `outer` (caller contract).
+            unsafe { a.backend.dealloc(p, outer) }
+        }
+        // SAFETY: made by the backend with `layout` (caller contract).
+        Kind::Auto => unsafe { a.backend.dealloc(p, layout) },
+        Kind::Scope(s) => {
+            let flags = arena::free_flags(slot, Owner::Scope(s), layout);
+            // SAFETY: a block of `s`'s arena requested with `layout.size()`
+            // bytes, freed through this thread's tcache of that arena.
+            unsafe { arena::sdallocx_unchecked(p, layout.size(), flags) }
+        }
+        Kind::Tagged => {
+            let outer = trailer::outer_layout_of_live(layout);
+            let flags = arena::free_flags(slot, Owner::Tagged, outer);
+            // SAFETY: a tagged-arena block requested with `outer.size()`
+            // bytes, freed through this thread's tcache of that arena.
+            unsafe { arena::sdallocx_unchecked(p, outer.size(), flags) }
+        }
+    }
+}
+
+/// The scope a new block of `kind` is charged to: an untagged automatic
+/// block is unscoped whatever was asked (the no-arena fallback).
+#[inline(always)]
+fn charged(kind: Kind, scope: ScopeId) -> ScopeId {
+    if kind == Kind::Auto {
+        ScopeId::UNSCOPED
+    } else {
+        scope
     }
 }
 
@@ -88,117 +276,23 @@ pub(super) unsafe fn alloc<B: Backend>(
 ) -> *mut u8 {
     let bytes = layout.size();
     let (scope, slot, special) = context(bytes);
-    if a.trailer_in_automatic(layout) {
-        // SAFETY: the caller's contract; the trailer fits the class.
-        return unsafe { alloc_with_trailer(a, layout, zero, slot, scope, special) };
+    // SAFETY: the caller's contract.
+    let (p, kind) = unsafe { new_block(a, slot, scope, layout, zero, special.is_some()) };
+    if p.is_null() {
+        return p;
     }
-    if scope == ScopeId::UNSCOPED && special.is_none() {
-        // SAFETY: the caller's contract.
-        return unsafe { alloc_untagged(a, layout, zero, slot) };
-    }
-    let zero_flag = if zero {
-        tikv_jemalloc_sys::MALLOCX_ZERO
-    } else {
-        0
+    let Some(reserved) = kind.reserved(layout) else {
+        return p; // unreachable: `new_block` made the block with it
     };
-    match arena::place(slot, scope, layout, special.is_some()) {
-        Placement::Arena(flags) => {
-            // SAFETY: `bytes` is non-zero (caller contract) and came from a
-            // valid `Layout`, so rounded to its alignment it fits `isize`;
-            // `flags` name the scope's arena and this thread's tcache of it.
-            let p = unsafe { arena::mallocx_unchecked(bytes, flags | zero_flag) };
-            if !p.is_null() {
-                counters::count_alloc(slot, scope, bytes as u64, a.usable(layout) as u64);
-            }
-            p
-        }
-        Placement::Tagged(flags) => {
-            let Some(outer) = trailer::outer_layout(layout) else {
-                return ptr::null_mut();
-            };
-            let flags = flags | arena::align_flags(outer) | zero_flag;
-            // SAFETY: `outer` is a valid layout with a non-zero size; `flags`
-            // name the tagged arena and this thread's tcache of it.
-            let p = unsafe { arena::mallocx_unchecked(outer.size(), flags) };
-            if !p.is_null() {
-                counters::count_alloc(slot, scope, bytes as u64, a.usable(outer) as u64);
-                let tag = match special {
-                    Some(s) => crate::sampling::record(Tag::new(scope), p as usize, bytes, s),
-                    None => Tag::new(scope),
-                };
-                // SAFETY: `p` is a fresh block of `outer.size()` bytes.
-                unsafe { trailer::write_unchecked(p, layout, tag.to_bits()) };
-            }
-            p
-        }
-        // SAFETY: the caller's contract.
-        Placement::Unattributed => unsafe { alloc_untagged(a, layout, zero, slot) },
-    }
-}
-
-/// jemalloc's flag-free path for an unscoped, untagged block (or for a
-/// block no arena could be made for: counted as unscoped).
-///
-/// # Safety
-/// `layout` has a non-zero size.
-#[inline(always)]
-unsafe fn alloc_untagged<B: Backend>(
-    a: &TrackingAlloc<B>,
-    layout: Layout,
-    zero: bool,
-    slot: ShardSlot,
-) -> *mut u8 {
-    // SAFETY: guaranteed by the caller.
-    let p = unsafe {
-        if zero {
-            a.backend.alloc_zeroed(layout)
-        } else {
-            a.backend.alloc(layout)
-        }
-    };
-    if !p.is_null() {
-        counters::count_alloc(
-            slot,
-            ScopeId::UNSCOPED,
-            layout.size() as u64,
-            a.usable(layout) as u64,
-        );
-    }
-    p
-}
-
-/// The hybrid's fast path: jemalloc's flag-free path with the tag in the
-/// class's slack.
-///
-/// # Safety
-/// `layout` has a non-zero size and `trailer_fits(layout)`.
-#[inline(always)]
-unsafe fn alloc_with_trailer<B: Backend>(
-    a: &TrackingAlloc<B>,
-    layout: Layout,
-    zero: bool,
-    slot: ShardSlot,
-    scope: ScopeId,
-    special: Option<Special>,
-) -> *mut u8 {
-    let Some(outer) = trailer::outer_layout(layout) else {
-        return ptr::null_mut();
-    };
-    // SAFETY: `outer` has a non-zero size.
-    let p = unsafe {
-        if zero {
-            a.backend.alloc_zeroed(outer)
-        } else {
-            a.backend.alloc(outer)
-        }
-    };
-    if !p.is_null() {
-        counters::count_alloc(slot, scope, layout.size() as u64, a.usable(outer) as u64);
+    let scope = charged(kind, scope);
+    counters::count_alloc(slot, scope, bytes as u64, a.usable(reserved) as u64);
+    if kind.has_trailer() {
         let tag = match special {
-            Some(s) => crate::sampling::record(Tag::new(scope), p as usize, layout.size(), s),
+            Some(s) => crate::sampling::record(Tag::new(scope), p as usize, bytes, s),
             None => Tag::new(scope),
         };
-        // SAFETY: `p` is a fresh block of `outer.size()` bytes.
+        // SAFETY: `p` is a fresh block of `reserved.size()` bytes, which
+        // leaves room for the tag after the caller's bytes.
         unsafe { trailer::write_unchecked(p, layout, tag.to_bits()) };
     }
     p
@@ -210,69 +304,21 @@ unsafe fn alloc_with_trailer<B: Backend>(
 #[inline(always)]
 pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layout: Layout) {
     let slot = shard();
-    match arena::owner(p) {
-        Owner::Automatic if a.trailer_in_automatic(layout) => {
-            let outer = trailer::outer_layout_of_live(layout);
-            // SAFETY: automatic-arena blocks whose trailer fits were made
-            // with `outer` and their tag written at `layout.size()`.
-            let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
-            if tag.has_record() {
-                crate::sampling::on_free_recorded(p as usize, tag);
-            }
-            // SAFETY: `p` was returned by the backend for `outer`.
-            unsafe { a.backend.dealloc(p, outer) };
-            counters::count_free(
-                slot,
-                tag.scope(),
-                layout.size() as u64,
-                a.usable(outer) as u64,
-            );
-        }
-        Owner::Automatic => {
-            // SAFETY: an untagged automatic-arena block made with `layout`.
-            unsafe { a.backend.dealloc(p, layout) };
-            counters::count_free(
-                slot,
-                ScopeId::UNSCOPED,
-                layout.size() as u64,
-                a.usable(layout) as u64,
-            );
-        }
-        owner @ Owner::Scope(scope) => {
-            // SAFETY: a block of `scope`'s arena requested with
-            // `layout.size()` bytes; the flags carry this thread's tcache of
-            // that arena.
-            unsafe {
-                arena::sdallocx_unchecked(p, layout.size(), arena::free_flags(slot, owner, layout))
-            };
-            counters::count_free(slot, scope, layout.size() as u64, a.usable(layout) as u64);
-        }
-        Owner::Tagged => {
-            let outer = trailer::outer_layout_of_live(layout);
-            // SAFETY: tagged blocks were made with `outer` and their tag
-            // written at `layout.size()`.
-            let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
-            if tag.has_record() {
-                crate::sampling::on_free_recorded(p as usize, tag);
-            }
-            // SAFETY: a block of the tagged arena requested with
-            // `outer.size()` bytes; the flags carry this thread's tcache of
-            // the tagged arena.
-            unsafe {
-                arena::sdallocx_unchecked(
-                    p,
-                    outer.size(),
-                    arena::free_flags(slot, Owner::Tagged, outer),
-                )
-            };
-            counters::count_free(
-                slot,
-                tag.scope(),
-                layout.size() as u64,
-                a.usable(outer) as u64,
-            );
-        }
+    let kind = Kind::of(a, p, layout);
+    // SAFETY: `p` is a live block of `kind` made with `layout`.
+    let tag = unsafe { kind.tag(p, layout) };
+    if tag.has_record() {
+        crate::sampling::on_free_recorded(p as usize, tag);
     }
+    // SAFETY: as above.
+    unsafe { free_block(a, slot, p, layout, kind) };
+    let reserved = kind.reserved_live(layout);
+    counters::count_free(
+        slot,
+        tag.scope(),
+        layout.size() as u64,
+        a.usable(reserved) as u64,
+    );
 }
 
 /// # Safety
@@ -290,154 +336,99 @@ pub(super) unsafe fn realloc<B: Backend>(
         return ptr::null_mut();
     };
     let slot = shard();
-    match arena::owner(p) {
-        Owner::Automatic => {
-            // SAFETY: the caller's contract.
-            unsafe { realloc_automatic(a, slot, p, layout, new_layout) }
-        }
-        owner @ Owner::Scope(scope) => {
-            // SAFETY: a block of `scope`'s arena; the flags name that arena
-            // (a moved block is made there) and this thread's tcache of it.
-            let q = unsafe {
-                arena::rallocx_unchecked(p, new_size, arena::realloc_flags(slot, owner, new_layout))
-            };
-            if !q.is_null() {
-                move_counts(a, slot, scope, (layout, layout), (new_layout, new_layout));
-            }
-            q
-        }
-        Owner::Tagged => {
-            let outer = trailer::outer_layout_of_live(layout);
-            let Some(new_outer) = trailer::outer_layout(new_layout) else {
-                return ptr::null_mut();
-            };
-            // SAFETY: tagged blocks carry their tag at `layout.size()`.
-            let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
-            // SAFETY: a block of the tagged arena made with `outer`; the
-            // flags name the tagged arena and this thread's tcache of it.
-            let q = unsafe {
-                arena::rallocx_unchecked(
-                    p,
-                    new_outer.size(),
-                    arena::realloc_flags(slot, Owner::Tagged, new_outer),
-                )
-            };
-            if q.is_null() {
-                // The old block, its tag and every counter are unchanged.
-                return q;
-            }
-            let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_size);
-            move_counts(
-                a,
-                slot,
-                tag.scope(),
-                (layout, outer),
-                (new_layout, new_outer),
-            );
-            // SAFETY: `q` is a block of `new_outer.size()` bytes; the tag
-            // goes after the caller's `new_size` bytes.
-            unsafe { trailer::write_unchecked(q, new_layout, tag.to_bits()) };
-            q
-        }
-    }
-}
-
-/// Reallocates an automatic-arena block. It stays in the automatic arenas
-/// (jemalloc may grow it in place) unless it belongs to a scope and the new
-/// size has no slack for the trailer: then it moves to the scope's arena.
-///
-/// # Safety
-/// `p` is a live automatic-arena block made by this module with `layout`;
-/// `new_layout` is valid with a non-zero size.
-#[inline(always)]
-unsafe fn realloc_automatic<B: Backend>(
-    a: &TrackingAlloc<B>,
-    slot: ShardSlot,
-    p: *mut u8,
-    layout: Layout,
-    new_layout: Layout,
-) -> *mut u8 {
-    let (old_tagged, new_tagged) = (
-        a.trailer_in_automatic(layout),
-        a.trailer_in_automatic(new_layout),
-    );
-    let (tag, old_reserved) = if old_tagged {
-        // SAFETY: the block carries a trailer (its layout says so).
-        let bits = unsafe { trailer::read_unchecked(p, layout) };
-        (Tag::from_bits(bits), trailer::outer_layout_of_live(layout))
-    } else {
-        (Tag::new(ScopeId::UNSCOPED), layout)
+    let kind = Kind::of(a, p, layout);
+    // SAFETY: `p` is a live block of `kind` made with `layout`.
+    let tag = unsafe { kind.tag(p, layout) };
+    let new_fits = a.trailer_in_automatic(new_layout);
+    let plain_unscoped = tag.scope() == ScopeId::UNSCOPED && !tag.has_record();
+    // The kind the block keeps if it can be reallocated where it is.
+    let in_place = match kind {
+        Kind::AutoTrailer if new_fits => Some(Kind::AutoTrailer),
+        Kind::AutoTrailer | Kind::Auto if plain_unscoped => Some(if new_fits {
+            Kind::AutoTrailer
+        } else {
+            Kind::Auto
+        }),
+        Kind::Scope(_) | Kind::Tagged if !new_fits => Some(kind),
+        _ => None,
     };
-    let scope = tag.scope();
-    if !new_tagged && (scope != ScopeId::UNSCOPED || tag.has_record()) {
+    let Some(new_kind) = in_place else {
         // SAFETY: the caller's contract.
-        return unsafe { realloc_by_copy(a, slot, p, layout, new_layout, tag) };
-    }
-    let new_reserved = if new_tagged {
-        let Some(o) = trailer::outer_layout(new_layout) else {
-            return ptr::null_mut();
-        };
-        o
-    } else {
-        new_layout
+        return unsafe { realloc_by_copy(a, slot, p, (layout, kind), new_layout, tag) };
     };
-    // SAFETY: `p` was returned by the backend for `old_reserved`; the new
-    // size is non-zero and valid for the alignment.
-    let q = unsafe { a.backend.realloc(p, old_reserved, new_reserved.size()) };
+    let old_reserved = kind.reserved_live(layout);
+    let Some(new_reserved) = new_kind.reserved(new_layout) else {
+        return ptr::null_mut();
+    };
+    // SAFETY: `p` is a live block of `kind` requested as `old_reserved`; the
+    // new size is non-zero and valid for the alignment. Automatic blocks go
+    // through the backend (they stay in the automatic arenas), arena blocks
+    // through `rallocx` with their arena's flags (they stay in it).
+    let q = unsafe {
+        match kind {
+            Kind::AutoTrailer | Kind::Auto => {
+                a.backend.realloc(p, old_reserved, new_reserved.size())
+            }
+            Kind::Scope(s) => arena::rallocx_unchecked(
+                p,
+                new_reserved.size(),
+                arena::realloc_flags(slot, Owner::Scope(s), new_reserved),
+            ),
+            Kind::Tagged => arena::rallocx_unchecked(
+                p,
+                new_reserved.size(),
+                arena::realloc_flags(slot, Owner::Tagged, new_reserved),
+            ),
+        }
+    };
     if q.is_null() {
+        // The old block, its tag and every counter are unchanged.
         return q;
     }
-    let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_layout.size());
-    move_counts(
-        a,
+    let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_size);
+    counters::count_free(
         slot,
-        scope,
-        (layout, old_reserved),
-        (new_layout, new_reserved),
+        tag.scope(),
+        layout.size() as u64,
+        a.usable(old_reserved) as u64,
     );
-    if new_tagged {
-        // SAFETY: `q` has `new_reserved.size()` bytes, the trailer goes
-        // after the caller's `new_layout.size()`.
+    counters::count_alloc(
+        slot,
+        tag.scope(),
+        new_size as u64,
+        a.usable(new_reserved) as u64,
+    );
+    if new_kind.has_trailer() {
+        // SAFETY: `q` has `new_reserved.size()` bytes, room for the tag
+        // after the caller's `new_size`.
         unsafe { trailer::write_unchecked(q, new_layout, tag.to_bits()) };
     }
     q
 }
 
-/// Moves a trailer-tagged automatic block of a scope to a new block with
-/// no trailer slack: allocated as the scope's blocks are (its arena, or the
-/// tagged arena), then copied, then the old block freed.
+/// Moves a block to a block of the other kind (the new layout changes
+/// whether the trailer fits): allocated as a new block of its scope would
+/// be, copied, its record moved, then the old block freed.
 ///
 /// # Safety
-/// As [`realloc_automatic`]; `tag` is the block's tag.
+/// As [`realloc`]; `old` is the block's layout and kind, `tag` its tag.
 #[cold]
 #[inline(never)]
 unsafe fn realloc_by_copy<B: Backend>(
     a: &TrackingAlloc<B>,
     slot: ShardSlot,
     p: *mut u8,
-    layout: Layout,
+    old: (Layout, Kind),
     new_layout: Layout,
     tag: Tag,
 ) -> *mut u8 {
-    let scope = tag.scope();
-    let keep_record = tag.has_record();
-    let (q, reserved) = match arena::place(slot, scope, new_layout, keep_record) {
-        Placement::Arena(flags) => (
-            // SAFETY: a valid non-zero layout; flags name the scope's arena.
-            unsafe { arena::mallocx_unchecked(new_layout.size(), flags) },
-            new_layout,
-        ),
-        Placement::Tagged(flags) => {
-            let Some(outer) = trailer::outer_layout(new_layout) else {
-                return ptr::null_mut();
-            };
-            // SAFETY: a valid non-zero layout; flags name the tagged arena.
-            let q = unsafe {
-                arena::mallocx_unchecked(outer.size(), flags | arena::align_flags(outer))
-            };
-            (q, outer)
-        }
-        Placement::Unattributed => return ptr::null_mut(),
+    let (layout, kind) = old;
+    // SAFETY: `new_layout` has a non-zero size (caller contract).
+    let (q, new_kind) =
+        unsafe { new_block(a, slot, tag.scope(), new_layout, false, tag.has_record()) };
+    let old_reserved = kind.reserved_live(layout);
+    let Some(new_reserved) = new_kind.reserved(new_layout) else {
+        return ptr::null_mut();
     };
     if q.is_null() {
         return q;
@@ -445,35 +436,28 @@ unsafe fn realloc_by_copy<B: Backend>(
     // SAFETY: both blocks are live and distinct; the copy covers the bytes
     // both hold.
     unsafe { ptr::copy_nonoverlapping(p, q, layout.size().min(new_layout.size())) };
-    let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_layout.size());
-    if reserved != new_layout {
-        // SAFETY: a tagged-arena block of `reserved` bytes.
-        unsafe { trailer::write_unchecked(q, new_layout, tag.to_bits()) };
+    let moved = crate::sampling::on_realloc(p as usize, q as usize, tag, new_layout.size());
+    let new_scope = charged(new_kind, tag.scope());
+    if new_kind.has_trailer() {
+        // A block with a trailer is charged to the tag's own scope
+        // (`charged` only differs for untagged blocks).
+        // SAFETY: `q` has `new_reserved.size()` bytes, room for the tag.
+        unsafe { trailer::write_unchecked(q, new_layout, moved.to_bits()) };
     }
-    let old_reserved = trailer::outer_layout_of_live(layout);
-    // SAFETY: `p` was returned by the backend for `old_reserved` (its
-    // trailer fits, it was made by the hybrid's fast path).
-    unsafe { a.backend.dealloc(p, old_reserved) };
-    move_counts(
-        a,
+    // SAFETY: `p` is a live block of `kind` made with `layout`; its record,
+    // if any, was moved to `q` above.
+    unsafe { free_block(a, slot, p, layout, kind) };
+    counters::count_free(
         slot,
-        scope,
-        (layout, old_reserved),
-        (new_layout, reserved),
+        tag.scope(),
+        layout.size() as u64,
+        a.usable(old_reserved) as u64,
+    );
+    counters::count_alloc(
+        slot,
+        new_scope,
+        new_layout.size() as u64,
+        a.usable(new_reserved) as u64,
     );
     q
-}
-
-/// Counts a reallocation as one free and one allocation in `scope`; each
-/// pair is (requested layout, layout reserved from the backend).
-#[inline(always)]
-fn move_counts<B: Backend>(
-    a: &TrackingAlloc<B>,
-    slot: ShardSlot,
-    scope: ScopeId,
-    old: (Layout, Layout),
-    new: (Layout, Layout),
-) {
-    counters::count_free(slot, scope, old.0.size() as u64, a.usable(old.1) as u64);
-    counters::count_alloc(slot, scope, new.0.size() as u64, a.usable(new.1) as u64);
 }
