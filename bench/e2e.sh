@@ -55,6 +55,8 @@ if ! /usr/bin/time --version 2>&1 | grep -q 'GNU'; then
     fi
 fi
 
+# The revision measured: taken before the build, so later edits do not show.
+rev="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')"
 echo "e2e.sh: building (cargo build --release --bin ckptdb --bin ckptdb-bare)" >&2
 cargo build --release --bin ckptdb --bin ckptdb-bare >&2
 target="${CARGO_TARGET_DIR:-target}"
@@ -109,7 +111,7 @@ verdict="$(grep '^verdict:' "$scratch/out.tracked.1" || true)"
 
 echo "## ckptdb end to end: TrackingAlloc<Jemalloc> (tracked) vs bare jemalloc"
 echo
-echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)'), $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $runs rounds (order alternating, tracked first in odd rounds)"
+echo "commit $rev, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $runs rounds (order alternating, tracked first in odd rounds)"
 echo "arguments: ckptdb ${job_args[*]} --data-dir <fresh temporary directory>"
 echo "tracked build, round 1: ${verdict:-no verdict line}"
 echo "bare build: no tracker, its leak checks count nothing (expected for this comparison)"
