@@ -147,11 +147,18 @@
 //!
 //! # Overhead
 //!
-//! Per allocation: a 2-byte tag after the block (free when it fits in the
-//! size class's slack, one size class step when the request fills its class
-//! exactly), one thread-local read, and a few counter updates on a cache
-//! line owned by the thread (no shared read-modify-write). The README has
-//! the measured ratios against bare jemalloc.
+//! Memory: none. Over jemalloc (the default [`Attribution::Hybrid`]) every
+//! block gets exactly the size class bare jemalloc gives its layout: a block
+//! whose class has two bytes of slack carries its scope in a 2-byte trailer
+//! there; a block that fills its class exactly (32 B, 64 B, 4 KiB, `Vec`
+//! capacities) lives in a jemalloc arena of its scope, and its free finds the
+//! scope from its address. Time: one thread-local read and a few counter
+//! updates on a cache line owned by the thread (no shared read-modify-write)
+//! per allocation and free, plus jemalloc's slower flag path (`mallocx` with
+//! an arena and an explicit tcache) for exact fits in a scope. Over `System`
+//! every block carries the trailer (and may take a larger size class). The
+//! README has the measured ratios against bare jemalloc; `docs/attribution.md`
+//! the designs measured.
 //!
 //! # Limitations
 //!

@@ -154,7 +154,8 @@ static ARENA_OF: [[AtomicU32; ARENAS_PER_SCOPE]; MAX_SCOPES] =
 /// Which of its scope's arenas a thread uses.
 #[inline(always)]
 fn arena_slot(slot: ShardSlot) -> usize {
-    slot.owned_shard().map_or(0, |n| n as usize % ARENAS_PER_SCOPE)
+    slot.owned_shard()
+        .map_or(0, |n| n as usize % ARENAS_PER_SCOPE)
 }
 /// The tagged arena, same encoding.
 static TAGGED_ARENA: AtomicU32 = AtomicU32::new(0);

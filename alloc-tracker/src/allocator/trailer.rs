@@ -1,9 +1,13 @@
-//! Where the per-allocation tag lives and how it is read and written.
+//! The 2-byte trailer: where a block's tag lives when the block carries one,
+//! and how it is read and written.
 //!
-//! Every block handed out by [`TrackingAlloc`](super::TrackingAlloc) is two
-//! bytes longer than the caller asked for. The two extra bytes hold the
-//! [`Tag`] and sit *after* the caller's bytes, at an offset derived from the
-//! `Layout` alone, which `dealloc` and `realloc` receive again:
+//! Which blocks carry one depends on the [`Attribution`](super::Attribution):
+//! all of them with `Trailer` (and over `System`); with `Hybrid` those whose
+//! size class has two bytes of slack, plus sampled/recorded and transient
+//! blocks; with `ByAddress` only the latter. Such a block is two bytes longer
+//! than the caller asked for. The two extra bytes hold the [`Tag`] and sit
+//! *after* the caller's bytes, at an offset derived from the `Layout` alone,
+//! which `dealloc` and `realloc` receive again:
 //!
 //! ```text
 //!  ptr (aligned to layout.align(), exactly as the backend returned it)
@@ -23,9 +27,9 @@
 //! crosses a jemalloc size class for most small sizes. A two-byte trailer
 //! keeps the backend's pointer and alignment untouched, and it usually falls
 //! into the slack between the requested size and its size class: a 24-byte
-//! request (class 32) costs nothing. It only costs a size class when the
-//! request already fills its class exactly (8, 16, 32, 48, 64, ...); see
-//! the README's memory table for measured figures.
+//! request (class 32) costs nothing. It costs a size class when the request
+//! already fills its class exactly (8, 16, 32, 48, 64, ...), which is why
+//! the hybrid sends those blocks to their scope's arena instead.
 //!
 //! The tag is written unaligned so that any `layout.size()` works, including
 //! odd sizes with `align = 1`.
