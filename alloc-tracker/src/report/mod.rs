@@ -15,6 +15,8 @@
 //!   `pprof`, gzipped pprof heap profiles (`Report::to_pprof`, module
 //!   `report::pprof`).
 //! - [`Report::diff`]: what grew and shrank between two reports.
+//! - Over time (feature `timeline`): live bytes per scope as an SVG line
+//!   chart with markers (module `report::timeline`).
 //! - Dumps: on demand ([`dump`]), at exit, periodically and on SIGUSR1
 //!   ([`Dumps::builder`], or [`dump_triggers_from_env`] driven by
 //!   `ALLOC_TRACKER_DUMP=path`).
@@ -167,6 +169,8 @@ mod model;
 pub mod pprof;
 mod prometheus;
 mod text;
+#[cfg(feature = "timeline")]
+pub mod timeline;
 mod triggers;
 
 pub use diff::{ReportDiff, ScopeDelta, SiteDelta};
