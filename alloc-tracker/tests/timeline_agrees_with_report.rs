@@ -46,7 +46,14 @@ fn sampler_readings_agree_with_the_json_report() {
     }
     let jobs = JOBS.in_scope(|| vec![3u8; 4096]);
     sampler.mark("jobs", MarkerStyle::Alert);
-    std::thread::sleep(Duration::from_millis(10));
+    // Wait for background readings beyond the 6 explicit ones (first
+    // reading, five `sample_now`), however loaded the machine is.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sampler.with(|t| t.series_of("tl-store").map_or(0, |s| s.points.len())) < 9
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let mut timeline = sampler.stop();
     timeline.sample(&scopes);
     let json = Report::take().to_json();
@@ -68,9 +75,9 @@ fn sampler_readings_agree_with_the_json_report() {
         report.scope("tl-jobs").unwrap().with_children.live_bytes
     );
     assert_eq!(jobs_series.points.last().unwrap().live_bytes, 4096);
-    // Background readings happened (2 ms interval over > 40 ms), readings
-    // are in time order and never above what was held at the end.
-    assert!(store.points.len() > 10, "{} readings", store.points.len());
+    // Background readings happened; readings are in time order and never
+    // above what was held at the end.
+    assert!(store.points.len() >= 10, "{} readings", store.points.len());
     assert!(store.points.windows(2).all(|w| w[0].at <= w[1].at));
     assert!(store
         .points
