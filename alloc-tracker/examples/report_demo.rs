@@ -90,7 +90,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(leak) = &leak {
         report.add_leak(leak);
     }
-    for format in Format::ALL {
+    // Formats whose feature is off (e.g. `pprof`) are left out.
+    for format in Format::ALL.into_iter().filter(|f| f.is_available()) {
         let path = out_dir.join(format!("report-demo.{}", format.extension()));
         report.write_to_file(&path, format)?;
         println!("wrote {}", path.display());

@@ -195,14 +195,29 @@ pub(crate) struct RunArgs {
     pub(crate) leak_sites: LeakSites,
 
     /// Also write the allocation report to PATH (repeatable). The format
-    /// comes from the extension (.txt .json .folded .svg .prom) unless
+    /// comes from the extension (.txt .json .folded .svg .prom .pb.gz) unless
     /// --report-format is given.
     #[arg(long = "report", value_name = "PATH")]
     pub(crate) reports: Vec<PathBuf>,
 
-    /// Format of every --report file: text, json, folded, svg, prometheus.
+    /// Format of every --report file: text, json, folded, svg, prometheus,
+    /// pprof.
     #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
     pub(crate) report_format: Option<Format>,
+
+    /// Also record the live bytes of the `checkpoint`, `memtable`, `wal`,
+    /// `checkpoint-results` and `recovery` scopes over the run and write
+    /// them to PATH (repeatable): `.svg` draws the line chart with a marker
+    /// per checkpoint run (red for a run that leaked), `.csv` lists the
+    /// points and markers.
+    #[arg(long = "timeline", value_name = "PATH")]
+    pub(crate) timelines: Vec<PathBuf>,
+
+    /// Interval of the --timeline readings in milliseconds (there is also
+    /// one at the end of every checkpoint run).
+    #[arg(long, value_name = "MS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub(crate) timeline_every_ms: u64,
 
     /// Plant the engine's demonstration leak (`encode_batch_leaky`) in one
     /// checkpoint run: that run is flagged with its call sites and the
@@ -233,6 +248,15 @@ pub(crate) struct ReportTarget {
     pub(crate) format: Format,
 }
 
+/// What a --timeline file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimelineFormat {
+    /// The SVG line chart.
+    Svg,
+    /// The points and markers as CSV.
+    Csv,
+}
+
 /// The validated configuration of a run.
 #[derive(Debug, Clone)]
 pub(crate) struct RunConfig {
@@ -244,6 +268,8 @@ pub(crate) struct RunConfig {
     pub(crate) value_range: SizeRange,
     /// Report files.
     pub(crate) reports: Vec<ReportTarget>,
+    /// Timeline files.
+    pub(crate) timelines: Vec<(PathBuf, TimelineFormat)>,
 }
 
 impl RunArgs {
@@ -277,7 +303,7 @@ impl RunArgs {
                 Some(f) => f,
                 None => {
                     return Err(CliError::usage(format!(
-                        "cannot tell the report format of {} from its extension; use .txt, .json, .folded, .svg or .prom, or --report-format",
+                        "cannot tell the report format of {} from its extension; use .txt, .json, .folded, .svg, .prom or .pb.gz, or --report-format",
                         path.display()
                     )))
                 }
@@ -309,13 +335,53 @@ impl RunArgs {
                 format,
             });
         }
+        let mut timelines = Vec::with_capacity(self.timelines.len());
+        for path in &self.timelines {
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            let format = if ext.eq_ignore_ascii_case("svg") {
+                TimelineFormat::Svg
+            } else if ext.eq_ignore_ascii_case("csv") {
+                TimelineFormat::Csv
+            } else {
+                return Err(CliError::usage(format!(
+                    "cannot tell what to write to timeline {}: use .svg (chart) or .csv (points)",
+                    path.display()
+                )));
+            };
+            writable("timeline", path)?;
+            timelines.push((path.clone(), format));
+        }
         Ok(RunConfig {
             value_sizes: value_sizes(range),
             value_range: range,
             reports,
+            timelines,
             args: self,
         })
     }
+}
+
+/// Checks that a timeline file can be created at `path`: not a directory,
+/// in a directory that exists.
+fn writable(what: &str, path: &std::path::Path) -> Result<(), CliError> {
+    if path.is_dir() {
+        return Err(CliError::usage(format!(
+            "{what} path {} is a directory",
+            path.display()
+        )));
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !parent.is_dir() {
+        return Err(CliError::usage(format!(
+            "cannot write {what} {}: directory {} does not exist",
+            path.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Up to eight sizes spread log-uniformly over `range`, both ends included.
@@ -423,7 +489,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
 /// A message for clap listing the formats.
 pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
     s.parse::<Format>().map_err(|_| {
-        format!("unknown report format `{s}`; expected text, json, folded, svg or prometheus")
+        format!(
+            "unknown report format `{s}`; expected text, json, folded, svg, prometheus or pprof"
+        )
     })
 }
 

@@ -13,13 +13,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use alloc_tracker::report::timeline::{MarkerStyle, Timeline, TimelineSampler};
 use alloc_tracker::report::Report;
 use alloc_tracker::sampling::{set_sampling, Sampling};
 use alloc_tracker::Scope;
 use ckptdb::workload::{WorkOp, Workload};
 use ckptdb::{CheckpointKind, Db, LeakMode, OpenError, Options, Runner, SyncPolicy, WriteError};
 
-use super::args::{LeakSites, Restart, RunArgs, RunConfig, SyncArg};
+use super::args::{LeakSites, Restart, RunArgs, RunConfig, SyncArg, TimelineFormat};
 use super::checkpoints::{self, RunResult};
 use super::exit::{chain, CliError, Outcome};
 use super::progress::Progress;
@@ -135,6 +136,8 @@ struct Driver<'c> {
     started: Instant,
     faults: std::sync::Arc<ckptdb::Faults>,
     leak_planted: bool,
+    /// Readings of the timeline's scopes, with `--timeline`.
+    timeline: Option<TimelineSampler>,
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -179,6 +182,7 @@ impl<'c> Driver<'c> {
             started: Instant::now(),
             faults,
             leak_planted: false,
+            timeline: None,
         })
     }
 
@@ -266,6 +270,22 @@ impl<'c> Driver<'c> {
             .map(|t| Box::new(workload.ops(t)) as Box<dyn Iterator<Item = WorkOp> + Send>)
             .collect();
 
+        if !cfg.timelines.is_empty() {
+            let sampler = TimelineSampler::start(
+                Timeline::new().title(format!(
+                    "ckptdb run: live bytes per scope{}",
+                    if a.inject_leak {
+                        " (--inject-leak)"
+                    } else {
+                        ""
+                    }
+                )),
+                &timeline_scopes(),
+                Duration::from_millis(a.timeline_every_ms),
+            )
+            .map_err(|e| CliError::failed(format!("cannot start the timeline thread: {e}")))?;
+            self.timeline = Some(sampler);
+        }
         let mut db = self.open()?;
         self.started = Instant::now();
         self.last_run = Instant::now();
@@ -284,6 +304,9 @@ impl<'c> Driver<'c> {
                 "restart: closing the database at LSN {lsn} ({} keys) and reopening it",
                 before.0
             ));
+            if let Some(t) = &self.timeline {
+                t.mark("restart", MarkerStyle::Plain);
+            }
             db.close().map_err(|e| {
                 CliError::failed(format!("closing the database failed: {}", chain(&e)))
             })?;
@@ -311,6 +334,13 @@ impl<'c> Driver<'c> {
         self.checkpoint(&db, final_kind, true)?;
 
         self.summary(&db, writing);
+        // The timeline's last reading and the report are taken back to
+        // back, so its last points are the report's figures.
+        let timeline = self.timeline.take().map(|sampler| {
+            let mut t = sampler.stop();
+            t.sample(&timeline_scopes());
+            t
+        });
         let mut report = Report::take();
         for r in &self.runs {
             if let Some(leak) = &r.leak {
@@ -339,6 +369,20 @@ impl<'c> Driver<'c> {
         for t in &cfg.reports {
             match report.write_to_file(&t.path, t.format) {
                 Ok(()) => println!("report written: {} ({})", t.path.display(), t.format),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    write_failed = Some(e.to_string());
+                }
+            }
+        }
+        for (path, format) in &cfg.timelines {
+            let Some(t) = &timeline else { break };
+            let written = match format {
+                TimelineFormat::Svg => t.write_svg(path),
+                TimelineFormat::Csv => t.write_csv(path),
+            };
+            match written {
+                Ok(()) => println!("timeline written: {}", path.display()),
                 Err(e) => {
                     eprintln!("error: {e}");
                     write_failed = Some(e.to_string());
@@ -528,6 +572,14 @@ impl<'c> Driver<'c> {
             ))
         })?;
         self.say(&checkpoints::describe(&result));
+        if let Some(t) = &self.timeline {
+            t.sample_now();
+            if result.clean() {
+                t.mark(format!("#{number}"), MarkerStyle::Plain);
+            } else {
+                t.mark(format!("#{number} LEAK"), MarkerStyle::Alert);
+            }
+        }
         self.runs.push(result);
         self.last_run = Instant::now();
         Ok(())
@@ -615,6 +667,18 @@ fn writer(
         shared.stop.store(true, Ordering::Relaxed);
     }
     result
+}
+
+/// The scopes drawn by `--timeline`.
+fn timeline_scopes() -> [alloc_tracker::ScopeId; 5] {
+    use ckptdb::scopes::{CHECKPOINT, CHECKPOINT_RESULTS, MEMTABLE, RECOVERY, WAL};
+    [
+        CHECKPOINT.id(),
+        MEMTABLE.id(),
+        WAL.id(),
+        CHECKPOINT_RESULTS.id(),
+        RECOVERY.id(),
+    ]
 }
 
 /// Key count and a checksum of every key and value, in key order.

@@ -32,16 +32,20 @@ pub enum Format {
     /// Prometheus text exposition ([`Report::to_prometheus`]); extension
     /// `.prom`.
     Prometheus,
+    /// A gzipped pprof heap profile of the sites ([`Report::to_pprof`],
+    /// feature `pprof`); extension `.pb.gz`.
+    Pprof,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Text,
         Format::Json,
         Format::Folded,
         Format::Svg,
         Format::Prometheus,
+        Format::Pprof,
     ];
 
     /// The format's name as accepted by `FromStr` and
@@ -53,6 +57,7 @@ impl Format {
             Format::Folded => "folded",
             Format::Svg => "svg",
             Format::Prometheus => "prometheus",
+            Format::Pprof => "pprof",
         }
     }
 
@@ -65,6 +70,7 @@ impl Format {
             Format::Folded => "folded",
             Format::Svg => "svg",
             Format::Prometheus => "prom",
+            Format::Pprof => "pb.gz",
         }
     }
 
@@ -73,6 +79,7 @@ impl Format {
         match self {
             Format::Json => Some("json"),
             Format::Svg => Some("flamegraph"),
+            Format::Pprof => Some("pprof"),
             Format::Text | Format::Folded | Format::Prometheus => None,
         }
     }
@@ -82,20 +89,26 @@ impl Format {
         match self {
             Format::Json => cfg!(feature = "json"),
             Format::Svg => cfg!(feature = "flamegraph"),
+            Format::Pprof => cfg!(feature = "pprof"),
             Format::Text | Format::Folded | Format::Prometheus => true,
         }
     }
 
     /// The format named by a path's extension (case-insensitive), if it is
-    /// one of the known names ([`FromStr`] lists them; `.log` is text too).
+    /// one of the known names ([`FromStr`] lists them; `.log` is text too,
+    /// `.pb.gz` is pprof).
     pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_str()?;
+        if name.len() > 6 && name[name.len() - 6..].eq_ignore_ascii_case(".pb.gz") {
+            return Some(Format::Pprof);
+        }
         let ext = path.extension()?.to_str()?;
         Format::named(ext).or_else(|| ext.eq_ignore_ascii_case("log").then_some(Format::Text))
     }
 
     /// The format called `name` (case-insensitive), by name or alias.
     fn named(name: &str) -> Option<Format> {
-        const NAMES: [(&str, Format); 9] = [
+        const NAMES: [(&str, Format); 10] = [
             ("text", Format::Text),
             ("txt", Format::Text),
             ("json", Format::Json),
@@ -105,6 +118,7 @@ impl Format {
             ("flamegraph", Format::Svg),
             ("prometheus", Format::Prometheus),
             ("prom", Format::Prometheus),
+            ("pprof", Format::Pprof),
         ];
         NAMES
             .into_iter()
@@ -123,7 +137,7 @@ impl FromStr for Format {
     type Err = OptionsError;
 
     /// Parses a format name: `text`/`txt`, `json`, `folded`/`collapsed`,
-    /// `svg`/`flamegraph`, `prometheus`/`prom` (case-insensitive).
+    /// `svg`/`flamegraph`, `prometheus`/`prom`, `pprof` (case-insensitive).
     fn from_str(s: &str) -> Result<Format, OptionsError> {
         Format::named(s.trim()).ok_or(OptionsError::UnknownFormat)
     }
@@ -204,6 +218,8 @@ impl Report {
             #[cfg(feature = "flamegraph")]
             Format::Svg => self.write_flamegraph(w),
             Format::Prometheus => self.write_prometheus(w),
+            #[cfg(feature = "pprof")]
+            Format::Pprof => self.write_pprof(w),
             #[allow(unreachable_patterns)]
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,

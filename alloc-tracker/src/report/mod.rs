@@ -11,8 +11,12 @@
 //!   readable back with [`Report::from_json`]), folded stacks
 //!   ([`Report::to_folded`]), an SVG flame graph
 //!   ([`Report::write_flamegraph`], feature `flamegraph`) and the
-//!   Prometheus text format ([`Report::to_prometheus`]).
+//!   Prometheus text format ([`Report::to_prometheus`]); with feature
+//!   `pprof`, gzipped pprof heap profiles (`Report::to_pprof`, module
+//!   `report::pprof`).
 //! - [`Report::diff`]: what grew and shrank between two reports.
+//! - Over time (feature `timeline`): live bytes per scope as an SVG line
+//!   chart with markers (module `report::timeline`).
 //! - Dumps: on demand ([`dump`]), at exit, periodically and on SIGUSR1
 //!   ([`Dumps::builder`], or [`dump_triggers_from_env`] driven by
 //!   `ALLOC_TRACKER_DUMP=path`).
@@ -150,7 +154,7 @@
 //! | variable | meaning |
 //! | --- | --- |
 //! | `ALLOC_TRACKER_DUMP` | report file; dumps at exit when set |
-//! | `ALLOC_TRACKER_DUMP_FORMAT` | `text`, `json`, `folded`, `svg`, `prometheus` (default: from the extension) |
+//! | `ALLOC_TRACKER_DUMP_FORMAT` | `text`, `json`, `folded`, `svg`, `prometheus`, `pprof` (default: from the extension) |
 //! | `ALLOC_TRACKER_DUMP_EVERY` | also dump periodically: `30s`, `500ms`, `5m` |
 //! | `ALLOC_TRACKER_DUMP_SIGNAL` | `1`: also dump on SIGUSR1 (unix, feature `signal`) |
 //! | `ALLOC_TRACKER_DUMP_AT_EXIT` | `0`: no dump at exit |
@@ -161,8 +165,12 @@ mod folded;
 #[cfg(feature = "json")]
 mod json;
 mod model;
+#[cfg(feature = "pprof")]
+pub mod pprof;
 mod prometheus;
 mod text;
+#[cfg(feature = "timeline")]
+pub mod timeline;
 mod triggers;
 
 pub use diff::{ReportDiff, ScopeDelta, SiteDelta};

@@ -63,10 +63,10 @@ impl fmt::Display for OptionsError {
             }
             OptionsError::ZeroInterval => f.write_str("the dump interval must not be zero"),
             OptionsError::UnknownFormat => f.write_str(
-                "unknown report format (expected text, json, folded, svg or prometheus)",
+                "unknown report format (expected text, json, folded, svg, prometheus or pprof)",
             ),
             OptionsError::NoFormat => f.write_str(
-                "no report format given and the path's extension (.txt, .json, .folded, .svg, .prom) names none",
+                "no report format given and the path's extension (.txt, .json, .folded, .svg, .prom, .pb.gz) names none",
             ),
             OptionsError::FormatDisabled(format) => write!(
                 f,
