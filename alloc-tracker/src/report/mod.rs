@@ -74,6 +74,14 @@
 //! `inferno-flamegraph` or `flamegraph.pl`; with the `flamegraph` feature
 //! [`Report::write_flamegraph`] renders the SVG directly.
 //!
+//! The graph draws every exact live byte once. Per scope: recorded leak
+//! sites (a `leak:scope` tower) first, with their exact bytes; then the
+//! sampled sites, whose estimates are scaled down proportionally when
+//! they add up to more than the live bytes left (never scaled up); then
+//! `[unsampled]` with the rest. So no frame is wider than the scope's
+//! exact live bytes, and the graph's total is the tracked live total
+//! ([`Report::to_folded`] has the details).
+//!
 //! ```
 //! use alloc_tracker::report::{Report, SiteReport, SiteSource};
 //!
