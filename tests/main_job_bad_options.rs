@@ -198,3 +198,15 @@ fn durations_parse_alike_on_the_command_line_and_in_the_environment() {
     let text = std::fs::read_to_string(&report).unwrap();
     assert!(text.contains("alloc_tracker_live_bytes{scope=\"checkpoint\"}"));
 }
+
+#[test]
+fn unusable_metrics_addresses_are_rejected() {
+    usage_error(&["--metrics-addr", "localhost"], "--metrics-addr");
+    // An address in use: the message names it, before any work.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    usage_error(
+        &["--metrics-addr", &addr],
+        &format!("cannot serve metrics on {addr}"),
+    );
+}

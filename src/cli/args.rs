@@ -213,6 +213,12 @@ pub(crate) struct RunArgs {
     /// Progress display on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub(crate) progress: ProgressMode,
+
+    /// Serve the allocation figures as OpenMetrics text on
+    /// http://ADDR/metrics while the job runs (e.g. 127.0.0.1:9464; port 0
+    /// picks a free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// An inclusive range of sizes in bytes.

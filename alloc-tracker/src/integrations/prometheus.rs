@@ -29,7 +29,8 @@
 //! Only the [`top`](ScopeCollector::top) scopes by own live bytes (default
 //! [`ScopeCollector::DEFAULT_TOP`]) get their own `scope` label, plus the
 //! scopes named with [`always`](ScopeCollector::always) (alert on those:
-//! a scope that drains to zero would otherwise fall out of the top).
+//! a scope that drains to zero would otherwise fall out of the top; they
+//! are exported with zero figures until they are registered).
 //! Every other scope that ever allocated is summed into one
 //! `scope="[other]"` series ([`OTHER_SCOPE`]). Scopes move in and out of
 //! the bucket as their live bytes change, so the bucket's counters can go
@@ -209,8 +210,9 @@ impl ScopeCollector {
     }
 
     /// Always export the scope with this path (`checkpoint`,
-    /// `service/cache`) on its own, whatever its size, once it is
-    /// registered; it does not count against [`top`](Self::top).
+    /// `service/cache`) on its own, whatever its size, and with zero
+    /// figures before it is registered (so an alert on it has a series from
+    /// the first scrape); it does not count against [`top`](Self::top).
     #[must_use]
     pub fn always(mut self, path: impl Into<String>) -> Self {
         self.always.push(path.into());
@@ -222,24 +224,37 @@ impl ScopeCollector {
         registry.register_collector(Box::new(self));
     }
 
-    /// Which scopes are exported on their own, and the own figures of
-    /// those summed into `[other]`, with how many they are.
-    fn select<'s>(&self, snap: &'s Snapshot) -> (Vec<&'s ScopeSnapshot>, Vec<&'s ScopeSnapshot>) {
-        let mut pinned = Vec::new();
-        let mut ranked = Vec::new();
+    /// The scopes exported on their own (path, own figures, figures with
+    /// children), and the own figures of those summed into `[other]`.
+    /// Pinned scopes not registered yet are exported with zero figures.
+    fn select<'s>(&'s self, snap: &'s Snapshot) -> (Vec<Exported<'s>>, Vec<&'s ScopeStats>) {
+        let mut pinned: Vec<Exported<'s>> = Vec::new();
+        let mut ranked: Vec<&ScopeSnapshot> = Vec::new();
         for s in &snap.scopes {
             if self.always.iter().any(|p| *p == s.path) {
-                pinned.push(s);
+                pinned.push((&s.path, s.own, s.with_children));
             } else if s.own.total_allocs > 0 || s.own.live_bytes > 0 {
                 ranked.push(s);
             }
         }
+        for p in &self.always {
+            if !pinned.iter().any(|(path, ..)| *path == p.as_str()) {
+                pinned.push((p, ScopeStats::default(), ScopeStats::default()));
+            }
+        }
         ranked.sort_by_key(|s| (std::cmp::Reverse(s.own.live_bytes), s.id.as_u16()));
         let rest = ranked.split_off(self.top.min(ranked.len()));
-        pinned.extend(ranked);
-        (pinned, rest)
+        pinned.extend(
+            ranked
+                .into_iter()
+                .map(|s| (s.path.as_str(), s.own, s.with_children)),
+        );
+        (pinned, rest.into_iter().map(|s| &s.own).collect())
     }
 }
+
+/// A scope exported on its own: path, own figures, figures with children.
+type Exported<'s> = (&'s str, ScopeStats, ScopeStats);
 
 /// A gauge without labels.
 fn single(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> fmt::Result {
@@ -263,12 +278,12 @@ impl Collector for ScopeCollector {
                         _ => s.encode_gauge(&v),
                     }
                 };
-                for s in &own {
-                    let stats = if f.children { &s.with_children } else { &s.own };
-                    series(&s.path, (f.get)(stats))?;
+                for (path, own, with_children) in &own {
+                    let stats = if f.children { with_children } else { own };
+                    series(path, (f.get)(stats))?;
                 }
                 if f.summable && !other.is_empty() {
-                    series(OTHER_SCOPE, other.iter().map(|s| (f.get)(&s.own)).sum())?;
+                    series(OTHER_SCOPE, other.iter().map(|s| (f.get)(s)).sum())?;
                 }
             }
             let internal = snap
@@ -354,7 +369,7 @@ mod tests {
 
     #[test]
     fn top_n_plus_other_and_pinned_scopes() {
-        let c = ScopeCollector::new().top(1).always("pinned");
+        let c = ScopeCollector::new().top(1).always("never-registered");
         let snap = Snapshot::take();
         let (own, other) = c.select(&snap);
         let active = snap
@@ -362,9 +377,18 @@ mod tests {
             .iter()
             .filter(|s| s.own.total_allocs > 0 || s.own.live_bytes > 0)
             .count();
-        assert_eq!(own.len(), 1.min(active));
-        assert_eq!(own.len() + other.len(), active);
+        // The pinned scope (zero figures: not registered) plus the top one.
+        assert_eq!(own.len(), 1 + 1.min(active));
+        assert_eq!(
+            own[0],
+            (
+                "never-registered",
+                ScopeStats::default(),
+                ScopeStats::default()
+            )
+        );
+        assert_eq!(own.len() - 1 + other.len(), active);
         let max = snap.scopes.iter().map(|s| s.own.live_bytes).max().unwrap();
-        assert_eq!(own[0].own.live_bytes, max);
+        assert_eq!(own[1].1.live_bytes, max);
     }
 }
