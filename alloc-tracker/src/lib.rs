@@ -192,8 +192,8 @@
 #[allow(unsafe_code)]
 mod allocator;
 mod error;
-/// Integrations with outside tools (Prometheus, a `/metrics` endpoint),
-/// each behind its own feature; the core never imports them.
+// Integrations with outside tools (Prometheus, a `/metrics` endpoint), each
+// behind its own feature; the core never imports them. Docs: integrations/mod.rs.
 pub mod integrations;
 pub mod leak;
 pub mod report;

@@ -2,7 +2,7 @@
 //! `prometheus-client`).
 //!
 //! Register a [`ScopeCollector`] with the program's
-//! [`Registry`](prometheus_client::registry::Registry); every scrape reads
+//! [`Registry`]; every scrape reads
 //! the scope counters once ([`Snapshot::take`]: no call stacks, no
 //! symbolisation, charged to the tracker's own scope) and exports:
 //!
@@ -231,7 +231,7 @@ impl ScopeCollector {
         let mut pinned: Vec<Exported<'s>> = Vec::new();
         let mut ranked: Vec<&ScopeSnapshot> = Vec::new();
         for s in &snap.scopes {
-            if self.always.iter().any(|p| *p == s.path) {
+            if self.always.contains(&s.path) {
                 pinned.push((&s.path, s.own, s.with_children));
             } else if s.own.total_allocs > 0 || s.own.live_bytes > 0 {
                 ranked.push(s);
