@@ -56,7 +56,7 @@ fn parses(text: &str) -> Result<(), String> {
 
 #[test]
 fn stress_child() {
-    if std::env::var_os(CHILD).is_none() {
+    if std::env::var_os(CHILD).is_none_or(|m| m != "1") {
         return;
     }
     let path = PathBuf::from(std::env::var_os(CHILD_PATH).unwrap());
@@ -195,5 +195,49 @@ fn every_version_of_the_report_file_parses_under_concurrent_dumps() {
         "{} distinct versions of the report seen, all complete",
         seen.len()
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn periodic_child() {
+    if std::env::var_os(CHILD).is_none_or(|m| m != "periodic") {
+        return;
+    }
+    let path = PathBuf::from(std::env::var_os(CHILD_PATH).unwrap());
+    // No exit dump: the exit hook must still stop the periodic thread.
+    let _triggers = Dumps::builder()
+        .path(&path)
+        .format(FORMAT)
+        .every(Duration::from_millis(1))
+        .install()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn periodic_dumps_stop_cleanly_at_exit_without_an_exit_dump() {
+    let dir = temp_dir("periodic-exit");
+    let path = dir.join(format!("report.{}", FORMAT.extension()));
+    for round in 0..3 {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "periodic_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "periodic")
+            .env(CHILD_PATH, &path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "round {round}: {out:?}");
+        let text = std::fs::read_to_string(&path).expect("periodic dumps were written");
+        parses(&text).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_eq!(
+            leftovers(&dir, &path),
+            Vec::<String>::new(),
+            "round {round}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -549,9 +549,10 @@ impl Dumps {
     /// temporary file, so the report file is always a complete report.
     ///
     /// Installing again replaces the exit-time target; periodic and signal
-    /// threads of earlier installs keep running until stopped. The exit
-    /// hook (registered by the first install with an exit dump) stops
-    /// every periodic and SIGUSR1 thread before the exit dump.
+    /// threads of earlier installs keep running until stopped. An exit
+    /// hook (registered by the first install) stops every periodic and
+    /// SIGUSR1 thread when the process exits normally, before the exit dump
+    /// if there is one.
     ///
     /// # Errors
     /// [`OptionsError::ExitHookUnavailable`],
@@ -571,6 +572,12 @@ impl Dumps {
                     *EXIT_TARGET.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     return Err(OptionsError::ExitHookUnavailable);
                 }
+            } else if self.every.is_some() || self.on_signal {
+                // Without an exit dump the hook only stops the threads, so
+                // none is killed mid-dump; not fatal if it cannot register
+                // (a dump cut short leaves at most a temporary file, never
+                // a partial report).
+                let _ = register_exit_hook();
             }
             if let Some(every) = self.every {
                 handle.start(spawn_periodic(self.target.clone(), every)?);
