@@ -188,6 +188,10 @@
 //!   (`inferno`).
 //! - `signal`: a dumping thread that writes a report on `SIGUSR1`
 //!   (`signal-hook`, unix only).
+//! - `prometheus-client`: [`integrations::prometheus`], a
+//!   `prometheus-client` collector of the per-scope figures.
+//! - `metrics-http`: [`integrations::http`], a small built-in `/metrics`
+//!   endpoint (`tiny_http`); implies `prometheus-client`.
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -195,6 +199,9 @@
 #[allow(unsafe_code)]
 mod allocator;
 mod error;
+// Integrations with outside tools (Prometheus, a `/metrics` endpoint), each
+// behind its own feature; the core never imports them. Docs: integrations/mod.rs.
+pub mod integrations;
 pub mod leak;
 pub mod report;
 pub mod sampling;

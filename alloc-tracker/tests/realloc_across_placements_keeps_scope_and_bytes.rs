@@ -25,11 +25,8 @@ fn fill(p: *mut u8, len: usize, seed: u8) {
 fn check(p: *const u8, len: usize, seed: u8) {
     for i in 0..len {
         // SAFETY: `p` has at least `len` bytes.
-        assert_eq!(
-            unsafe { p.add(i).read() },
-            seed.wrapping_add(i as u8),
-            "byte {i}"
-        );
+        let byte = unsafe { p.add(i).read() };
+        assert_eq!(byte, seed.wrapping_add(i as u8), "byte {i}");
     }
 }
 

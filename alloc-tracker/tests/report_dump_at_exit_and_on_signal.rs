@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use alloc_tracker::report::{Report, ENV_DUMP, ENV_DUMP_FORMAT};
+use alloc_tracker::report::{
+    Report, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,
+};
 use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
@@ -32,10 +34,12 @@ fn is_child(mode: &str) -> bool {
     std::env::var(CHILD).is_ok_and(|m| m == mode)
 }
 
-/// Leaks `bytes` in a new scope named `name`.
+/// Leaks `bytes` in a new scope named `name`. `black_box` keeps the
+/// optimiser from removing an allocation nobody reads (it did in release
+/// builds: issue 12).
 fn leak_in_scope(name: &str, bytes: usize) {
     let s = ScopeId::register(name, None).unwrap();
-    s.in_scope(|| std::mem::forget(vec![0u8; bytes]));
+    s.in_scope(|| std::mem::forget(std::hint::black_box(vec![0u8; bytes])));
 }
 
 // === at exit ===
@@ -86,9 +90,25 @@ fn the_environment_variable_dumps_a_report_at_exit() {
 }
 
 #[test]
+fn child_loses_its_report_directory() {
+    if !is_child("lose-dir") {
+        return;
+    }
+    let _handle = alloc_tracker::report::dump_triggers_from_env()
+        .unwrap()
+        .unwrap();
+    let path = PathBuf::from(std::env::var_os(ENV_DUMP).unwrap());
+    std::fs::remove_dir(path.parent().unwrap()).unwrap();
+}
+
+#[test]
 fn an_unwritable_exit_dump_is_reported_on_stderr_not_a_crash() {
-    let path = temp_path("no-such-dir").join("exit.txt");
-    let out = child("child_dumps_at_exit", "exit")
+    // The directory exists at startup (else it is a startup error) and is
+    // gone by the exit.
+    let dir = temp_path("vanishing-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("exit.txt");
+    let out = child("child_loses_its_report_directory", "lose-dir")
         .env(ENV_DUMP, &path)
         .env(ENV_DUMP_FORMAT, "text")
         .output()
@@ -99,26 +119,112 @@ fn an_unwritable_exit_dump_is_reported_on_stderr_not_a_crash() {
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
 }
 
-#[test]
-fn an_invalid_format_variable_is_an_error() {
-    // Checked in a child so this process's environment stays untouched.
-    let out = child("child_reads_bad_env", "bad-env")
-        .env(ENV_DUMP, temp_path("never.txt"))
-        .env(ENV_DUMP_FORMAT, "yaml")
-        .output()
-        .unwrap();
+/// Runs `child_reads_env` with `vars` and returns what it printed: `ok`
+/// or `error: <var> <problem>: <message>`.
+fn read_env(vars: &[(&str, &std::ffi::OsStr)]) -> String {
+    let mut cmd = child("child_reads_env", "read-env");
+    for v in [ENV_DUMP_EVERY, ENV_DUMP_SIGNAL, ENV_DUMP_AT_EXIT] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     assert!(out.status.success(), "child failed: {out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
+        .unwrap_or_else(|| panic!("no result: {out:?}"))
+        .to_string()
 }
 
 #[test]
-fn child_reads_bad_env() {
-    if !is_child("bad-env") {
+fn child_reads_env() {
+    if !is_child("read-env") {
         return;
     }
-    assert_eq!(
-        alloc_tracker::report::dump_triggers_from_env().unwrap_err(),
-        alloc_tracker::report::OptionsError::UnknownFormat
+    match alloc_tracker::report::dump_triggers_from_env() {
+        Ok(Some(handle)) => {
+            handle.stop();
+            println!("RESULT ok");
+        }
+        Ok(None) => println!("RESULT none"),
+        Err(e) => println!("RESULT error: {} {:?}: {e}", e.var(), e.problem()),
+    }
+}
+
+#[test]
+fn bad_dump_settings_are_errors_naming_variable_value_and_forms() {
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    let never = temp_path("never.txt");
+    let never = never.as_os_str();
+    let r = read_env(&[(ENV_DUMP, never), (ENV_DUMP_FORMAT, os("yaml"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP_FORMAT UnknownFormat"),
+        "{r}"
     );
+    assert!(r.contains("\"yaml\"") && r.contains("prometheus"), "{r}");
+
+    // Issue 12: triggers without a report file did nothing (and SIGUSR1
+    // then killed the process).
+    let r = read_env(&[(ENV_DUMP_SIGNAL, os("1"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP_SIGNAL NoPath"),
+        "{r}"
+    );
+    assert!(r.contains("needs ALLOC_TRACKER_DUMP="), "{r}");
+    let r = read_env(&[(ENV_DUMP_EVERY, os("30s"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP_EVERY NoPath"),
+        "{r}"
+    );
+    assert_eq!(read_env(&[(ENV_DUMP_SIGNAL, os("0"))]), "none");
+
+    // Paths are checked at startup, not at the first dump.
+    let missing = temp_path("no-such-dir").join("r.txt");
+    let r = read_env(&[(ENV_DUMP, missing.as_os_str())]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP NoDirectory"),
+        "{r}"
+    );
+    assert!(
+        r.contains(&format!("{:?}", missing.display().to_string())),
+        "{r}"
+    );
+    let dir = std::env::temp_dir();
+    let r = read_env(&[(ENV_DUMP, dir.as_os_str()), (ENV_DUMP_FORMAT, os("text"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP PathIsDirectory"),
+        "{r}"
+    );
+
+    // Durations: the CLI's grammar, and a bad one lists it.
+    let r = read_env(&[(ENV_DUMP, never), (ENV_DUMP_EVERY, os("1.5x"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP_EVERY InvalidDuration"),
+        "{r}"
+    );
+    assert!(r.contains("\"1.5x\"") && r.contains("500ms"), "{r}");
+    let r = read_env(&[(ENV_DUMP, never), (ENV_DUMP_EVERY, os("0s"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP_EVERY ZeroInterval"),
+        "{r}"
+    );
+    let r = read_env(&[(ENV_DUMP, never), (ENV_DUMP_SIGNAL, os("perhaps"))]);
+    assert!(
+        r.starts_with("error: ALLOC_TRACKER_DUMP_SIGNAL InvalidSwitch"),
+        "{r}"
+    );
+    for every in ["1.5s", "1.5", "1500ms"] {
+        let r = read_env(&[
+            (ENV_DUMP, never),
+            (ENV_DUMP_EVERY, os(every)),
+            (ENV_DUMP_AT_EXIT, os("0")),
+        ]);
+        assert_eq!(r, "ok", "{every}");
+    }
+    let _ = std::fs::remove_file(temp_path("never.txt"));
 }
 
 // === SIGUSR1 ===

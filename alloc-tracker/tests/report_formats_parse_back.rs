@@ -87,10 +87,12 @@ fn folded_lines_sum_to_the_scope_and_site_totals() {
     for (frames, n) in &lines {
         *by_root.entry(frames[0].clone()).or_default() += n;
     }
-    // Sampled sites 8 000 + unsampled rest 2 000 = the scope's 10 000.
-    assert_eq!(by_root["checkpoint"], 10_000);
+    // The leak tower's 700 exact bytes come out of the scope's 10 000 (not
+    // drawn twice, issue 12): sampled 8 000 + unsampled 1 300 + leak 700.
+    assert_eq!(by_root["checkpoint"], 9_300);
     assert_eq!(by_root["checkpoint/collect"], 100);
     assert_eq!(by_root["leak:checkpoint"], 700);
+    assert_eq!(by_root.values().sum::<u64>(), 10_100);
     // Outermost frame first, `;` inside names replaced.
     assert!(lines.contains(&(
         vec![
@@ -104,7 +106,52 @@ fn folded_lines_sum_to_the_scope_and_site_totals() {
     assert!(lines
         .iter()
         .any(|(f, n)| f.last().unwrap() == "<[u8, 4] as Foo>::grow" && *n == 3_000));
-    assert!(lines.contains(&(vec!["checkpoint".into(), UNSAMPLED_FRAME.into()], 2_000)));
+    assert!(lines.contains(&(vec!["checkpoint".into(), UNSAMPLED_FRAME.into()], 1_300)));
+}
+
+#[test]
+fn folded_estimates_never_exceed_the_exact_live_bytes() {
+    // Issue 12: a scope with 1 000 exact live bytes whose sampled
+    // estimates add up to 4 000 (one small allocation weighted as a whole
+    // sampling interval), and a leak report larger than what is still live.
+    let mut r = known_report();
+    r.scopes[1].own.live_bytes = 1_000;
+    r.scopes[0].own.live_bytes = 500;
+    r.sites.extend([
+        SiteReport::new("checkpoint/collect", SiteSource::Sampled, &["a"], 3_000, 1),
+        SiteReport::new("checkpoint/collect", SiteSource::Sampled, &["b"], 1_000, 1),
+    ]);
+    let lines = parse_folded(&r.to_folded());
+    let drawn = |root: &str, leaf: &str| -> u64 {
+        lines
+            .iter()
+            .filter(|(f, _)| f[0] == root && f.last().unwrap() == leaf)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // Scaled by 1 000 / 4 000, nothing left unsampled.
+    assert_eq!(drawn("checkpoint/collect", "a"), 750);
+    assert_eq!(drawn("checkpoint/collect", "b"), 250);
+    assert_eq!(drawn("checkpoint/collect", UNSAMPLED_FRAME), 0);
+    // `checkpoint` has 500 live bytes: the 700 recorded bytes are scaled
+    // to 500 and leave nothing for its 8 000 sampled bytes.
+    assert_eq!(drawn("leak:checkpoint", "ckptdb::flush"), 500);
+    let ckpt: u64 = lines
+        .iter()
+        .filter(|(f, _)| f[0] == "checkpoint")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(ckpt, 0);
+    // The graph's total is the exact live total.
+    let total: u64 = lines.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 1_500);
+    // The report itself keeps the unscaled estimates.
+    assert_eq!(
+        r.sites_in("checkpoint/collect")
+            .map(|s| s.bytes)
+            .sum::<u64>(),
+        4_000
+    );
 }
 
 #[inline(never)]
@@ -138,7 +185,8 @@ fn real_report_folded_covers_every_live_byte_of_each_scope() {
         .filter(|(f, _)| f[0] == path)
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(folded, own.max(sampled));
+    // Every live byte once; estimates above the exact figure are scaled down.
+    assert_eq!(folded, own);
     drop(kept);
 }
 
@@ -296,4 +344,50 @@ fn text_table_indents_children_under_parents_sorted_by_live_bytes() {
     assert!(text.contains("untracked"));
     drop(v);
     let _ = ScopeId::current();
+}
+
+#[test]
+fn prometheus_metrics_agree_with_their_help_texts() {
+    // Issue 12: the overhead gauge disagreed with the alloc-tracker scope,
+    // recorded leak sites were counted as sampled sites, and usable-bytes
+    // series were exported as 0 when usable sizes were not counted.
+    let mut r = known_report();
+    let mut internal = ScopeReport::new(ScopeId::INTERNAL.as_u16(), "alloc-tracker", None);
+    internal.own.live_bytes = 92_888;
+    internal.own.total_allocs = 3;
+    internal.with_children = internal.own;
+    r.scopes.push(internal);
+    r.overhead.live_bytes = 91_600; // read a moment earlier
+    let text = r.to_prometheus();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let single = |metric: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric)
+            .map(|s| s.value.clone())
+    };
+    use prometheus_parse::Value;
+    assert_eq!(
+        single("alloc_tracker_overhead_live_bytes"),
+        Some(Value::Gauge(92_888.0))
+    );
+    assert!(text.contains("alloc_tracker_live_bytes{scope=\"alloc-tracker\"} 92888\n"));
+    assert_eq!(
+        single("alloc_tracker_sampled_sites"),
+        Some(Value::Gauge(2.0))
+    );
+    assert_eq!(
+        single("alloc_tracker_recorded_sites"),
+        Some(Value::Gauge(1.0))
+    );
+    assert!(!text.contains("usable_bytes"), "{text}");
+    // Counted usable sizes are exported.
+    r.tracked.live_usable_bytes = 12_000;
+    r.scopes[0].own.live_usable_bytes = 12_000;
+    let text = r.to_prometheus();
+    assert!(
+        text.contains("alloc_tracker_live_usable_bytes{scope=\"checkpoint\"} 12000\n"),
+        "{text}"
+    );
 }

@@ -42,6 +42,9 @@ pub(crate) struct Cli {
 }
 
 /// The subcommands.
+// Parsed once at start-up and matched once: the size of the larger variant
+// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the workload (the default).
@@ -174,8 +177,8 @@ pub(crate) struct RunArgs {
     #[arg(long, value_enum, default_value_t = Restart::Middle)]
     pub(crate) restart: Restart,
 
-    /// Stop writing after this long (e.g. `30s`, `500ms`, `2m`; a plain
-    /// number is seconds). The restart then happens at half of it.
+    /// Stop writing after this long (e.g. `30s`, `1.5s`, `500ms`, `2m`; a
+    /// plain number is seconds; the grammar of ALLOC_TRACKER_DUMP_EVERY). The restart then happens at half of it.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) duration: Option<Duration>,
 
@@ -228,6 +231,12 @@ pub(crate) struct RunArgs {
     /// Progress display on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub(crate) progress: ProgressMode,
+
+    /// Serve the allocation figures as OpenMetrics text on
+    /// http://ADDR/metrics while the job runs (e.g. 127.0.0.1:9464; port 0
+    /// picks a free port, printed at start).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// An inclusive range of sizes in bytes.
@@ -460,27 +469,22 @@ pub(crate) fn parse_size_range(s: &str) -> Result<SizeRange, String> {
     Ok(SizeRange { min, max })
 }
 
-/// Parses `500ms`, `30s`, `2m`, or a plain number of seconds (`1.5`).
+/// Parses a duration in alloc-tracker's grammar
+/// ([`alloc_tracker::report::parse_duration`], shared with
+/// `ALLOC_TRACKER_DUMP_EVERY`): `1.5`, `1.5s`, `500ms`, `2m`, `1h`.
 ///
 /// # Errors
-/// A message for clap.
+/// A message for clap naming the value and the accepted forms.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let bad = || format!("`{s}` is not a duration (e.g. 500ms, 30s, 2m)");
-    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = t.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = t.strip_suffix('m') {
-        (n, 60.0)
-    } else {
-        (t, 1.0)
-    };
-    let v: f64 = num.trim().parse().map_err(|_| bad())?;
-    if !v.is_finite() || v < 0.0 {
+    if s.trim().starts_with('-') {
         return Err(format!("durations cannot be negative: `{s}`"));
     }
-    Duration::try_from_secs_f64(v * scale).map_err(|_| bad())
+    alloc_tracker::report::parse_duration(s).ok_or_else(|| {
+        format!(
+            "`{s}` is not a duration; expected {}",
+            alloc_tracker::report::DURATION_FORMS
+        )
+    })
 }
 
 /// Parses a report format name.
@@ -526,6 +530,7 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("-3s").is_err());
         assert!(parse_duration("soon").is_err());
     }

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use alloc_tracker::integrations::http::MetricsServer;
+use alloc_tracker::integrations::prometheus::ScopeCollector;
 use alloc_tracker::report::timeline::{MarkerStyle, Timeline, TimelineSampler};
 use alloc_tracker::report::Report;
 use alloc_tracker::sampling::{set_sampling, Sampling};
@@ -48,6 +50,20 @@ const LEAK_RUN: u64 = 2;
 /// [`CliError::Failed`] when the engine fails.
 pub(crate) fn run(args: RunArgs) -> Result<Outcome, CliError> {
     let cfg = args.validate()?;
+    // Served until the run returns; the `checkpoint` scope always has its
+    // own series, so an alert can watch it drain.
+    let _metrics = match cfg.args.metrics_addr {
+        Some(addr) => {
+            let collector = ScopeCollector::new().always("checkpoint");
+            let server = MetricsServer::builder()
+                .collector(collector)
+                .start(addr)
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            println!("metrics: serving {}", server.url());
+            Some(server)
+        }
+        None => None,
+    };
     set_sampling(match cfg.args.sample_bytes {
         0 => Sampling::Off,
         every_bytes => Sampling::Bytes { every_bytes },

@@ -5,6 +5,7 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::model::Report;
 use super::triggers::OptionsError;
@@ -241,8 +242,9 @@ impl Report {
     }
 
     /// Writes the report to `path` in `format`, through a temporary file in
-    /// the same directory renamed over `path`, so readers never see a
-    /// partial report.
+    /// the same directory (`<path>.tmp-<pid>-<n>`, unique per call) renamed
+    /// over `path`, so readers never see a partial report, even while other
+    /// threads dump to the same path.
     ///
     /// # Errors
     /// [`DumpError`] naming `path`.
@@ -265,7 +267,12 @@ impl Report {
                     "the path has no file name",
                 ))
             })?;
-            tmp_name.push(format!(".tmp-{}", std::process::id()));
+            // A name of its own per dump, so concurrent dumps to the same
+            // path (triggers, on-demand calls from other threads) never
+            // write or rename each other's temporary file.
+            static DUMPS: AtomicU64 = AtomicU64::new(0);
+            let n = DUMPS.fetch_add(1, Ordering::Relaxed);
+            tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
             let tmp = path.with_file_name(tmp_name);
             let written = (|| {
                 let mut file = io::BufWriter::new(fs::File::create(&tmp)?);

@@ -78,6 +78,14 @@
 //! `inferno-flamegraph` or `flamegraph.pl`; with the `flamegraph` feature
 //! [`Report::write_flamegraph`] renders the SVG directly.
 //!
+//! The graph draws every exact live byte once. Per scope: recorded leak
+//! sites (a `leak:scope` tower) first, with their exact bytes; then the
+//! sampled sites, whose estimates are scaled down proportionally when
+//! they add up to more than the live bytes left (never scaled up); then
+//! `[unsampled]` with the rest. So no frame is wider than the scope's
+//! exact live bytes, and the graph's total is the tracked live total
+//! ([`Report::to_folded`] has the details).
+//!
 //! ```
 //! use alloc_tracker::report::{Report, SiteReport, SiteSource};
 //!
@@ -155,9 +163,21 @@
 //! | --- | --- |
 //! | `ALLOC_TRACKER_DUMP` | report file; dumps at exit when set |
 //! | `ALLOC_TRACKER_DUMP_FORMAT` | `text`, `json`, `folded`, `svg`, `prometheus`, `pprof` (default: from the extension) |
-//! | `ALLOC_TRACKER_DUMP_EVERY` | also dump periodically: `30s`, `500ms`, `5m` |
+//! | `ALLOC_TRACKER_DUMP_EVERY` | also dump periodically: `30`, `1.5s`, `500ms`, `5m` ([`parse_duration`]) |
 //! | `ALLOC_TRACKER_DUMP_SIGNAL` | `1`: also dump on SIGUSR1 (unix, feature `signal`) |
 //! | `ALLOC_TRACKER_DUMP_AT_EXIT` | `0`: no dump at exit |
+//!
+//! Everything is checked when it is read, before any work: a value that
+//! does not parse, `_EVERY`, `_SIGNAL=1` or `_FORMAT` without
+//! `ALLOC_TRACKER_DUMP`, a report path that is a directory or whose
+//! directory does not exist are [`EnvError`]s naming the variable, its
+//! value and the accepted forms.
+//!
+//! Dumps never leave a partial or mixed report at the path: every dump
+//! writes its own temporary file (`<path>.tmp-<pid>-<n>`), syncs it and
+//! renames it over the path; the triggers (exit, periodic, SIGUSR1) write
+//! one at a time, and at exit the periodic and SIGUSR1 threads are stopped
+//! before the exit dump is written.
 
 mod diff;
 mod dump;
@@ -182,6 +202,7 @@ pub use model::{
 pub use prometheus::METRIC_PREFIX;
 pub use text::human_bytes;
 pub use triggers::{
-    dump_triggers_from_env, DumpHandle, Dumps, DumpsBuilder, OptionsError, ENV_DUMP,
-    ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,
+    dump_triggers_from_env, parse_duration, DumpHandle, Dumps, DumpsBuilder, EnvError,
+    OptionsError, DURATION_FORMS, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT,
+    ENV_DUMP_SIGNAL,
 };

@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::model::Report;
+use super::model::{Report, SiteSource};
+use crate::scope::ScopeId;
 use crate::stats::ScopeStats;
 use crate::thread_state;
 
@@ -31,6 +32,8 @@ struct ScopeMetric {
     kind: &'static str,
     help: &'static str,
     children: bool,
+    /// Only written when usable sizes are counted (else it reads 0).
+    usable: bool,
     get: fn(&ScopeStats) -> u64,
 }
 
@@ -40,6 +43,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "gauge",
         help: "Bytes requested by live allocations of the scope, children not included.",
         children: false,
+        usable: false,
         get: |s| s.live_bytes,
     },
     ScopeMetric {
@@ -47,13 +51,15 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "gauge",
         help: "Live allocations of the scope, children not included.",
         children: false,
+        usable: false,
         get: |s| s.live_allocs,
     },
     ScopeMetric {
         name: "live_usable_bytes",
         kind: "gauge",
-        help: "Bytes the backend reserved for the live allocations of the scope (0 unless usable sizes are counted).",
+        help: "Bytes the backend reserved for the live allocations of the scope (size classes plus tags).",
         children: false,
+        usable: true,
         get: |s| s.live_usable_bytes,
     },
     ScopeMetric {
@@ -61,6 +67,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "gauge",
         help: "Bytes requested by live allocations of the scope and every scope below it.",
         children: true,
+        usable: false,
         get: |s| s.live_bytes,
     },
     ScopeMetric {
@@ -68,6 +75,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "gauge",
         help: "Highest live byte count seen in the scope (a lower bound, within 64 KiB per thread).",
         children: false,
+        usable: false,
         get: |s| s.peak_bytes,
     },
     ScopeMetric {
@@ -75,6 +83,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "counter",
         help: "Allocations ever made in the scope (a realloc counts as a free and an allocation).",
         children: false,
+        usable: false,
         get: |s| s.total_allocs,
     },
     ScopeMetric {
@@ -82,6 +91,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "counter",
         help: "Bytes requested by all allocations ever made in the scope.",
         children: false,
+        usable: false,
         get: |s| s.total_bytes,
     },
     ScopeMetric {
@@ -89,6 +99,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "counter",
         help: "Frees of the scope's allocations, by any thread in any scope.",
         children: false,
+        usable: false,
         get: |s| s.total_frees,
     },
     ScopeMetric {
@@ -96,6 +107,7 @@ const SCOPE_METRICS: &[ScopeMetric] = &[
         kind: "counter",
         help: "Requested bytes of the frees of the scope's allocations.",
         children: false,
+        usable: false,
         get: |s| s.total_freed_bytes,
     },
 ];
@@ -106,9 +118,16 @@ impl Report {
     /// overhead, jemalloc's figures and the untracked difference, each
     /// family with `# HELP` and `# TYPE` lines.
     ///
-    /// Scopes that never allocated are left out. Write it to a file read
-    /// by node_exporter's textfile collector, or serve it from a
-    /// `/metrics` endpoint.
+    /// Scopes that never allocated are left out, and so are the
+    /// `*_usable_bytes` series unless usable sizes are counted
+    /// ([`UsableSizes::Count`](crate::UsableSizes::Count)).
+    /// `alloc_tracker_overhead_live_bytes` is the `alloc-tracker` scope's
+    /// `live_bytes` of the same report (the same read), and
+    /// `alloc_tracker_sampled_sites` counts sampled sites only (recorded
+    /// leak sites are `alloc_tracker_recorded_sites`). Write it to a file
+    /// read by node_exporter's textfile collector, or serve it from a
+    /// `/metrics` endpoint (feature `metrics-http`,
+    /// [`integrations::http`](crate::integrations)).
     pub fn to_prometheus(&self) -> String {
         thread_state::internal(|| {
             let mut out = String::new();
@@ -117,7 +136,8 @@ impl Report {
                 .iter()
                 .filter(|s| s.with_children.total_allocs > 0 || s.with_children.live_bytes > 0)
                 .collect();
-            for m in SCOPE_METRICS {
+            let usable_counted = self.usable_sizes_counted();
+            for m in SCOPE_METRICS.iter().filter(|m| usable_counted || !m.usable) {
                 let _ = writeln!(out, "# HELP {METRIC_PREFIX}{} {}", m.name, m.help);
                 let _ = writeln!(out, "# TYPE {METRIC_PREFIX}{} {}", m.name, m.kind);
                 for s in &scopes {
@@ -145,14 +165,25 @@ impl Report {
             single(
                 "overhead_live_bytes",
                 "gauge",
-                "Live bytes of the tracker's own allocations (the alloc-tracker scope).",
-                self.overhead.live_bytes as i64,
+                "Live bytes of the tracker's own allocations: live_bytes of the alloc-tracker scope.",
+                self.overhead_live_bytes() as i64,
             );
+            let sampled = self
+                .sites
+                .iter()
+                .filter(|s| s.source == SiteSource::Sampled)
+                .count();
             single(
                 "sampled_sites",
                 "gauge",
-                "Call sites listed in the report.",
-                self.sites.len() as i64,
+                "Sampled call sites of live memory in the report.",
+                sampled as i64,
+            );
+            single(
+                "recorded_sites",
+                "gauge",
+                "Call sites recorded by leak checks and added to the report.",
+                (self.sites.len() - sampled) as i64,
             );
             if let Some(j) = &self.jemalloc {
                 for (name, help, v) in [
@@ -199,6 +230,21 @@ impl Report {
             }
             out
         })
+    }
+
+    /// Whether the figures include usable sizes (any usable byte counted).
+    pub(crate) fn usable_sizes_counted(&self) -> bool {
+        self.tracked.live_usable_bytes > 0 || self.tracked.total_usable_bytes > 0
+    }
+
+    /// The tracker's own live bytes as the scope table has them (the
+    /// `alloc-tracker` scope), so every output agrees with it;
+    /// [`Report::overhead`] when the scope is missing (hand-made reports).
+    pub(crate) fn overhead_live_bytes(&self) -> u64 {
+        self.scopes
+            .iter()
+            .find(|s| s.id == ScopeId::INTERNAL.as_u16() && s.path == "alloc-tracker")
+            .map_or(self.overhead.live_bytes, |s| s.own.live_bytes)
     }
 
     /// Writes [`to_prometheus`](Self::to_prometheus).

@@ -1,5 +1,12 @@
 //! When reports are written without being asked: at exit, periodically,
 //! on SIGUSR1; configured by a builder or by environment variables.
+//!
+//! Every trigger of the process writes through one lock ([`Target::dump_logged`]),
+//! so triggers never race each other; each dump also writes its own
+//! temporary file ([`Report::write_to_file`](super::Report::write_to_file)),
+//! so on-demand dumps from other threads cannot corrupt the file either.
+//! At exit the periodic and SIGUSR1 threads are stopped and joined before
+//! the exit dump is written.
 
 use std::fmt;
 use std::io::Write as _;
@@ -17,18 +24,32 @@ pub const ENV_DUMP: &str = "ALLOC_TRACKER_DUMP";
 /// Format name overriding the path's extension (`text`, `json`, `folded`,
 /// `svg`, `prometheus`).
 pub const ENV_DUMP_FORMAT: &str = "ALLOC_TRACKER_DUMP_FORMAT";
-/// Interval of periodic dumps: `30` or `30s` (seconds), `500ms`, `5m`.
+/// Interval of periodic dumps, in the grammar of [`parse_duration`]:
+/// `30` or `30s` (seconds), `1.5s`, `500ms`, `5m`, `1h`. Needs [`ENV_DUMP`].
 pub const ENV_DUMP_EVERY: &str = "ALLOC_TRACKER_DUMP_EVERY";
-/// `1` to also dump on SIGUSR1 (unix, feature `signal`).
+/// `1` to also dump on SIGUSR1 (unix, feature `signal`). Needs
+/// [`ENV_DUMP`].
 pub const ENV_DUMP_SIGNAL: &str = "ALLOC_TRACKER_DUMP_SIGNAL";
 /// `0` to skip the dump at exit (it is on when [`ENV_DUMP`] is set).
 pub const ENV_DUMP_AT_EXIT: &str = "ALLOC_TRACKER_DUMP_AT_EXIT";
 
-/// Invalid dump options. Small, `Copy`, and never allocates.
+/// The durations [`parse_duration`] accepts, for error messages.
+pub const DURATION_FORMS: &str =
+    "a non-negative decimal number with an optional unit ms, s, m or h (no unit: seconds), e.g. 1.5, 1.5s, 500ms, 2m, 1h";
+
+/// The switches `ALLOC_TRACKER_DUMP_SIGNAL` and `_AT_EXIT` accept.
+const SWITCH_FORMS: &str = "1, true, yes, on or 0, false, no, off";
+
+/// The format names and extensions, for error messages.
+const FORMAT_FORMS: &str = "text, json, folded, svg, prometheus or pprof";
+
+/// Invalid dump options. Small, `Copy`, and never allocates; the
+/// environment's variant with the variable's value is [`EnvError`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OptionsError {
-    /// No report path was given.
+    /// No report path was given (a periodic or SIGUSR1 trigger without
+    /// [`ENV_DUMP`], or a builder without [`DumpsBuilder::path`]).
     NoPath,
     /// No trigger (at exit, periodic, signal) was chosen.
     NoTrigger,
@@ -40,6 +61,11 @@ pub enum OptionsError {
     NoFormat,
     /// The format needs a cargo feature this build does not have.
     FormatDisabled(Format),
+    /// The report path is an existing directory (or has no file name).
+    PathIsDirectory,
+    /// The report path's parent directory does not exist or is not a
+    /// directory.
+    NoDirectory,
     /// SIGUSR1 dumps need unix and the `signal` feature, or registering the
     /// handler failed.
     SignalUnavailable,
@@ -47,11 +73,10 @@ pub enum OptionsError {
     ExitHookUnavailable,
     /// A dumping thread could not be started.
     SpawnFailed,
-    /// An environment variable has a value that cannot be parsed.
-    InvalidEnv {
-        /// The variable's name.
-        var: &'static str,
-    },
+    /// A duration does not parse ([`parse_duration`]).
+    InvalidDuration,
+    /// A switch is not one of `1`/`true`/`yes`/`on`/`0`/`false`/`no`/`off`.
+    InvalidSwitch,
 }
 
 impl fmt::Display for OptionsError {
@@ -62,9 +87,9 @@ impl fmt::Display for OptionsError {
                 f.write_str("no dump trigger chosen (at exit, periodic or on SIGUSR1)")
             }
             OptionsError::ZeroInterval => f.write_str("the dump interval must not be zero"),
-            OptionsError::UnknownFormat => f.write_str(
-                "unknown report format (expected text, json, folded, svg, prometheus or pprof)",
-            ),
+            OptionsError::UnknownFormat => {
+                write!(f, "unknown report format (expected {FORMAT_FORMS})")
+            }
             OptionsError::NoFormat => f.write_str(
                 "no report format given and the path's extension (.txt, .json, .folded, .svg, .prom, .pb.gz) names none",
             ),
@@ -73,6 +98,12 @@ impl fmt::Display for OptionsError {
                 "report format `{format}` needs alloc-tracker's `{}` feature",
                 format.feature().unwrap_or("?")
             ),
+            OptionsError::PathIsDirectory => {
+                f.write_str("the report path is a directory, not a file")
+            }
+            OptionsError::NoDirectory => {
+                f.write_str("the report's directory does not exist or is not a directory")
+            }
             OptionsError::SignalUnavailable => f.write_str(
                 "SIGUSR1 dumps need a unix target and alloc-tracker's `signal` feature, and the handler must register",
             ),
@@ -80,12 +111,134 @@ impl fmt::Display for OptionsError {
                 f.write_str("the exit-time dump could not be registered with atexit")
             }
             OptionsError::SpawnFailed => f.write_str("the report dumping thread could not start"),
-            OptionsError::InvalidEnv { var } => write!(f, "invalid value of ${var}"),
+            OptionsError::InvalidDuration => write!(f, "not a duration (expected {DURATION_FORMS})"),
+            OptionsError::InvalidSwitch => write!(f, "not a switch (expected {SWITCH_FORMS})"),
         }
     }
 }
 
 impl std::error::Error for OptionsError {}
+
+/// An `ALLOC_TRACKER_DUMP*` variable is invalid, or the combination is.
+///
+/// The message names the variable, its value and what it accepts:
+///
+/// ```
+/// use alloc_tracker::report::{EnvError, OptionsError, ENV_DUMP_EVERY};
+///
+/// let e = EnvError::new(ENV_DUMP_EVERY, "soon", OptionsError::InvalidDuration);
+/// assert_eq!(e.var(), "ALLOC_TRACKER_DUMP_EVERY");
+/// let msg = e.to_string();
+/// assert!(msg.contains("ALLOC_TRACKER_DUMP_EVERY=\"soon\""), "{msg}");
+/// assert!(msg.contains("500ms"), "{msg}");
+/// ```
+///
+/// Unlike [`OptionsError`] it allocates (it holds the value); it is made
+/// once, at startup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvError {
+    var: &'static str,
+    value: String,
+    problem: OptionsError,
+}
+
+impl EnvError {
+    /// The error for variable `var` set to `value`.
+    pub fn new(var: &'static str, value: impl Into<String>, problem: OptionsError) -> EnvError {
+        EnvError {
+            var,
+            value: value.into(),
+            problem,
+        }
+    }
+
+    /// The variable's name (one of the `ENV_DUMP*` constants).
+    pub fn var(&self) -> &'static str {
+        self.var
+    }
+
+    /// Its value as read (lossily converted to UTF-8).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What is wrong with it.
+    pub fn problem(&self) -> OptionsError {
+        self.problem
+    }
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}={:?}: {}", self.var, self.value, self.problem)?;
+        match self.problem {
+            OptionsError::NoPath => {
+                write!(f, "; {} needs {ENV_DUMP}=<report file> as well", self.var)
+            }
+            OptionsError::PathIsDirectory | OptionsError::NoDirectory | OptionsError::NoFormat => {
+                write!(
+                    f,
+                    "; {ENV_DUMP} takes a file path in an existing directory, ending in .txt, .json, .folded, .svg, .prom or .pb.gz (or set {ENV_DUMP_FORMAT})"
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for EnvError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.problem)
+    }
+}
+
+/// Parses a duration: a non-negative decimal number with an optional unit,
+/// `ms`, `s`, `m` or `h`; a number without a unit is seconds. `1.5`,
+/// `1.5s`, `500ms`, `0.25m`, `2h` all parse; `1e3`, `-1s`, `5 days` do not.
+/// Spaces around the number and the unit are ignored. Exact to the
+/// nanosecond (no floating point).
+///
+/// This is the grammar of [`ENV_DUMP_EVERY`], and the main job's
+/// `--duration` uses it too.
+///
+/// ```
+/// use std::time::Duration;
+/// use alloc_tracker::report::parse_duration;
+///
+/// assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+/// assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+/// assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+/// assert_eq!(parse_duration("soon"), None);
+/// ```
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    const NANOS: u128 = 1_000_000_000;
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit_nanos: u128 = match unit.trim() {
+        "ms" => NANOS / 1000,
+        "" | "s" => NANOS,
+        "m" => 60 * NANOS,
+        "h" => 3600 * NANOS,
+        _ => return None,
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() && frac.is_empty() || frac.contains('.') {
+        return None;
+    }
+    let int: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
+    let mut nanos = int.checked_mul(unit_nanos)?;
+    let mut scale = unit_nanos;
+    for d in frac.bytes() {
+        scale /= 10;
+        nanos = nanos.checked_add(u128::from(d - b'0') * scale)?;
+    }
+    let secs = u64::try_from(nanos / NANOS).ok()?;
+    Some(Duration::new(secs, (nanos % NANOS) as u32))
+}
 
 /// Where and how dumps are written.
 #[derive(Debug, Clone)]
@@ -94,10 +247,16 @@ struct Target {
     format: Format,
 }
 
+/// Held by every triggered dump: the exit, periodic and SIGUSR1 triggers
+/// of the process write one at a time.
+static DUMP_LOCK: Mutex<()> = Mutex::new(());
+
 impl Target {
-    /// Dumps, printing any error (or panic) on stderr.
+    /// Dumps, printing any error (or panic) on stderr. Triggered dumps are
+    /// serialised by [`DUMP_LOCK`].
     fn dump_logged(&self, why: &str) {
         thread_state::internal(|| {
+            let _one_at_a_time = DUMP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 dump(&self.path, self.format)
             }));
@@ -168,50 +327,69 @@ impl DumpsBuilder {
 
     /// Applies the environment variables: [`ENV_DUMP`] sets the path and
     /// turns the exit dump on (unless [`ENV_DUMP_AT_EXIT`] is `0`),
-    /// [`ENV_DUMP_FORMAT`] the format, [`ENV_DUMP_EVERY`] the interval,
-    /// [`ENV_DUMP_SIGNAL`]`=1` the SIGUSR1 trigger. Unset or empty
-    /// variables change nothing.
+    /// [`ENV_DUMP_FORMAT`] the format, [`ENV_DUMP_EVERY`] the interval
+    /// ([`parse_duration`]), [`ENV_DUMP_SIGNAL`]`=1` the SIGUSR1 trigger.
+    /// Unset or empty variables change nothing.
     ///
     /// # Errors
-    /// [`OptionsError::InvalidEnv`] or [`OptionsError::UnknownFormat`] for
-    /// values that do not parse.
-    pub fn from_env(mut self) -> Result<Self, OptionsError> {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        if let Some(path) = var(ENV_DUMP) {
-            self.path = Some(PathBuf::from(path));
+    /// [`EnvError`] naming the variable and its value: a value that does
+    /// not parse, or [`ENV_DUMP_FORMAT`], [`ENV_DUMP_EVERY`] or
+    /// [`ENV_DUMP_SIGNAL`]`=1` set while neither [`ENV_DUMP`] nor
+    /// [`path`](Self::path) gives a report file ([`OptionsError::NoPath`]).
+    pub fn from_env(mut self) -> Result<Self, EnvError> {
+        let var = |name: &'static str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v.to_string_lossy().into_owned()))
+        };
+        let err =
+            |(name, value): (&'static str, String), problem| EnvError::new(name, value, problem);
+        if let Some((_, path)) = var(ENV_DUMP) {
+            self.path = Some(PathBuf::from(
+                std::env::var_os(ENV_DUMP).unwrap_or(path.into()),
+            ));
             self.at_exit = true;
         }
         if let Some(v) = var(ENV_DUMP_AT_EXIT) {
-            self.at_exit = parse_switch(&v).ok_or(OptionsError::InvalidEnv {
-                var: ENV_DUMP_AT_EXIT,
-            })?;
+            self.at_exit = parse_switch(&v.1).ok_or_else(|| err(v, OptionsError::InvalidSwitch))?;
         }
         if let Some(v) = var(ENV_DUMP_FORMAT) {
-            let v = v.to_str().ok_or(OptionsError::UnknownFormat)?;
-            self.format = Some(v.parse()?);
+            self.format = Some(
+                v.1.parse()
+                    .map_err(|_| err(v.clone(), OptionsError::UnknownFormat))?,
+            );
+            if self.path.is_none() {
+                return Err(err(v, OptionsError::NoPath));
+            }
         }
         if let Some(v) = var(ENV_DUMP_EVERY) {
-            let interval = v
-                .to_str()
-                .and_then(parse_interval)
-                .ok_or(OptionsError::InvalidEnv {
-                    var: ENV_DUMP_EVERY,
-                })?;
-            self.every = Some(interval);
+            let every = parse_duration(&v.1)
+                .ok_or_else(|| err(v.clone(), OptionsError::InvalidDuration))?;
+            if every.is_zero() {
+                return Err(err(v, OptionsError::ZeroInterval));
+            }
+            if self.path.is_none() {
+                return Err(err(v, OptionsError::NoPath));
+            }
+            self.every = Some(every);
         }
         if let Some(v) = var(ENV_DUMP_SIGNAL) {
-            self.on_signal = parse_switch(&v).ok_or(OptionsError::InvalidEnv {
-                var: ENV_DUMP_SIGNAL,
-            })?;
+            self.on_signal =
+                parse_switch(&v.1).ok_or_else(|| err(v.clone(), OptionsError::InvalidSwitch))?;
+            if self.on_signal && self.path.is_none() {
+                return Err(err(v, OptionsError::NoPath));
+            }
         }
         Ok(self)
     }
 
-    /// Validates the options.
+    /// Validates the options, including the path against the file system:
+    /// it must not be a directory, and its directory must exist.
     ///
     /// # Errors
     /// [`OptionsError`]: no path, no trigger, a zero interval, no format
-    /// or one not compiled in, SIGUSR1 asked for where it is unavailable.
+    /// or one not compiled in, a path that is a directory or whose
+    /// directory is missing, SIGUSR1 asked for where it is unavailable.
     pub fn build(self) -> Result<Dumps, OptionsError> {
         let path = self.path.ok_or(OptionsError::NoPath)?;
         if !self.at_exit && self.every.is_none() && !self.on_signal {
@@ -226,6 +404,16 @@ impl DumpsBuilder {
         };
         if !format.is_available() {
             return Err(OptionsError::FormatDisabled(format));
+        }
+        if path.is_dir() || path.file_name().is_none() {
+            return Err(OptionsError::PathIsDirectory);
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            return Err(OptionsError::NoDirectory);
         }
         if self.on_signal && !cfg!(all(unix, feature = "signal")) {
             return Err(OptionsError::SignalUnavailable);
@@ -246,11 +434,36 @@ impl DumpsBuilder {
     pub fn install(self) -> Result<DumpHandle, OptionsError> {
         self.build()?.install()
     }
+
+    /// The variable to blame for `problem` when the options came from the
+    /// environment, with its value.
+    fn blame(&self, problem: OptionsError) -> EnvError {
+        let culprit = match problem {
+            OptionsError::ZeroInterval | OptionsError::InvalidDuration => ENV_DUMP_EVERY,
+            OptionsError::SignalUnavailable => ENV_DUMP_SIGNAL,
+            OptionsError::UnknownFormat | OptionsError::FormatDisabled(_)
+                if std::env::var_os(ENV_DUMP_FORMAT).is_some_and(|v| !v.is_empty()) =>
+            {
+                ENV_DUMP_FORMAT
+            }
+            OptionsError::NoTrigger => ENV_DUMP_AT_EXIT,
+            _ => ENV_DUMP,
+        };
+        let value = std::env::var_os(culprit)
+            .map(|v| v.to_string_lossy().into_owned())
+            .or_else(|| {
+                (culprit == ENV_DUMP)
+                    .then(|| self.path.as_ref().map(|p| p.display().to_string()))
+                    .flatten()
+            })
+            .unwrap_or_default();
+        EnvError::new(culprit, value, problem)
+    }
 }
 
 /// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
-fn parse_switch(v: &std::ffi::OsStr) -> Option<bool> {
-    let v = v.to_str()?.trim();
+fn parse_switch(v: &str) -> Option<bool> {
+    let v = v.trim();
     let is = |names: &[&str]| names.iter().any(|n| v.eq_ignore_ascii_case(n));
     if is(&["1", "true", "yes", "on"]) {
         Some(true)
@@ -258,20 +471,6 @@ fn parse_switch(v: &std::ffi::OsStr) -> Option<bool> {
         Some(false)
     } else {
         None
-    }
-}
-
-/// `30`, `30s`, `500ms`, `5m`, `1h`.
-fn parse_interval(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let n: u64 = v[..split].parse().ok()?;
-    match v[split..].trim() {
-        "" | "s" => Some(Duration::from_secs(n)),
-        "ms" => Some(Duration::from_millis(n)),
-        "m" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
     }
 }
 
@@ -305,7 +504,18 @@ pub struct Dumps {
 /// install that asks for it.
 static EXIT_TARGET: Mutex<Option<Target>> = Mutex::new(None);
 
+/// The periodic and SIGUSR1 threads still running, stopped by
+/// [`DumpHandle::stop`] or, at the latest, by the exit hook.
+static RUNNING: Mutex<Vec<Arc<Trigger>>> = Mutex::new(Vec::new());
+
+/// At exit: stop and join every periodic and SIGUSR1 thread (a dump in
+/// progress finishes first), then write the exit dump, so the exit dump is
+/// the last one and nothing races it.
 fn exit_dump() {
+    let running = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(PoisonError::into_inner));
+    for trigger in running {
+        trigger.stop();
+    }
     let target = EXIT_TARGET
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -335,9 +545,14 @@ impl Dumps {
     /// thread and the SIGUSR1 thread. Their work runs in
     /// [`ScopeId::INTERNAL`], so it does not change other scopes' figures;
     /// failed dumps are reported on stderr and never panic the program.
+    /// Triggered dumps are written one at a time, each through its own
+    /// temporary file, so the report file is always a complete report.
     ///
     /// Installing again replaces the exit-time target; periodic and signal
-    /// threads of earlier installs keep running until stopped.
+    /// threads of earlier installs keep running until stopped. An exit
+    /// hook (registered by the first install) stops every periodic and
+    /// SIGUSR1 thread when the process exits normally, before the exit dump
+    /// if there is one.
     ///
     /// # Errors
     /// [`OptionsError::ExitHookUnavailable`],
@@ -346,8 +561,7 @@ impl Dumps {
     pub fn install(self) -> Result<DumpHandle, OptionsError> {
         thread_state::internal(|| {
             let mut handle = DumpHandle {
-                periodic: None,
-                signal: None,
+                triggers: Vec::new(),
             };
             if self.at_exit {
                 let mut slot = EXIT_TARGET.lock().unwrap_or_else(PoisonError::into_inner);
@@ -358,12 +572,24 @@ impl Dumps {
                     *EXIT_TARGET.lock().unwrap_or_else(PoisonError::into_inner) = None;
                     return Err(OptionsError::ExitHookUnavailable);
                 }
+            } else if self.every.is_some() || self.on_signal {
+                // Without an exit dump the hook only stops the threads, so
+                // none is killed mid-dump; not fatal if it cannot register
+                // (a dump cut short leaves at most a temporary file, never
+                // a partial report).
+                let _ = register_exit_hook();
             }
             if let Some(every) = self.every {
-                handle.periodic = Some(spawn_periodic(self.target.clone(), every)?);
+                handle.start(spawn_periodic(self.target.clone(), every)?);
             }
             if self.on_signal {
-                handle.signal = Some(signal::spawn(self.target.clone())?);
+                match signal::spawn(self.target.clone()) {
+                    Ok(stopper) => handle.start(Trigger::Signal(Mutex::new(Some(stopper)))),
+                    Err(e) => {
+                        handle.stop();
+                        return Err(e);
+                    }
+                }
             }
             Ok(handle)
         })
@@ -396,10 +622,42 @@ struct Stop {
     wake: Condvar,
 }
 
-fn spawn_periodic(
-    target: Target,
-    every: Duration,
-) -> Result<(Arc<Stop>, JoinHandle<()>), OptionsError> {
+/// A running trigger thread and what stops it; stopping is idempotent.
+#[derive(Debug)]
+enum Trigger {
+    /// The periodic thread: its stop flag and its handle.
+    Periodic(Arc<Stop>, Mutex<Option<JoinHandle<()>>>),
+    /// The SIGUSR1 thread.
+    Signal(Mutex<Option<signal::Stopper>>),
+}
+
+impl Trigger {
+    /// Stops the thread and waits for it (a dump in progress finishes
+    /// first). Does nothing if it was stopped already.
+    fn stop(&self) {
+        match self {
+            Trigger::Periodic(stop, thread) => {
+                *stop.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                stop.wake.notify_all();
+                let thread = thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+                if let Some(t) = thread {
+                    let _ = t.join();
+                }
+            }
+            Trigger::Signal(stopper) => {
+                let stopper = stopper
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                if let Some(s) = stopper {
+                    signal::stop(s);
+                }
+            }
+        }
+    }
+}
+
+fn spawn_periodic(target: Target, every: Duration) -> Result<Trigger, OptionsError> {
     let stop = Arc::new(Stop::default());
     let stop2 = Arc::clone(&stop);
     let thread = spawn_internal("alloc-tracker-dump", move || loop {
@@ -414,7 +672,7 @@ fn spawn_periodic(
         drop(stopped);
         target.dump_logged("periodic");
     })?;
-    Ok((stop, thread))
+    Ok(Trigger::Periodic(stop, Mutex::new(Some(thread))))
 }
 
 #[cfg(all(unix, feature = "signal"))]
@@ -472,58 +730,78 @@ mod signal {
 
 /// The running triggers of one [`Dumps::install`].
 ///
-/// Dropping it leaves them running for the rest of the process (the usual
-/// case: install once at startup); [`stop`](Self::stop) ends the periodic
-/// and SIGUSR1 threads. The exit dump stays armed either way.
+/// Dropping it leaves them running until the process exits (the usual
+/// case: install once at startup); the exit hook stops them before the
+/// exit dump. [`stop`](Self::stop) ends the periodic and SIGUSR1 threads
+/// earlier. The exit dump stays armed either way.
 #[derive(Debug)]
 pub struct DumpHandle {
-    periodic: Option<(Arc<Stop>, JoinHandle<()>)>,
-    signal: Option<signal::Stopper>,
+    triggers: Vec<Arc<Trigger>>,
 }
 
 impl DumpHandle {
+    /// Keeps `trigger` in this handle and in the process's list.
+    fn start(&mut self, trigger: Trigger) {
+        let trigger = Arc::new(trigger);
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::clone(&trigger));
+        self.triggers.push(trigger);
+    }
+
     /// Stops the periodic and SIGUSR1 threads and waits for them (a dump
     /// in progress finishes first). After this, SIGUSR1 is ignored rather
     /// than killing the process.
     pub fn stop(mut self) {
-        if let Some((stop, thread)) = self.periodic.take() {
-            *stop.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
-            stop.wake.notify_all();
-            let _ = thread.join();
-        }
-        if let Some(s) = self.signal.take() {
-            signal::stop(s);
+        let mine = std::mem::take(&mut self.triggers);
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|t| !mine.iter().any(|m| Arc::ptr_eq(t, m)));
+        for t in mine {
+            t.stop();
         }
     }
 }
 
 /// Installs the dump triggers named by the environment, if
-/// [`ENV_DUMP`] (`ALLOC_TRACKER_DUMP`) is set: call it once at startup.
+/// [`ENV_DUMP`] (`ALLOC_TRACKER_DUMP`) is set: call it once at startup,
+/// before any work, so a bad setting stops the program early.
 ///
 /// ```no_run
 /// # #[global_allocator]
 /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
 /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// fn main() {
+/// fn main() -> std::process::ExitCode {
 ///     // ALLOC_TRACKER_DUMP=/tmp/report.json ./my-program
 ///     if let Err(e) = alloc_tracker::report::dump_triggers_from_env() {
-///         eprintln!("allocation reports disabled: {e}");
+///         eprintln!("error: {e}"); // names the variable, its value, what it accepts
+///         return std::process::ExitCode::from(2);
 ///     }
 ///     // ... the report is written when main returns.
+///     std::process::ExitCode::SUCCESS
 /// }
 /// ```
 ///
-/// Returns `Ok(None)` when the variable is unset or empty.
+/// Returns `Ok(None)` when no variable is set.
 ///
 /// # Errors
-/// [`OptionsError`] for unparsable variables or invalid combinations.
-pub fn dump_triggers_from_env() -> Result<Option<DumpHandle>, OptionsError> {
+/// [`EnvError`] naming the variable and its value: unparsable values,
+/// [`ENV_DUMP_EVERY`], [`ENV_DUMP_SIGNAL`] or [`ENV_DUMP_FORMAT`] without
+/// [`ENV_DUMP`], a report path that is a directory or whose directory does
+/// not exist, a format not compiled in.
+pub fn dump_triggers_from_env() -> Result<Option<DumpHandle>, EnvError> {
     thread_state::internal(|| {
         let builder = Dumps::builder().from_env()?;
         if builder.path.is_none() {
             return Ok(None);
         }
-        builder.install().map(Some)
+        builder
+            .clone()
+            .install()
+            .map(Some)
+            .map_err(|problem| builder.blame(problem))
     })
 }
 
@@ -532,12 +810,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn intervals() {
-        assert_eq!(parse_interval("30"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_interval("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_interval("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_interval("x"), None);
-        assert_eq!(parse_interval("5 days"), None);
+    fn durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5"), Some(ms(1500)));
+        assert_eq!(parse_duration(" 1.5 s "), Some(ms(1500)));
+        assert_eq!(parse_duration("500ms"), Some(ms(500)));
+        assert_eq!(parse_duration("0.5ms"), Some(Duration::from_micros(500)));
+        assert_eq!(parse_duration(".25m"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        for bad in [
+            "", "x", "s", ".", "1.2.3", "-1s", "1e3", "5 days", "inf", "1.5 x",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_duration("99999999999999999999999h"), None);
     }
 
     #[test]
@@ -561,10 +850,40 @@ mod tests {
             OptionsError::NoFormat
         );
         assert_eq!(
+            Dumps::builder()
+                .path("/tmp")
+                .format(Format::Text)
+                .at_exit()
+                .build()
+                .unwrap_err(),
+            OptionsError::PathIsDirectory
+        );
+        assert_eq!(
+            Dumps::builder()
+                .path("/nonexistent-dir/x.txt")
+                .at_exit()
+                .build()
+                .unwrap_err(),
+            OptionsError::NoDirectory
+        );
+        assert_eq!(
             "yaml".parse::<Format>().unwrap_err(),
             OptionsError::UnknownFormat
         );
         let ok = b().every(Duration::from_secs(1)).build().unwrap();
         assert_eq!(ok.format(), Format::Text);
+    }
+
+    #[test]
+    fn env_errors_name_variable_value_and_forms() {
+        let e = EnvError::new(ENV_DUMP_SIGNAL, "1", OptionsError::NoPath);
+        let msg = e.to_string();
+        assert!(msg.contains("ALLOC_TRACKER_DUMP_SIGNAL=\"1\""), "{msg}");
+        assert!(msg.contains("needs ALLOC_TRACKER_DUMP="), "{msg}");
+        let msg = EnvError::new(ENV_DUMP, "/nope/r.json", OptionsError::NoDirectory).to_string();
+        assert!(msg.contains("ALLOC_TRACKER_DUMP=\"/nope/r.json\""), "{msg}");
+        assert!(msg.contains("existing directory"), "{msg}");
+        let msg = EnvError::new(ENV_DUMP_SIGNAL, "maybe", OptionsError::InvalidSwitch).to_string();
+        assert!(msg.contains("1, true, yes, on"), "{msg}");
     }
 }
