@@ -14,6 +14,7 @@ mod exit_hook;
 mod tag;
 mod thread_exit;
 mod trailer;
+pub(crate) mod unwind_raw;
 
 pub use backend::Backend;
 #[cfg(feature = "jemalloc")]
