@@ -273,6 +273,23 @@ pub fn capture_stack_for_bench(unwinder: StackUnwinder) -> usize {
     })
 }
 
+/// Estimated live bytes and live samples per (scope, stack) of the
+/// sampled blocks of the scopes in `members`, stacks not symbolised. Runs
+/// under the re-entrancy guard (callers' duty).
+pub(crate) fn sampled_by_stack(
+    members: &[ScopeId],
+) -> std::collections::HashMap<(ScopeId, StackId), (u64, u64)> {
+    let mut by_site = std::collections::HashMap::new();
+    for_each_record(|_, r| {
+        if r.sampled && members.contains(&r.scope) {
+            let e: &mut (u64, u64) = by_site.entry((r.scope, r.stack)).or_default();
+            e.0 += r.weight;
+            e.1 += 1;
+        }
+    });
+    by_site
+}
+
 /// Live sampled bytes per call site, estimated from samples.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
