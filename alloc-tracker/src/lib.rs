@@ -187,6 +187,7 @@
 
 #[allow(unsafe_code)]
 mod allocator;
+pub mod budget;
 mod error;
 pub mod leak;
 pub mod report;
@@ -198,6 +199,7 @@ mod thread_state;
 #[cfg(feature = "jemalloc")]
 pub use allocator::Jemalloc;
 pub use allocator::{Backend, TrackingAlloc, UsableSizes};
+pub use budget::Budget;
 pub use error::ScopeTableFull;
 pub use sampling::Frame;
 pub use scope::{AllocScopeExt, InScope, Scope, ScopeGuard, ScopeId, MAX_SCOPES};
