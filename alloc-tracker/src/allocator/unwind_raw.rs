@@ -298,7 +298,8 @@ mod tests {
     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
     #[test]
     fn the_executable_is_among_the_modules_and_its_stack_is_readable() {
-        let here = the_executable_is_among_the_modules_and_its_stack_is_readable as usize as u64;
+        let here = the_executable_is_among_the_modules_and_its_stack_is_readable as *const ()
+            as usize as u64;
         let mut found = false;
         for_each_module(|m| {
             let r = m.text_svma.start + m.bias..m.text_svma.end + m.bias;

@@ -241,7 +241,7 @@ impl Trend {
             })
             .collect();
         sampling::release_symbol_cache();
-        sites.sort_by(|a, b| b.growth_bytes().cmp(&a.growth_bytes()));
+        sites.sort_by_key(|s| std::cmp::Reverse(s.growth_bytes()));
         let steps = (self.points.len() - 1) as u64;
         Some(TrendReport {
             scope: self.opts.scope.path(),
