@@ -71,6 +71,17 @@ fn cached_unwinder_names_the_same_frames_as_the_old_one_and_is_faster() {
     };
     assert_eq!(names(&fast), names(&slow), "\n{fast}\n{slow}");
 
+    // Alternating depths: the remembered shape of the previous stack
+    // matches only in part, and the walk must go on correctly from there.
+    for (i, depth) in [30, 3, 30, 17, 17, 40, 0, 40, 29].into_iter().enumerate() {
+        set_stack_unwinder(StackUnwinder::Cached);
+        let fast = leak_report(&format!("alt-fast-{i}"), depth);
+        set_stack_unwinder(StackUnwinder::Fallback);
+        let slow = leak_report(&format!("alt-slow-{i}"), depth);
+        set_stack_unwinder(StackUnwinder::Cached);
+        assert_eq!(names(&fast), names(&slow), "depth {depth}\n{fast}\n{slow}");
+    }
+
     // Recorded allocations: cached vs old unwinder, per alloc+free pair.
     let s = ScopeId::register("timing", None).unwrap();
     let time = |u: StackUnwinder| {

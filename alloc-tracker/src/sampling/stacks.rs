@@ -74,14 +74,21 @@ pub(crate) fn capture_slow(ips: &mut [usize; MAX_FRAMES]) -> usize {
     n
 }
 
-/// Interns a stack by a hash of its addresses: a multiply-rotate per
-/// address (FxHash's), since SipHash over 48 words cost as much as the walk.
-/// A 64-bit collision between two stacks would merge their sites.
+/// Interns a stack by a hash of its addresses: xor-multiply in four
+/// independent lanes, folded at the end (a single chained hash over 48
+/// words is a 200-cycle dependency chain; SipHash cost as much as the
+/// walk). A 64-bit collision between two stacks would merge their sites.
 fn intern(ips: &[usize]) -> StackId {
-    let mut h = ips.len() as u64;
-    for &ip in ips {
-        h = (h.rotate_left(5) ^ ip as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut lanes = [ips.len() as u64, 1, 2, 3];
+    for chunk in ips.chunks(4) {
+        for (lane, &ip) in lanes.iter_mut().zip(chunk) {
+            *lane = (*lane ^ ip as u64).wrapping_mul(K);
+        }
     }
+    let h = lanes
+        .iter()
+        .fold(0u64, |h, &l| (h.rotate_left(23) ^ l).wrapping_mul(K));
     let id = StackId(h);
     if !STACKS.contains_key(&id) {
         STACKS.entry(id).or_insert_with(|| ips.into());
