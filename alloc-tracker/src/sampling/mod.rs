@@ -267,7 +267,10 @@ pub fn capture_stack_for_bench(unwinder: StackUnwinder) -> usize {
     thread_state::internal(|| {
         let mut ips = [0usize; stacks::MAX_FRAMES];
         match unwinder {
-            StackUnwinder::Cached => unwind::capture(&mut ips, 0).unwrap_or(0),
+            StackUnwinder::Cached | StackUnwinder::RulesOnly => {
+                unwind::set_stack_unwinder(unwinder);
+                unwind::capture(&mut ips, 0).unwrap_or(0)
+            }
             StackUnwinder::Fallback => stacks::capture_slow(&mut ips),
         }
     })

@@ -73,16 +73,21 @@ pub fn stack_capture_stats() -> StackCaptureStats {
 pub enum StackUnwinder {
     /// The cached unwinder, with the fallback when it fails (the default).
     Cached,
+    /// The rule cache without the remembered stack shape: what a capture
+    /// from a new call site costs.
+    RulesOnly,
     /// Always the old unwinder (`backtrace::trace`), to compare.
     Fallback,
 }
 
 static USE_FALLBACK: AtomicBool = AtomicBool::new(false);
+static NO_MEMO: AtomicBool = AtomicBool::new(false);
 
 /// Chooses the unwinder for the following captures, process-wide.
 #[doc(hidden)]
 pub fn set_stack_unwinder(u: StackUnwinder) {
     USE_FALLBACK.store(u == StackUnwinder::Fallback, Ordering::Relaxed);
+    NO_MEMO.store(u == StackUnwinder::RulesOnly, Ordering::Relaxed);
 }
 
 /// Whether captures must use the fallback (the knob above).
@@ -368,6 +373,9 @@ mod imp {
         let regs = unwind_raw::capture_registers();
         let u = UNWINDER.get_or_init(build).as_ref()?;
         let bounds = StackBounds::new(regs.sp, thread_stack()?)?;
+        if super::NO_MEMO.load(std::sync::atomic::Ordering::Relaxed) {
+            return walk(u, &bounds, regs, ips, None);
+        }
         MEMO.try_with(|m| walk(u, &bounds, regs, ips, Some(m)))
             .unwrap_or_else(|_| walk(u, &bounds, regs, ips, None))
     }

@@ -188,11 +188,29 @@ fn main() {
         (median(v), frames)
     };
     let (walk_cached, frames_cached) = walk(StackUnwinder::Cached);
+    let (walk_rules, frames_rules) = walk(StackUnwinder::RulesOnly);
     let (walk_old, frames_old) = walk(StackUnwinder::Fallback);
-    println!(
-        "stack walk alone (no interning, no record): cached {walk_cached:.0} ns for {frames_cached} frames ({:.1} ns/frame), old {walk_old:.0} ns for {frames_old} frames",
-        walk_cached / frames_cached as f64
-    );
+    set_stack_unwinder(StackUnwinder::Cached);
+    println!("| stack walk alone (no interning, no record) | ns | frames | ns/frame |");
+    println!("|---|---:|---:|---:|");
+    for (name, ns, frames) in [
+        (
+            "cached rules + remembered shape (same site again)",
+            walk_cached,
+            frames_cached,
+        ),
+        (
+            "cached rules only (a new call site)",
+            walk_rules,
+            frames_rules,
+        ),
+        ("old unwinder (`backtrace::trace`)", walk_old, frames_old),
+    ] {
+        println!(
+            "| {name} | {ns:.0} | {frames} | {:.1} |",
+            ns / frames as f64
+        );
+    }
     println!(
         "captures during the cached rounds: {} fast, {} fallback",
         mid.fast - before.fast,
