@@ -216,7 +216,10 @@ unsafe fn module_of(info: &libc::dl_phdr_info) -> Option<RawModule> {
     // SAFETY: PT_GNU_EH_FRAME describes `hdr_len` bytes inside a loaded,
     // readable segment at `bias + hdr_svma`, mapped while the object is.
     let eh_frame_hdr: &'static [u8] = unsafe {
-        core::slice::from_raw_parts((bias + hdr_svma) as usize as *const u8, hdr_len as usize)
+        core::slice::from_raw_parts(
+            bias.wrapping_add(hdr_svma) as usize as *const u8,
+            hdr_len as usize,
+        )
     };
     let eh_frame_svma = decode_eh_frame_ptr(eh_frame_hdr, hdr_svma)?;
     // `.eh_frame` lies in a loaded segment: take it up to that segment's end.
@@ -225,12 +228,16 @@ unsafe fn module_of(info: &libc::dl_phdr_info) -> Option<RawModule> {
             && p.p_vaddr <= eh_frame_svma
             && eh_frame_svma < p.p_vaddr + p.p_memsz
     })?;
-    let len = segment.p_vaddr + segment.p_filesz.min(segment.p_memsz) - eh_frame_svma;
+    let len =
+        (segment.p_vaddr + segment.p_filesz.min(segment.p_memsz)).checked_sub(eh_frame_svma)?;
     // SAFETY: `[eh_frame_svma, +len)` lies inside the file-backed part of a
     // loaded segment (checked just above), mapped at `bias` while the
     // object is loaded.
     let eh_frame: &'static [u8] = unsafe {
-        core::slice::from_raw_parts((bias + eh_frame_svma) as usize as *const u8, len as usize)
+        core::slice::from_raw_parts(
+            bias.wrapping_add(eh_frame_svma) as usize as *const u8,
+            len as usize,
+        )
     };
     Some(RawModule {
         bias,

@@ -416,6 +416,9 @@ mod imp {
                     if bp_slot != NO_SLOT {
                         bp = bounds.read(sp0 + u64::from(bp_slot)).ok()?;
                     }
+                    if ip == 0 {
+                        return Some(n);
+                    }
                 }
             } else {
                 m.ip0.set(regs.ip);
