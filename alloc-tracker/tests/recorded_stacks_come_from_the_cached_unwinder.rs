@@ -71,6 +71,23 @@ fn cached_unwinder_names_the_same_frames_as_the_old_one_and_is_faster() {
     };
     assert_eq!(names(&fast), names(&slow), "\n{fast}\n{slow}");
 
+    // A freshly spawned thread (its own stack bounds, a short stack that
+    // ends in libc's thread start): still no fallback.
+    let before = stack_capture_stats();
+    let t = ScopeId::register("thread", None).unwrap();
+    let check = LeakCheck::begin(t);
+    std::thread::spawn(t.bind(|| nest_then_leak(2)))
+        .join()
+        .unwrap();
+    let report = check.finish().unwrap_err();
+    let after = stack_capture_stats();
+    assert!(after.fast > before.fast);
+    assert_eq!(
+        after.fallback, before.fallback,
+        "a thread's stack fell back"
+    );
+    assert!(report.mentions_function("nest_then_leak"), "{report}");
+
     // Alternating depths: the remembered shape of the previous stack
     // matches only in part, and the walk must go on correctly from there.
     for (i, depth) in [30, 3, 30, 17, 17, 40, 0, 40, 29].into_iter().enumerate() {
