@@ -276,6 +276,11 @@ pub(super) unsafe fn alloc<B: Backend>(
 ) -> *mut u8 {
     let bytes = layout.size();
     let (scope, slot, special) = context(bytes);
+    if !crate::budget::admits(scope, bytes as u64) {
+        // A hard budget refuses this allocation (only ever inside
+        // `budget::fallible`, where the caller handles a failure).
+        return ptr::null_mut();
+    }
     // SAFETY: the caller's contract.
     let (p, kind) = unsafe { new_block(a, slot, scope, layout, zero, special.is_some()) };
     if p.is_null() {
@@ -339,6 +344,13 @@ pub(super) unsafe fn realloc<B: Backend>(
     let kind = Kind::of(a, p, layout);
     // SAFETY: `p` is a live block of `kind` made with `layout`.
     let tag = unsafe { kind.tag(p, layout) };
+    if new_size > layout.size()
+        && !crate::budget::admits(tag.scope(), (new_size - layout.size()) as u64)
+    {
+        // Refused by a hard budget (inside `budget::fallible` only): the
+        // old block and every counter are unchanged.
+        return ptr::null_mut();
+    }
     let new_fits = a.trailer_in_automatic(new_layout);
     let plain_unscoped = tag.scope() == ScopeId::UNSCOPED && !tag.has_record();
     // The kind the block keeps if it can be reallocated where it is.

@@ -18,6 +18,7 @@ mod exit_hook;
 mod tag;
 mod thread_exit;
 mod trailer;
+pub(crate) mod unwind_raw;
 
 #[cfg(feature = "jemalloc")]
 pub(crate) use arena::attribution_stats;
@@ -161,6 +162,14 @@ impl<B: Backend> TrackingAlloc<B> {
     }
 }
 
+/// Whether a hard budget lets an allocation of `bytes` in the current scope
+/// go ahead (always, outside `budget::fallible`; one relaxed load while no
+/// budget is set).
+#[inline(always)]
+fn admitted(bytes: usize) -> bool {
+    crate::budget::admits(thread_state::current_scope(), bytes as u64)
+}
+
 /// Runs the accounting of one allocation on this thread's state and returns
 /// the tag to store with the block.
 #[inline(always)]
@@ -256,6 +265,9 @@ impl<B: Backend> TrackingAlloc<B> {
         let Some(outer) = trailer::outer_layout(layout) else {
             return ptr::null_mut();
         };
+        if !admitted(layout.size()) {
+            return ptr::null_mut();
+        }
         // SAFETY: `outer` has a non-zero size (at least TAG_SIZE).
         let p = unsafe { self.backend.alloc(outer) };
         if !p.is_null() {
@@ -273,6 +285,9 @@ impl<B: Backend> TrackingAlloc<B> {
         let Some(outer) = trailer::outer_layout(layout) else {
             return ptr::null_mut();
         };
+        if !admitted(layout.size()) {
+            return ptr::null_mut();
+        }
         // SAFETY: `outer` has a non-zero size (at least TAG_SIZE).
         let p = unsafe { self.backend.alloc_zeroed(outer) };
         if !p.is_null() {
@@ -311,6 +326,12 @@ impl<B: Backend> TrackingAlloc<B> {
         };
         // SAFETY: `p` is a live block made with `layout` (caller contract).
         let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
+        if new_size > layout.size()
+            && !crate::budget::admits(tag.scope(), (new_size - layout.size()) as u64)
+        {
+            // Refused by a hard budget: the old block is unchanged.
+            return ptr::null_mut();
+        }
         // SAFETY: `p` was returned by `self.backend` for `outer`;
         // `new_outer.size()` is non-zero and does not overflow `isize` when
         // rounded to the alignment (checked by `Layout::from_size_align`).

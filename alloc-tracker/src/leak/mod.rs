@@ -5,12 +5,16 @@
 //! - [`LeakReport`]: what is still live, grouped by call site.
 //! - [`assert_scope_drained!`](crate::assert_scope_drained): the one-line
 //!   test assertion.
+//! - [`Trend`]: a slow leak across runs that each pass, from a scope's live
+//!   bytes at successive quiescent points, with the sampled sites that grew.
 
 mod check;
 mod report;
+mod trend;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
 pub use report::{LeakReport, LeakSite};
+pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};
 
 use crate::ScopeId;
 

@@ -22,10 +22,14 @@ use crate::thread_state::{self, ThreadState};
 
 mod records;
 mod stacks;
+mod unwind;
 
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
 pub use stacks::Frame;
 pub(crate) use stacks::{release_symbol_cache, resolve, StackId};
+#[doc(hidden)]
+pub use unwind::{set_stack_unwinder, StackUnwinder};
+pub use unwind::{stack_capture_stats, StackCaptureStats};
 
 /// Byte-interval sampling of allocations outside leak checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,6 +81,11 @@ pub fn set_sampling(sampling: Sampling) {
         Sampling::Off => 0,
         Sampling::Bytes { every_bytes } => every_bytes.max(1),
     };
+    if v != 0 {
+        // Build the stack unwinder here rather than inside the first
+        // sampled allocation.
+        thread_state::internal(unwind::prepare);
+    }
     INTERVAL.store(v, Ordering::Relaxed);
     // Re-draw this thread's countdown at its next allocation.
     let _ = thread_state::with(|t| t.sample_countdown.set(0));
@@ -188,7 +197,7 @@ pub(crate) fn record(tag: Tag, addr: usize, bytes: usize, special: Special) -> T
         return tag;
     };
     let recorded = thread_state::internal(|| {
-        let stack = stacks::capture();
+        let stack = stacks::capture(thread);
         records::insert(
             addr,
             Record {
@@ -260,6 +269,41 @@ fn realloc_recorded(old: usize, new: usize, tag: Tag, new_size: usize) -> Tag {
     } else {
         tag.without_record()
     }
+}
+
+/// Captures the calling thread's stack with `unwinder` without keeping
+/// it; the number of frames (0 if the cached unwinder declined). A
+/// benchmark hook: the capture's own cost, apart from interning and the
+/// record table.
+#[doc(hidden)]
+pub fn capture_stack_for_bench(unwinder: StackUnwinder) -> usize {
+    thread_state::internal(|| {
+        let mut ips = [0usize; stacks::MAX_FRAMES];
+        match unwinder {
+            StackUnwinder::Cached | StackUnwinder::RulesOnly => {
+                unwind::set_stack_unwinder(unwinder);
+                unwind::capture(&mut ips, 0).unwrap_or(0)
+            }
+            StackUnwinder::Fallback => stacks::capture_slow(&mut ips),
+        }
+    })
+}
+
+/// Estimated live bytes and live samples per (scope, stack) of the
+/// sampled blocks of the scopes in `members`, stacks not symbolised. Runs
+/// under the re-entrancy guard (callers' duty).
+pub(crate) fn sampled_by_stack(
+    members: &[ScopeId],
+) -> std::collections::HashMap<(ScopeId, StackId), (u64, u64)> {
+    let mut by_site = std::collections::HashMap::new();
+    for_each_record(|_, r| {
+        if r.sampled && members.contains(&r.scope) {
+            let e: &mut (u64, u64) = by_site.entry((r.scope, r.stack)).or_default();
+            e.0 += r.weight;
+            e.1 += 1;
+        }
+    });
+    by_site
 }
 
 /// Live sampled bytes per call site, estimated from samples.

@@ -29,7 +29,29 @@ pub(crate) struct Record {
     pub(crate) weight: u64,
 }
 
-static RECORDS: Lazy<DashMap<usize, Record>> = Lazy::new(DashMap::new);
+/// Hashes a block address with one multiplication (Fibonacci hashing):
+/// addresses are not chosen by an adversary, and SipHash cost as much as
+/// the rest of a recorded allocation's bookkeeping.
+#[derive(Debug, Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (v as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Records = DashMap<usize, Record, std::hash::BuildHasherDefault<AddrHasher>>;
+
+static RECORDS: Lazy<Records> = Lazy::new(Records::default);
 static SEQ: AtomicU64 = AtomicU64::new(1);
 static STALE: AtomicU64 = AtomicU64::new(0);
 /// Per scope: frees of exactly recorded blocks made by another thread or

@@ -145,6 +145,9 @@ pub(crate) fn count_alloc(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u
     } else {
         alloc_on(line, bump_shared, scope, bytes, usable)
     }
+    // Every counted allocation passes here, whatever its placement: the
+    // budgets' one hook (a relaxed load while no budget is set).
+    crate::budget::on_alloc(scope, bytes);
 }
 
 #[inline(always)]
@@ -180,6 +183,7 @@ pub(crate) fn count_free(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u6
     } else {
         free_on(line, bump_shared, bytes, usable)
     }
+    crate::budget::on_free(scope, bytes);
 }
 
 #[inline(always)]

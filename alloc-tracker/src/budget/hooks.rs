@@ -1,0 +1,158 @@
+//! The hot path's side of budgets: per-scope shared live counters, kept
+//! only for budgeted scopes and only while at least one budget is set.
+//!
+//! ```text
+//! alloc in scope S ──> ANY_BUDGET? ──no──> return          (one relaxed load)
+//!                          │yes
+//!                          v
+//!          for B in S, parent(S), parent(parent(S)), ...:
+//!              if LIMIT[B] != 0:  old = LIVE[B].fetch_add(bytes)
+//!                                 old <= soft < old + bytes  =>  CROSSINGS[B] += 1
+//! ```
+//!
+//! Nothing here allocates, locks, panics or runs user code. The walk up the
+//! parent chain reads the scope table's lock-free entries; it is bounded by
+//! [`MAX_DEPTH`].
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use crate::scope::{ScopeId, MAX_SCOPES};
+
+/// Set while any scope has a budget: the hot path's only check when none
+/// has.
+pub(super) static ANY_BUDGET: AtomicBool = AtomicBool::new(false);
+/// Soft limit per scope in bytes; 0 = no budget.
+pub(super) static SOFT: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+/// Hard limit per scope in bytes for fallible allocations; 0 = none.
+pub(super) static HARD: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+/// Live bytes of the scope and its children, counted while it has a budget
+/// (started from the exact figure when the budget was set).
+pub(super) static LIVE: [AtomicI64; MAX_SCOPES] = [const { AtomicI64::new(0) }; MAX_SCOPES];
+/// Upward crossings of the soft limit so far (monotonic; watchers poll it).
+pub(super) static CROSSINGS: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+/// Allocations refused by a hard limit in a fallible section.
+pub(super) static REFUSED: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+/// Bumped by every budget change: invalidates [`COVER`].
+pub(super) static GENERATION: AtomicU32 = AtomicU32::new(1);
+/// Per scope, cached: `GENERATION` (high 16 bits) when it was computed,
+/// and whether the scope or an ancestor has a budget (bit 0). Spares the
+/// walk up the parent chain for the scopes no budget covers.
+static COVER: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES];
+
+/// One past the highest scope index that ever had a budget: watchers scan
+/// below it.
+pub(super) static HIGH: AtomicUsize = AtomicUsize::new(0);
+
+/// Scopes nested deeper than this do not charge ancestors above it (the
+/// chain is walked from the scope upwards).
+pub const MAX_DEPTH: usize = 16;
+
+thread_local! {
+    /// Inside [`fallible`](super::fallible) on this thread. No destructor.
+    pub(super) static FALLIBLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Budget hook for an allocation of `bytes` charged to `scope`: the one
+/// call the allocator makes per allocation (and per `realloc`, for the new
+/// size). One relaxed load when no budget is set.
+///
+/// Not part of the API: the hot path's hook, public so that tests can call
+/// it directly on scopes that never allocate.
+#[doc(hidden)]
+#[inline]
+pub fn on_alloc(scope: ScopeId, bytes: u64) {
+    if ANY_BUDGET.load(Ordering::Relaxed) {
+        charge(scope, bytes as i64);
+    }
+}
+
+/// Budget hook for the free of `bytes` that were charged to `scope`: the
+/// one call the allocator makes per free (and per `realloc`, for the old
+/// size).
+///
+/// Not part of the API: the hot path's hook, public so that tests can call
+/// it directly on scopes that never allocate.
+#[doc(hidden)]
+#[inline]
+pub fn on_free(scope: ScopeId, bytes: u64) {
+    if ANY_BUDGET.load(Ordering::Relaxed) {
+        charge(scope, -(bytes as i64));
+    }
+}
+
+/// Adds `delta` to every budgeted scope on the chain from `scope` up.
+#[inline(never)]
+fn charge(scope: ScopeId, delta: i64) {
+    let generation = GENERATION.load(Ordering::Relaxed) & 0xffff;
+    let cover = COVER[scope.index()].load(Ordering::Relaxed);
+    if cover >> 16 == generation && cover & 1 == 0 {
+        return;
+    }
+    if cover >> 16 != generation {
+        let covered = chain(scope).any(|s| SOFT[s.index()].load(Ordering::Relaxed) != 0);
+        COVER[scope.index()].store((generation << 16) | covered as u32, Ordering::Relaxed);
+        if !covered {
+            return;
+        }
+    }
+    let mut s = Some(scope);
+    for _ in 0..MAX_DEPTH {
+        let Some(id) = s else { return };
+        let i = id.index();
+        let soft = SOFT[i].load(Ordering::Relaxed);
+        if soft != 0 {
+            let old = LIVE[i].fetch_add(delta, Ordering::Relaxed);
+            let new = old.wrapping_add(delta);
+            // Over = live > soft. Exactly one allocation makes each upward
+            // crossing, whatever the interleaving: the one whose fetch_add
+            // moved the counter from <= soft to > soft.
+            if delta > 0 && old <= soft as i64 && new > soft as i64 {
+                CROSSINGS[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        s = id.parent();
+    }
+}
+
+/// `scope` and its ancestors, innermost first, at most [`MAX_DEPTH`].
+fn chain(scope: ScopeId) -> impl Iterator<Item = ScopeId> {
+    std::iter::successors(Some(scope), |s| s.parent()).take(MAX_DEPTH)
+}
+
+/// Whether an allocation of `bytes` in `scope` may go ahead under the hard
+/// limits of `scope` and its ancestors. Always `true` outside a
+/// [`fallible`](super::fallible) section: an infallible allocation that
+/// fails aborts the process.
+///
+/// Not part of the API: the hook a hard limit needs in the hot path (see
+/// the budget manual, "Hard limits"), public so that tests can call it.
+#[doc(hidden)]
+#[inline]
+pub fn admits(scope: ScopeId, bytes: u64) -> bool {
+    if !ANY_BUDGET.load(Ordering::Relaxed) {
+        return true;
+    }
+    admits_slow(scope, bytes)
+}
+
+#[inline(never)]
+fn admits_slow(scope: ScopeId, bytes: u64) -> bool {
+    if !FALLIBLE.try_with(|f| f.get()).unwrap_or(false) {
+        return true;
+    }
+    let mut s = Some(scope);
+    for _ in 0..MAX_DEPTH {
+        let Some(id) = s else { break };
+        let i = id.index();
+        let hard = HARD[i].load(Ordering::Relaxed);
+        if hard != 0 {
+            let live = LIVE[i].load(Ordering::Relaxed).max(0) as u64;
+            if live.saturating_add(bytes) > hard {
+                REFUSED[i].fetch_add(1, Ordering::Relaxed);
+                return false;
+            }
+        }
+        s = id.parent();
+    }
+    true
+}

@@ -1,0 +1,102 @@
+//! Budget watchers: callbacks run on a tracker thread that polls the
+//! crossing counters, never on an allocating thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::{budgets, BudgetStatus};
+use crate::scope::{ScopeId, MAX_SCOPES};
+use crate::thread_state;
+
+/// A budgeted scope crossed its soft limit since the watcher last looked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BudgetEvent {
+    /// The scope.
+    pub scope: ScopeId,
+    /// Its budget's figures when the watcher looked (it may be back under
+    /// the limit by then).
+    pub status: BudgetStatus,
+    /// Crossings since the previous look (usually 1).
+    pub new_crossings: u64,
+}
+
+/// A running watcher; dropping it stops and joins the thread.
+#[derive(Debug)]
+#[must_use = "the watcher stops when this handle is dropped"]
+pub struct BudgetWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for BudgetWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts a thread (`alloc-tracker-budget`) that looks at every budget
+/// each `every` and calls `on_event` for each scope that crossed its soft
+/// limit since the previous look. Crossings made before the watcher
+/// started are not reported. The callback runs on that thread, in no
+/// scope; the watcher's own bookkeeping is charged to the tracker's
+/// internal scope.
+///
+/// ```
+/// # #[global_allocator]
+/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// use std::time::Duration;
+/// let watch = alloc_tracker::budget::watch(Duration::from_millis(50), |e| {
+///     eprintln!("{} is over its budget: {:?}", e.scope.path(), e.status);
+/// })
+/// .unwrap();
+/// drop(watch); // stops it
+/// ```
+///
+/// # Errors
+/// The thread could not be spawned.
+pub fn watch(
+    every: Duration,
+    mut on_event: impl FnMut(BudgetEvent) + Send + 'static,
+) -> std::io::Result<BudgetWatch> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_flag = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("alloc-tracker-budget".into())
+        .spawn(move || {
+            let mut seen: Vec<u64> = thread_state::internal(|| vec![0; MAX_SCOPES]);
+            for (s, b) in thread_state::internal(budgets) {
+                seen[s.index()] = b.crossings;
+            }
+            while !stop_flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(every);
+                if stop_flag.load(Ordering::Relaxed) {
+                    break;
+                }
+                for (scope, status) in thread_state::internal(budgets) {
+                    let last = &mut seen[scope.index()];
+                    if status.crossings > *last {
+                        let new_crossings = status.crossings - *last;
+                        *last = status.crossings;
+                        on_event(BudgetEvent {
+                            scope,
+                            status,
+                            new_crossings,
+                        });
+                    }
+                }
+            }
+            thread_state::internal(|| drop(seen));
+        })?;
+    Ok(BudgetWatch {
+        stop,
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,219 @@
+//! Issue 11, item 4: what recording a call stack costs, and what
+//! symbolising a report of 100 sites costs.
+//!
+//! ```text
+//! flock /work/bench.lock cargo run --release -p alloc-bench --bin recorded-stacks
+//! ```
+//!
+//! Times are CPU time of the measuring thread. Prints, per alloc+free pair of a 16-byte box made 32 frames deep inside
+//! a scope: unrecorded, recorded with the cached unwinder, recorded with
+//! the old one (`backtrace::trace`); then the time and the tracker's
+//! internal-scope peak for symbolising a leak report of 100 sites.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use alloc_tracker::leak::LeakCheck;
+use alloc_tracker::sampling::{
+    capture_stack_for_bench, set_stack_unwinder, stack_capture_stats, StackUnwinder,
+};
+use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+const PAIRS: usize = 20_000;
+const DEPTH: usize = 32;
+
+/// This thread's CPU time: time slices taken by other processes on a
+/// busy machine do not count.
+fn cpu_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Recurses `depth` frames, then runs `PAIRS` alloc+free pairs.
+#[inline(never)]
+fn nest(depth: usize) -> Duration {
+    if depth == 0 {
+        let t = cpu_now();
+        for i in 0..PAIRS {
+            drop(black_box(Box::new([i as u64, 0])));
+        }
+        cpu_now() - t
+    } else {
+        black_box(nest(black_box(depth - 1)))
+    }
+}
+
+/// Recurses `depth` frames, then captures the stack `n` times; CPU ns per
+/// capture and the frames captured.
+#[inline(never)]
+fn nest_capture(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
+    if depth == 0 {
+        let t = cpu_now();
+        let mut frames = 0;
+        for _ in 0..n {
+            frames = black_box(capture_stack_for_bench(u));
+        }
+        ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
+    } else {
+        black_box(nest_capture(black_box(depth - 1), n, u))
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// ns per pair, median of `rounds`, with the scope under a recording
+/// check or not.
+fn pairs(scope: ScopeId, recorded: bool, rounds: usize) -> f64 {
+    let mut v = Vec::new();
+    for _ in 0..rounds {
+        let check = recorded.then(|| LeakCheck::begin(scope));
+        let d = scope.in_scope(|| nest(DEPTH));
+        if let Some(c) = check {
+            c.finish().expect("the pairs free everything");
+        }
+        v.push(d.as_nanos() as f64 / PAIRS as f64);
+    }
+    median(v)
+}
+
+macro_rules! leakers {
+    ($($name:ident $k:literal)*) => {
+        $(
+            // Distinct bodies, so that the linker does not fold them.
+            #[inline(never)]
+            fn $name(n: usize) {
+                black_box(Box::leak(vec![$k; n + $k as usize].into_boxed_slice()));
+            }
+        )*
+        const LEAKERS: &[fn(usize)] = &[$($name),*];
+    };
+}
+
+leakers! {
+    l00 0u8 l01 1u8 l02 2u8 l03 3u8 l04 4u8 l05 5u8 l06 6u8 l07 7u8 l08 8u8 l09 9u8
+    l10 10u8 l11 11u8 l12 12u8 l13 13u8 l14 14u8 l15 15u8 l16 16u8 l17 17u8 l18 18u8 l19 19u8
+    l20 20u8 l21 21u8 l22 22u8 l23 23u8 l24 24u8 l25 25u8 l26 26u8 l27 27u8 l28 28u8 l29 29u8
+    l30 30u8 l31 31u8 l32 32u8 l33 33u8 l34 34u8 l35 35u8 l36 36u8 l37 37u8 l38 38u8 l39 39u8
+    l40 40u8 l41 41u8 l42 42u8 l43 43u8 l44 44u8 l45 45u8 l46 46u8 l47 47u8 l48 48u8 l49 49u8
+    l50 50u8 l51 51u8 l52 52u8 l53 53u8 l54 54u8 l55 55u8 l56 56u8 l57 57u8 l58 58u8 l59 59u8
+    l60 60u8 l61 61u8 l62 62u8 l63 63u8 l64 64u8 l65 65u8 l66 66u8 l67 67u8 l68 68u8 l69 69u8
+    l70 70u8 l71 71u8 l72 72u8 l73 73u8 l74 74u8 l75 75u8 l76 76u8 l77 77u8 l78 78u8 l79 79u8
+    l80 80u8 l81 81u8 l82 82u8 l83 83u8 l84 84u8 l85 85u8 l86 86u8 l87 87u8 l88 88u8 l89 89u8
+    l90 90u8 l91 91u8 l92 92u8 l93 93u8 l94 94u8 l95 95u8 l96 96u8 l97 97u8 l98 98u8 l99 99u8
+}
+
+fn main() {
+    let rounds = if std::env::args().any(|a| a == "--quick") {
+        5
+    } else {
+        15
+    };
+    let scope = ScopeId::register("bench-stacks", None).unwrap();
+    if std::env::args().any(|a| a == "--cached-only") {
+        // For a profiler: nothing but recorded pairs with the cached unwinder.
+        println!("{:.1} ns", pairs(scope, true, rounds));
+        return;
+    }
+
+    // Symbolisation first, while the internal scope is small: its peak is
+    // a process-lifetime high-water mark.
+    let leaks = ScopeId::register("bench-leaks", None).unwrap();
+    let check = LeakCheck::begin(leaks);
+    let sites: usize = std::env::var("SITES").map_or(100, |s| s.parse().unwrap());
+    leaks.in_scope(|| {
+        for (i, f) in LEAKERS.iter().take(sites).enumerate() {
+            f(16 + i % 7);
+        }
+    });
+    let internal = ScopeId::INTERNAL.stats();
+    let t = Instant::now();
+    let report = check.finish().expect_err("100 planted leaks");
+    let symbolise = t.elapsed();
+    let after = ScopeId::INTERNAL.stats();
+    assert_eq!(report.sites.len(), sites, "{report}");
+    if std::env::var_os("SHOW").is_some() {
+        println!("{report}");
+    }
+    println!(
+        "symbolising a {sites}-site leak report: {:.1} ms, internal scope peak +{:.1} MiB (from {:.1} MiB live; {:.1} MiB live after)",
+        symbolise.as_secs_f64() * 1e3,
+        after.peak_bytes.saturating_sub(internal.live_bytes) as f64 / 1048576.0,
+        internal.live_bytes as f64 / 1048576.0,
+        after.live_bytes as f64 / 1048576.0,
+    );
+
+    if std::env::var_os("ONLY_SYMBOLISE").is_some() {
+        return;
+    }
+    let plain = pairs(scope, false, rounds);
+    set_stack_unwinder(StackUnwinder::Cached);
+    pairs(scope, true, 1); // build the unwinder, warm its rule cache
+    let before = stack_capture_stats();
+    let cached = pairs(scope, true, rounds);
+    let mid = stack_capture_stats();
+    set_stack_unwinder(StackUnwinder::Fallback);
+    let old = pairs(scope, true, rounds);
+    set_stack_unwinder(StackUnwinder::Cached);
+    println!("| recorded allocation, 16 B box {DEPTH} frames deep (per alloc+free pair) | ns |");
+    println!("|---|---:|");
+    println!("| unrecorded (tracking only) | {plain:.1} |");
+    println!("| recorded, cached unwinder (fast path) | {cached:.1} |");
+    println!("| recorded, old unwinder (`backtrace::trace`) | {old:.1} |");
+    println!(
+        "stack capture alone (recorded - unrecorded, upper bound: includes the record insert and remove): cached {:.0} ns, old {:.0} ns; {:.1}x faster",
+        cached - plain,
+        old - plain,
+        (old - plain) / (cached - plain)
+    );
+    let walk = |u| {
+        let mut v = Vec::new();
+        let mut frames = 0;
+        for _ in 0..rounds {
+            let (ns, f) = nest_capture(DEPTH, 20_000, u);
+            v.push(ns);
+            frames = f;
+        }
+        (median(v), frames)
+    };
+    let (walk_cached, frames_cached) = walk(StackUnwinder::Cached);
+    let (walk_rules, frames_rules) = walk(StackUnwinder::RulesOnly);
+    let (walk_old, frames_old) = walk(StackUnwinder::Fallback);
+    set_stack_unwinder(StackUnwinder::Cached);
+    println!("| stack walk alone (no interning, no record) | ns | frames | ns/frame |");
+    println!("|---|---:|---:|---:|");
+    for (name, ns, frames) in [
+        (
+            "cached rules + remembered shape (same site again)",
+            walk_cached,
+            frames_cached,
+        ),
+        (
+            "cached rules only (a new call site)",
+            walk_rules,
+            frames_rules,
+        ),
+        ("old unwinder (`backtrace::trace`)", walk_old, frames_old),
+    ] {
+        println!(
+            "| {name} | {ns:.0} | {frames} | {:.1} |",
+            ns / frames as f64
+        );
+    }
+    println!(
+        "captures during the cached rounds: {} fast, {} fallback",
+        mid.fast - before.fast,
+        mid.fallback - before.fallback
+    );
+}
