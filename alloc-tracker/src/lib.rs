@@ -198,9 +198,15 @@ mod thread_state;
 #[cfg(feature = "jemalloc")]
 pub use allocator::Jemalloc;
 pub use allocator::{Backend, TrackingAlloc, UsableSizes};
-pub use error::ScopeTableFull;
+pub use error::{NotInstalled, ScopeError, ScopeTableFull};
+pub use leak::{ensure_installed, is_installed};
 pub use sampling::Frame;
-pub use scope::{AllocScopeExt, InScope, Scope, ScopeGuard, ScopeId, MAX_SCOPES};
+pub use scope::{
+    AllocScopeExt, InScope, ReleasedWithLiveBlocks, Scope, ScopeGuard, ScopeId, ScopeInstance,
+    MAX_SCOPES,
+};
+#[doc(hidden)]
+pub use scope::ToScopeId;
 #[cfg(feature = "jemalloc")]
 pub use stats::JemallocStats;
 pub use stats::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
