@@ -369,10 +369,14 @@ pub(crate) fn release(id: ScopeId) -> (u64, u64) {
         return (0, 0);
     }
     let members: Vec<ScopeId> = thread_state::internal(|| {
-        (0..t.fresh)
-            .map(|i| ScopeId(i as u16))
-            .filter(|&s| t.is_within(s, id))
-            .collect()
+        if t.entries[id.index()].children == 0 {
+            vec![id] // the common case: no scope was made below it
+        } else {
+            (0..t.fresh)
+                .map(|i| ScopeId(i as u16))
+                .filter(|&s| t.is_within(s, id))
+                .collect()
+        }
     });
     let mut left = (0, 0);
     for &s in &members {
