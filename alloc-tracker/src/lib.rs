@@ -188,6 +188,7 @@
 #[allow(unsafe_code)]
 mod allocator;
 mod error;
+pub mod integrations;
 pub mod leak;
 pub mod report;
 pub mod sampling;
@@ -201,12 +202,25 @@ pub use allocator::{Backend, TrackingAlloc, UsableSizes};
 pub use error::{NotInstalled, ScopeError, ScopeTableFull};
 pub use leak::{ensure_installed, is_installed};
 pub use sampling::Frame;
+#[doc(hidden)]
+pub use scope::ToScopeId;
 pub use scope::{
     AllocScopeExt, InScope, ReleasedWithLiveBlocks, Scope, ScopeGuard, ScopeId, ScopeInstance,
     MAX_SCOPES,
 };
+
+/// Runs a test in a fresh scope instance and asserts it drained: see
+/// [`alloc_tracker_macros::test`] and the crate documentation's "Test
+/// attribute" section.
+#[cfg(feature = "macros")]
+#[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
+pub use alloc_tracker_macros::test;
+
+/// What the macros of this crate expand to call; not public API.
 #[doc(hidden)]
-pub use scope::ToScopeId;
+pub mod __private {
+    pub use crate::leak::test_attr::{run_async_test, run_test};
+}
 #[cfg(feature = "jemalloc")]
 pub use stats::JemallocStats;
 pub use stats::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};

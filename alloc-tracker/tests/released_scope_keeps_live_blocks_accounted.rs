@@ -34,9 +34,15 @@ fn released_with_live_blocks_stays_counted_until_freed() {
     let entry = snap.scope(id).expect("listed while it holds blocks");
     assert!(entry.released);
     assert_eq!(entry.own.live_bytes, 4096);
-    assert_eq!(snap.scope(CONN.id()).unwrap().with_children.live_bytes, 4096);
+    assert_eq!(
+        snap.scope(CONN.id()).unwrap().with_children.live_bytes,
+        4096
+    );
     let text = Report::take().to_string();
-    assert!(text.contains(&format!("conn#{serial} (released)")), "{text}");
+    assert!(
+        text.contains(&format!("conn#{serial} (released)")),
+        "{text}"
+    );
 
     // Thousands of instances later, its id has not been handed out again.
     for _ in 0..3 * alloc_tracker::MAX_SCOPES {

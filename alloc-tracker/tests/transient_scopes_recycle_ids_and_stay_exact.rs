@@ -46,7 +46,13 @@ fn a_million_transient_scopes_never_fill_the_table_and_stay_exact() {
         // A fresh or recycled id starts from zero.
         let s = inst.stats();
         assert_eq!(
-            (s.total_allocs, s.total_bytes, s.total_frees, s.live_bytes, s.peak_bytes),
+            (
+                s.total_allocs,
+                s.total_bytes,
+                s.total_frees,
+                s.live_bytes,
+                s.peak_bytes
+            ),
             (0, 0, 0, 0, 0),
             "instance {i} (id {}) did not start from zero",
             inst.id().as_u16()
@@ -57,7 +63,10 @@ fn a_million_transient_scopes_never_fill_the_table_and_stay_exact() {
         inst.in_scope(|| drop(black_box(vec![0u8; 33])));
         let s = inst.stats();
         assert_eq!((s.live_bytes, s.live_allocs), (size, 1));
-        assert_eq!((s.total_allocs, s.total_bytes, s.total_frees), (2, size + 33, 1));
+        assert_eq!(
+            (s.total_allocs, s.total_bytes, s.total_frees),
+            (2, size + 33, 1)
+        );
         expected_bytes += size + 33;
         alive.push_back((inst, block, size));
         if alive.len() > ALIVE {
@@ -81,7 +90,10 @@ fn a_million_transient_scopes_never_fill_the_table_and_stay_exact() {
         kind.total_allocs - kind_before.total_allocs,
         2 * CREATED as u64
     );
-    assert_eq!(kind.total_frees - kind_before.total_frees, (CREATED + CREATED - ALIVE) as u64);
+    assert_eq!(
+        kind.total_frees - kind_before.total_frees,
+        (CREATED + CREATED - ALIVE) as u64
+    );
 
     // The table holds the live instances, not a million entries.
     let snap = Snapshot::take();

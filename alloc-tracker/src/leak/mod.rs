@@ -11,6 +11,8 @@
 mod check;
 mod installed;
 mod report;
+#[doc(hidden)]
+pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
 pub use installed::{ensure_installed, is_installed};

@@ -191,7 +191,11 @@ impl LeakReport {
 
     /// The report of a check that could not run because the tracker is not
     /// installed.
-    pub(crate) fn not_installed(scope: ScopeId, expect: Expect, active_for: Duration) -> LeakReport {
+    pub(crate) fn not_installed(
+        scope: ScopeId,
+        expect: Expect,
+        active_for: Duration,
+    ) -> LeakReport {
         LeakReport {
             cause: LeakCause::NotInstalled,
             scope: scope.path(),
@@ -226,7 +230,11 @@ const SHOWN_FRAMES: usize = 8;
 impl fmt::Display for LeakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.cause == LeakCause::NotInstalled {
-            return writeln!(f, "leak check on scope `{}` cannot run: {NotInstalled}", self.scope);
+            return writeln!(
+                f,
+                "leak check on scope `{}` cannot run: {NotInstalled}",
+                self.scope
+            );
         }
         let expected = if self.expected_zero {
             "zero".to_string()

@@ -21,9 +21,9 @@ pub use guard::ScopeGuard;
 pub use instance::{ReleasedWithLiveBlocks, ScopeInstance, ToScopeId};
 
 use crate::error::{ScopeError, ScopeTableFull};
-use registry::Lifetime;
 use crate::stats::{counters, ScopeStats};
 use crate::thread_state;
+use registry::Lifetime;
 
 /// Capacity of the scope table, built-in scopes included.
 pub const MAX_SCOPES: usize = 4096;

@@ -662,7 +662,6 @@ pub(crate) fn recording(id: ScopeId) -> &'static AtomicU32 {
 /// Lowers a recording count without wrapping (the id may have been
 /// recycled, and its count reset, while the check ran).
 pub(crate) fn stop_recording(id: ScopeId) {
-    let _ = RECORDING[id.index()].fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-        n.checked_sub(1)
-    });
+    let _ = RECORDING[id.index()]
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
 }
