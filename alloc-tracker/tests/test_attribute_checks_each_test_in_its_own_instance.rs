@@ -58,14 +58,20 @@ fn the_failure_message_names_the_leaking_site() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["a_leaking_test_fails", "--exact", "--include-ignored"])
+        .args(["a_leaking_test_fails", "--exact", "--nocapture"])
         .env("ALLOC_TRACKER_ATTR_CHILD", "1")
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // should_panic makes the child pass; the report is in its output.
+    // should_panic makes the child pass; the panic message is the report.
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("128 B in 1 allocations still live")
+            && stderr.contains("allocated from")
+            && stderr.contains("a_leaking_test_fails"),
+        "{stderr}"
+    );
 }

@@ -148,7 +148,9 @@ fn a_cancelled_task_frees_its_state_in_its_scope() {
     let rt = runtime();
     let before = CANCEL.stats();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let handle = rt.block_on(async move {
+    // Spawned from within the runtime, inside CANCEL.
+    let handle = {
+        let _in_runtime = rt.enter();
         CANCEL.in_scope(|| {
             spawn(async move {
                 let state = black_box(vec![7u8; 50_000]);
@@ -156,7 +158,7 @@ fn a_cancelled_task_frees_its_state_in_its_scope() {
                 state.len()
             })
         })
-    });
+    };
     rt.block_on(async { tokio::time::sleep(Duration::from_millis(20)).await });
     assert!(CANCEL.stats().live_bytes >= before.live_bytes + 50_000);
     handle.abort();

@@ -7,7 +7,6 @@ use super::report::LeakReport;
 use crate::sampling::{self, RECORDING_CHECKS};
 use crate::scope::{registry, ScopeId};
 use crate::stats::ScopeStats;
-use crate::thread_state;
 
 /// What "drained" means for a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -319,7 +318,7 @@ fn save_report(report: &LeakReport) -> Option<std::io::Result<std::path::PathBuf
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::var_os("ALLOC_TRACKER_LEAK_DIR")?;
-    Some(thread_state::internal(|| {
+    Some(crate::thread_state::internal(|| {
         let name: String = report
             .scope
             .chars()

@@ -349,8 +349,12 @@ impl Scope {
     /// transient scope made for this one below that instance
     /// (`checkpoint#12/collect`). The conversion `ScopeId::from(&scope)`
     /// gives the same.
+    #[inline]
     pub fn current_id(&self) -> ScopeId {
         let id = self.id();
+        if !registry::any_transient() {
+            return id; // no instance exists: one relaxed load
+        }
         registry::resolve_in_context(id, self.parent.map(Scope::id), ScopeId::current())
     }
 

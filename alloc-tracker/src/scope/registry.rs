@@ -297,6 +297,13 @@ pub(crate) fn new_instance(kind: ScopeId) -> Result<(ScopeId, u64), ScopeError> 
     Ok((id, serial))
 }
 
+/// Whether any transient scope is live (entering a static scope only looks
+/// for an instance context then).
+#[inline]
+pub(crate) fn any_transient() -> bool {
+    TRANSIENT_LIVE.load(Ordering::Relaxed) != 0
+}
+
 /// The scope the static scope `kind` (whose parent is `parent_kind`)
 /// stands for when entered while `current` is current: inside an instance
 /// of `kind`, that instance; inside an instance of `parent_kind`, the
