@@ -147,3 +147,34 @@ fn outside_any_instance_static_scopes_are_themselves() {
     assert_eq!(ScopeId::from(&UNDER), UNDER.id());
     assert_eq!(UNDER.in_scope(ScopeId::current), UNDER.id());
 }
+
+#[test]
+fn each_static_child_gets_one_scope_per_instance_however_often_entered() {
+    static MANY: Scope = Scope::new("many");
+    static C: [Scope; 6] = [
+        Scope::child_of(&MANY, "c0"),
+        Scope::child_of(&MANY, "c1"),
+        Scope::child_of(&MANY, "c2"),
+        Scope::child_of(&MANY, "c3"),
+        Scope::child_of(&MANY, "c4"),
+        Scope::child_of(&MANY, "c5"),
+    ];
+    let inst = MANY.instance().unwrap();
+    let first: Vec<ScopeId> =
+        inst.in_scope(|| C.iter().map(|c| c.in_scope(ScopeId::current)).collect());
+    for _ in 0..3 {
+        let again: Vec<ScopeId> =
+            inst.in_scope(|| C.iter().map(|c| c.in_scope(ScopeId::current)).collect());
+        assert_eq!(again, first);
+    }
+    for (i, id) in first.iter().enumerate() {
+        assert_eq!(id.path(), format!("many#{}/c{i}", inst.serial()));
+        assert_ne!(*id, C[i].id());
+    }
+    // Nested: a child entered inside another child's instance scope still
+    // finds the instance of their common kind.
+    let nested = inst.in_scope(|| C[0].in_scope(|| C[1].in_scope(ScopeId::current)));
+    assert_eq!(nested, first[1]);
+    drop(inst);
+    assert!(first.iter().all(|id| !id.is_transient()));
+}

@@ -72,7 +72,12 @@ struct Entry {
     children: u32,
     /// Next instance number of this scope as a kind.
     next_serial: u64,
+    /// The first transient scopes made below this one for static kinds:
+    /// `(kind, id)`, `NONE` when empty (more are found by a scan).
+    subs: [(u16, u16); SUB_SLOTS],
 }
+
+const SUB_SLOTS: usize = 4;
 
 impl Entry {
     const EMPTY: Entry = Entry {
@@ -81,6 +86,7 @@ impl Entry {
         retired: Totals::ZERO,
         children: 0,
         next_serial: 1,
+        subs: [(NONE, NONE); SUB_SLOTS],
     };
 }
 
@@ -339,16 +345,16 @@ pub(crate) fn resolve_in_context(
 
 /// The transient scope of kind `kind` below `context`, made on first use.
 fn sub_scope(context: ScopeId, kind: ScopeId) -> Option<ScopeId> {
+    // Usually made already: a read lock and a look at a few slots.
+    if let Some(id) = read().find_sub(context, kind) {
+        return Some(id);
+    }
     let mut t = write();
     match t.info(context) {
         Some(i) if i.lifetime == Lifetime::Transient => {}
         _ => return None,
     }
-    if let Some(id) = (0..t.fresh).map(|i| ScopeId(i as u16)).find(|&s| {
-        t.info(s).is_some_and(|i| {
-            i.parent == Some(context) && i.kind == Some(kind) && i.lifetime == Lifetime::Transient
-        })
-    }) {
+    if let Some(id) = t.find_sub(context, kind) {
         return Some(id);
     }
     let name = t.info(kind)?.name;
@@ -363,6 +369,10 @@ fn sub_scope(context: ScopeId, kind: ScopeId) -> Option<ScopeId> {
             lifetime: Lifetime::Transient,
         },
     );
+    let subs = &mut t.entries[context.index()].subs;
+    if let Some(slot) = subs.iter_mut().find(|s| s.0 == NONE) {
+        *slot = (kind.0, id.0);
+    }
     Some(id)
 }
 
@@ -424,6 +434,27 @@ impl ScopeInfo {
 // === impl Table ===
 
 impl Table {
+    /// The live transient scope of kind `kind` made below `context`.
+    fn find_sub(&self, context: ScopeId, kind: ScopeId) -> Option<ScopeId> {
+        let e = &self.entries[context.index()];
+        let is_it = |s: ScopeId| {
+            self.info(s).is_some_and(|i| {
+                i.parent == Some(context)
+                    && i.kind == Some(kind)
+                    && i.lifetime == Lifetime::Transient
+            })
+        };
+        if let Some(&(_, id)) = e.subs.iter().find(|s| s.0 == kind.0) {
+            return Some(ScopeId(id)).filter(|&s| is_it(s));
+        }
+        if e.subs.iter().any(|s| s.0 == NONE) {
+            return None; // every sub-scope is in a slot
+        }
+        (0..self.fresh)
+            .map(|i| ScopeId(i as u16))
+            .find(|&s| is_it(s))
+    }
+
     fn info(&self, id: ScopeId) -> Option<ScopeInfo> {
         match BUILTIN.get(id.index()) {
             Some(&(name, _)) => Some(ScopeInfo::permanent(name, None)),
@@ -558,6 +589,7 @@ impl Table {
         e.children = 0;
         e.retired = Totals::ZERO;
         e.next_serial = 1;
+        e.subs = [(NONE, NONE); SUB_SLOTS];
         if info.lifetime == Lifetime::Transient {
             TRANSIENT_LIVE.fetch_add(1, Ordering::Relaxed);
             PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);
