@@ -98,3 +98,17 @@ fn instrumented_futures_keep_the_scope_across_awaits_and_workers() {
     let outside = rt.block_on(async { tokio::spawn(async { ScopeId::current() }).await.unwrap() });
     assert_ne!(outside, NET.id());
 }
+
+#[test]
+fn spans_exited_out_of_order_leave_the_right_scope_current() {
+    install();
+    let a = tracing::info_span!("a", alloc_scope = "span-a");
+    let ga = a.enter();
+    let b = tracing::info_span!("b", alloc_scope = "span-b");
+    let gb = b.enter();
+    assert_eq!(ScopeId::current().path(), "span-a/span-b");
+    drop(ga); // out of order
+    assert_eq!(ScopeId::current().path(), "span-a/span-b");
+    drop(gb);
+    assert_eq!(ScopeId::current(), ScopeId::UNSCOPED);
+}

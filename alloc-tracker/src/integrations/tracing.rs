@@ -169,10 +169,16 @@ where
         let _ = ENTERED.try_with(|entered| {
             let mut entered = entered.borrow_mut();
             if let Some(pos) = entered.iter().rposition(|(i, _)| i == id) {
-                // Spans exit in the order they were entered on a thread;
-                // the guard restores the scope current before it.
                 let (_, guard) = entered.remove(pos);
-                drop(guard);
+                match entered.get_mut(pos) {
+                    // Exited before a span entered after it (guards of
+                    // `span.enter()` dropped out of order): the later one
+                    // will restore what this one would have.
+                    Some((_, next)) => guard.hand_over(next),
+                    // The usual case: the innermost span exits and its
+                    // guard restores the scope current before it.
+                    None => drop(guard),
+                }
             }
         });
     }
