@@ -207,9 +207,11 @@
 //! allocations) whose sites are inside `tokio::runtime`. Warm the runtime
 //! up first, outside the checked scope (spawn and await a few tasks that
 //! yield, and one `spawn_blocking`), as the crate's tests do. To tell
-//! runtime state from a leak: runtime state is bounded and its sites are
-//! in the runtime's own frames; run the same work two or three more times
-//! in the scope: runtime state does not grow, a leak grows with every run.
+//! runtime state from a leak: its sites are in the runtime's own frames,
+//! and it stays small when the same work runs again and again in the scope
+//! (tokio, 16 tasks of 50 polls on 4 workers: 0.2-0.6 KiB after one run,
+//! under 2 KiB after six), while a leak grows with every run in proportion
+//! to the work.
 //!
 //! # tracing
 //!
