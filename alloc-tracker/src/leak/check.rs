@@ -100,7 +100,11 @@ impl LeakCheckOptions {
 /// ```
 ///
 /// Checks on different scopes run concurrently without seeing each other's
-/// allocations (ordinary parallel `cargo test`). While a check that records
+/// allocations (ordinary parallel `cargo test`); to check one static scope
+/// from concurrent tests, check a fresh instance of it in each
+/// (`LeakCheck::begin(&instance)` with `let instance = SCOPE.instance()?`,
+/// or `assert_scope_drained!(instance of &SCOPE, ..)`). A check never
+/// passes when the tracker is not installed. While a check that records
 /// sites is active, every allocation in its scope walks the stack.
 #[derive(Debug)]
 #[must_use = "a check does nothing until finish() is called"]

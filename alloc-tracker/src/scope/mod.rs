@@ -250,8 +250,11 @@ const TABLE_FULL: u8 = 3;
 /// drop(v);
 /// ```
 ///
-/// Declare scopes as `static`, not `const`: every use of a `const` is a new
-/// value and would register a new scope.
+/// Declare scopes as `static`, not `const`: every use of a `const` would
+/// look the scope up again. Two statics with the same name and parent are
+/// one scope. Static names are not validated (for compatibility); keep
+/// them free of `/` and `#`, which paths use. [`Scope::instance`] makes an
+/// isolated, transient instance of the scope (see [`ScopeInstance`]).
 pub struct Scope {
     name: &'static str,
     parent: Option<&'static Scope>,
