@@ -14,12 +14,12 @@ use crate::checkpoint::file::Manifest;
 use crate::checkpoint::global::Base;
 use crate::checkpoint::leak_guard::LeakReport;
 use crate::checkpoint::{gc, CheckpointKind, CheckpointReport, Checkpointer};
-use crate::error::{CheckpointError, FileLeak, OpenError, StorageError, WriteError};
+use crate::error::{CheckpointError, FileLeak, LockError, OpenError, StorageError, WriteError};
 use crate::memtable::Memtable;
 use crate::options::{Options, Runner, SyncPolicy};
 use crate::recovery::{self, RecoveryReport};
-use crate::scopes::{ENGINE, MEMTABLE};
-use crate::storage::Storage;
+use crate::scopes::{CheckpointScopes, ENGINE, MEMTABLE};
+use crate::storage::{DirLock, Storage};
 use crate::wal::record::Op;
 use crate::wal::Wal;
 
@@ -109,6 +109,8 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<State>,
     pub(crate) ckpt: Mutex<CkptState>,
     pub(crate) faults: Arc<Faults>,
+    /// Where this database's checkpoint runs are charged.
+    pub(crate) ckpt_scopes: CheckpointScopes,
     pub(crate) stats: Counters,
     closed: AtomicBool,
     wake: (Mutex<()>, Condvar),
@@ -148,17 +150,30 @@ pub struct Db {
     inner: Arc<Inner>,
     runner: Option<JoinHandle<()>>,
     recovery: RecoveryReport,
+    /// Held for the life of the handle; dropped (released) after
+    /// [`Drop`] has stopped the runner and synced the WAL.
+    _lock: DirLock,
 }
 
 impl Db {
     /// Opens (creating if needed) the database in `dir` and recovers it.
     ///
+    /// The directory is locked (the [`LOCK`](crate::LOCK_FILE) file) before
+    /// anything is read, until the `Db` is closed or dropped: one `Db` per
+    /// directory at a time, in this process or any other.
+    ///
     /// # Errors
-    /// [`OpenError`]: I/O, or recovery finding corruption (naming the file
-    /// and offset).
+    /// [`OpenError::Locked`] if another `Db` has the directory open;
+    /// otherwise I/O, or recovery finding corruption (naming the file and
+    /// offset).
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db, OpenError> {
         let dir = dir.as_ref();
         let storage = Arc::clone(&options.storage);
+        storage.create_dir_all(dir)?;
+        let lock = storage.lock_dir(dir).map_err(|e| match e {
+            LockError::Held { holder } => OpenError::locked(dir, holder),
+            LockError::Storage(e) => OpenError::Storage(e),
+        })?;
         let rec = recovery::recover(&*storage, dir)?;
         let wal = Wal::resume(
             Arc::clone(&storage),
@@ -184,6 +199,7 @@ impl Db {
                     cleanup_pending: true,
                 }),
                 faults,
+                ckpt_scopes: CheckpointScopes::for_new_db(),
                 stats: Counters::default(),
                 closed: AtomicBool::new(false),
                 wake: (Mutex::new(()), Condvar::new()),
@@ -202,6 +218,7 @@ impl Db {
             inner,
             runner,
             recovery: rec.report,
+            _lock: lock,
         })
     }
 
@@ -286,7 +303,8 @@ impl Db {
         st.base.get(key).cloned()
     }
 
-    /// Key/value pairs with keys in `range`, in key order.
+    /// Key/value pairs with keys in `range`, in key order. A reversed or
+    /// empty range (`b"z".to_vec()..b"a".to_vec()`) gives an empty result.
     pub fn scan<R: RangeBounds<Vec<u8>>>(&self, range: R) -> Vec<(Vec<u8>, Vec<u8>)> {
         fn bound(b: Bound<&Vec<u8>>) -> Bound<&[u8]> {
             match b {
@@ -296,6 +314,9 @@ impl Db {
             }
         }
         let (start, end) = (bound(range.start_bound()), bound(range.end_bound()));
+        if crate::memtable::is_empty_range(start, end) {
+            return Vec::new();
+        }
         let st = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
         let mut merged: BTreeMap<&[u8], Option<&[u8]>> = st
             .base
@@ -428,7 +449,17 @@ impl Db {
         wal.sync()
     }
 
-    /// Stops the runner and syncs the WAL.
+    /// Stops the runner, syncs the WAL and releases the directory lock.
+    ///
+    /// It takes the handle: a closed `Db` cannot be used at all, so there is
+    /// no "closed" state for callers to run into.
+    ///
+    /// ```compile_fail,E0382
+    /// # fn f(db: ckptdb::Db) {
+    /// db.close().unwrap();
+    /// db.get(b"k"); // error[E0382]: borrow of moved value: `db`
+    /// # }
+    /// ```
     ///
     /// # Errors
     /// The final WAL sync failing.

@@ -38,6 +38,8 @@ pub enum StorageOp {
     CreateDir,
     /// Reading metadata.
     Metadata,
+    /// Taking the directory lock.
+    Lock,
 }
 
 impl fmt::Display for StorageOp {
@@ -54,6 +56,7 @@ impl fmt::Display for StorageOp {
             StorageOp::Truncate => "truncate",
             StorageOp::CreateDir => "create directory",
             StorageOp::Metadata => "stat",
+            StorageOp::Lock => "lock",
         };
         f.write_str(s)
     }
@@ -134,12 +137,59 @@ pub enum OpenError {
     /// The options were rejected.
     #[error("invalid options: {0}")]
     InvalidOptions(#[from] OptionsError),
+    /// Another open [`Db`](crate::Db), in this process or another, holds the
+    /// directory's lock. Nothing was read or changed.
+    #[error("database directory {} is already open{}", dir.display(), Holder(*holder))]
+    Locked {
+        /// The database directory.
+        dir: PathBuf,
+        /// The process id written in the lock file by the holder, if it
+        /// could be read.
+        holder: Option<u32>,
+    },
     /// An I/O error outside recovery proper.
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// The on-disk state could not be recovered.
     #[error("recovery failed: {0}")]
     Recovery(#[from] RecoveryError),
+}
+
+impl OpenError {
+    /// Builds [`OpenError::Locked`] (in the [`ERRORS`] scope).
+    pub(crate) fn locked(dir: &Path, holder: Option<u32>) -> Self {
+        crate::scopes::within(&ERRORS, || OpenError::Locked {
+            dir: dir.to_path_buf(),
+            holder,
+        })
+    }
+}
+
+/// Formats the lock holder of [`OpenError::Locked`] and [`LockError::Held`].
+struct Holder(Option<u32>);
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, " (locked by process {pid})"),
+            None => f.write_str(" (locked by an unknown holder)"),
+        }
+    }
+}
+
+/// [`Storage::lock_dir`](crate::Storage::lock_dir) did not take the lock.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LockError {
+    /// Someone else holds it.
+    #[error("the directory lock is held{}", Holder(*holder))]
+    Held {
+        /// The holder's process id, if known.
+        holder: Option<u32>,
+    },
+    /// I/O error creating or locking the lock file.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 /// Recovering the on-disk state failed. Nothing was modified on disk except
@@ -156,7 +206,10 @@ pub enum RecoveryError {
     /// A checkpoint file registered in the manifest is corrupt or missing.
     #[error("corrupt checkpoint: {0}")]
     CorruptCheckpoint(Corruption),
-    /// The WAL is corrupt before its last record (not a torn tail).
+    /// A WAL record is bad and is not a torn tail: it is in a sealed
+    /// segment, a valid record follows it, or its checksum matches but its
+    /// LSN or payload is wrong (rule in `docs/design.md`, "Recovery
+    /// rules"). The offset is the record's start.
     #[error("corrupt WAL: {0}")]
     CorruptWal(Corruption),
 }

@@ -2,7 +2,8 @@
 //! recovery would do with it, without changing a byte.
 //!
 //! [`inspect`] reads the directory listing, the manifest, the header of
-//! every checkpoint file and every WAL segment, then runs the engine's own
+//! every checkpoint file and every WAL segment, tests whether a `Db` holds
+//! the directory's lock ([`LockState`]), then runs the engine's own
 //! recovery against a *dry-run* [`Storage`]: reads go to the file system,
 //! while every mutation recovery would make (truncating a torn WAL tail,
 //! removing an unregistered checkpoint file) is recorded as a
@@ -26,9 +27,9 @@ use std::sync::Mutex;
 use crate::checkpoint::file::{
     self, FileKind, FileMeta, Manifest, HEADER_LEN, MANIFEST, MANIFEST_TMP,
 };
-use crate::error::{Corruption, RecoveryError, StorageError, StorageOp};
+use crate::error::{Corruption, LockError, RecoveryError, StorageError, StorageOp};
 use crate::recovery::{self, RecoveryReport};
-use crate::storage::{FileStorage, Storage};
+use crate::storage::{DirLock, FileStorage, Storage, LOCK_FILE};
 use crate::wal::parse_segment_name;
 use crate::wal::reader::{scan_segment, Position};
 use crate::wal::record::read_u64;
@@ -48,6 +49,9 @@ pub enum FileRole {
     CheckpointTemp,
     /// `wal-<first lsn>.log`: a write-ahead log segment.
     WalSegment,
+    /// `LOCK`: locked while a `Db` has the directory open (inspection
+    /// only tests the lock: [`Inspection::lock`]).
+    Lock,
     /// Anything else (not the engine's).
     Other,
 }
@@ -165,6 +169,28 @@ pub struct RecoveryPlan {
     pub actions: Vec<PlannedAction>,
 }
 
+/// Whether a [`Db`](crate::Db) has the directory open, from a
+/// non-blocking test of the lock on its [`LOCK`](LOCK_FILE) file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LockState {
+    /// No `LOCK` file: the database is not open (no `Db` opened the
+    /// directory since it was created, or the file was removed).
+    NoLockFile,
+    /// Nobody holds the lock: the database is not open.
+    Free,
+    /// Someone holds the lock: the database is open, in this process or
+    /// another, and the files may change while they are inspected.
+    Held {
+        /// The holder's process id as written in the file (`None`: the
+        /// file holds no pid, e.g. the holder has not written it yet).
+        holder: Option<u32>,
+    },
+    /// The lock could not be tested (the file could not be opened, or the
+    /// file system refused the lock call): the error, in words.
+    Unknown(String),
+}
+
 /// The result of [`inspect`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -177,6 +203,8 @@ pub struct Inspection {
     pub manifest: ManifestState,
     /// WAL segments, oldest first.
     pub wal: Vec<WalSegment>,
+    /// Whether the database is open.
+    pub lock: LockState,
     /// What recovery would do, or why it would fail.
     pub recovery: Result<RecoveryPlan, RecoveryError>,
 }
@@ -284,6 +312,8 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, StorageError> {
         wal.push(seg);
     }
 
+    let lock = lock_state(dir);
+
     let recovery = recovery::recover(&storage, dir).map(|rec| {
         let mut keys = rec.base.len() as u64;
         for (k, e) in rec.active.iter() {
@@ -305,8 +335,42 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, StorageError> {
         files,
         manifest,
         wal,
+        lock,
         recovery,
     })
+}
+
+/// Tests the lock on `dir/LOCK` without waiting and without changing the
+/// directory: the file is opened read-only (never created, unlike
+/// [`FileStorage::lock_dir`]) and a *shared* `flock` is tried, which fails
+/// while a `Db` holds its exclusive one and does not conflict with another
+/// inspection. When it succeeds the lock is released at once (the file is
+/// closed on return); a `Db::open` of the directory at that very moment
+/// would be refused as if the directory were open.
+fn lock_state(dir: &Path) -> LockState {
+    use std::io::Read as _;
+    let path = dir.join(LOCK_FILE);
+    let mut file = match fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return LockState::NoLockFile,
+        Err(e) => return LockState::Unknown(format!("cannot open {}: {e}", path.display())),
+    };
+    // Through the trait: std's inherent `File::try_lock_shared` is newer
+    // than our rust-version.
+    match fs4::FileExt::try_lock_shared(&file) {
+        Ok(()) => LockState::Free,
+        Err(fs4::TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let holder = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            LockState::Held { holder }
+        }
+        Err(fs4::TryLockError::Error(e)) => {
+            LockState::Unknown(format!("cannot test the lock on {}: {e}", path.display()))
+        }
+    }
 }
 
 fn role(name: &str) -> FileRole {
@@ -314,6 +378,8 @@ fn role(name: &str) -> FileRole {
         FileRole::Manifest
     } else if name == MANIFEST_TMP {
         FileRole::ManifestTemp
+    } else if name == LOCK_FILE {
+        FileRole::Lock
     } else if parse_segment_name(name).is_some() {
         FileRole::WalSegment
     } else if file::is_checkpoint_file(name) {
@@ -438,6 +504,13 @@ impl Storage for DryRun {
             len,
         });
         Ok(())
+    }
+
+    /// Never called (inspection runs recovery, not `Db::open`); it would
+    /// take no lock: inspection writes nothing and must work while the
+    /// database is open.
+    fn lock_dir(&self, _dir: &Path) -> Result<DirLock, LockError> {
+        Ok(DirLock::new(()))
     }
 }
 

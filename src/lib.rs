@@ -10,6 +10,9 @@
 //! checkpoint writes the full image and replaces the chain. A manifest,
 //! published with temp-file + fsync + rename + directory fsync, names the
 //! current chain. Recovery loads the chain, then replays the WAL after it.
+//! [`Db::open`] locks the directory first (an `flock` on its
+//! [`LOCK`](LOCK_FILE) file, held until the `Db` is closed): a second open,
+//! in this process or another, is [`OpenError::Locked`].
 //! The byte formats and the exact protocol are in `docs/design.md`.
 //!
 //! ```no_run
@@ -43,13 +46,14 @@
 //!
 //! Programs using the engine install the tracker:
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
 //!     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 //! ```
 //!
-//! Without it the scopes count nothing and every run "drains".
+//! Without it the scopes count nothing, so every run's leak check passes
+//! without having seen anything: the engine does not detect this yet.
 //!
 //! # Checkpoint files and GC
 //!
@@ -62,10 +66,12 @@
 //!
 //! Errors are per operation ([`OpenError`], [`WriteError`],
 //! [`CheckpointError`], [`RecoveryError`]), each wrapping [`StorageError`],
-//! and all convert into [`enum@Error`]. A torn WAL tail (an incomplete last
-//! record of the newest segment) is truncated at open; corruption anywhere
-//! else, and any corrupt checkpoint or manifest, is a [`RecoveryError`]
-//! naming the file and byte offset. Nothing panics on bad input.
+//! and all convert into [`enum@Error`]. A torn WAL tail (a bad record of
+//! the newest segment with no valid record anywhere after it) is truncated
+//! at open; any other bad record, and any corrupt checkpoint or manifest, is
+//! a [`RecoveryError`] naming the file and byte offset. Nothing panics on
+//! bad input: reversed or empty scan ranges give an empty result, keys and
+//! values past their limits a [`WriteError`].
 //!
 //! # Feature flags
 //!
@@ -99,12 +105,27 @@ pub use checkpoint::{
 };
 pub use db::{Db, DbStats};
 pub use error::{
-    CheckpointError, Corruption, Error, FileLeak, OpenError, OptionsError, RecoveryError,
-    StorageError, StorageOp, WriteError,
+    CheckpointError, Corruption, Error, FileLeak, LockError, OpenError, OptionsError,
+    RecoveryError, StorageError, StorageOp, WriteError,
 };
 pub use options::{LeakMode, Options, OptionsBuilder, Runner, SyncPolicy};
 pub use recovery::RecoveryReport;
-pub use storage::{FileStorage, Storage};
+pub use storage::{DirLock, FileStorage, Storage, LOCK_FILE};
+
+/// The Rust code blocks of the README, compiled and run as doctests with
+/// warnings denied (copied into a `-D warnings` build they must pass).
+/// `test_harness` blocks run their `#[test]` functions.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+#[doc(test(attr(deny(warnings))))]
+mod readme_doctests {}
+
+/// The same for `alloc-tracker`'s README (doctested here, where the
+/// workspace's tests run, to keep that crate's sources untouched).
+#[cfg(doctest)]
+#[doc = include_str!("../alloc-tracker/README.md")]
+#[doc(test(attr(deny(warnings))))]
+mod alloc_tracker_readme_doctests {}
 
 #[cfg(test)]
 #[global_allocator]

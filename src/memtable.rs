@@ -29,6 +29,19 @@ pub(crate) struct Memtable {
     bytes: usize,
 }
 
+/// Whether no key can lie between `start` and `end`: the start is above
+/// the end, or they are equal and not both included. `BTreeMap::range`
+/// panics on a start above the end and on equal excluded bounds.
+pub(crate) fn is_empty_range(start: Bound<&[u8]>, end: Bound<&[u8]>) -> bool {
+    match (start, end) {
+        (Bound::Included(s), Bound::Included(e)) => s > e,
+        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => {
+            s >= e
+        }
+        (Bound::Unbounded, _) | (_, Bound::Unbounded) => false,
+    }
+}
+
 fn cost(key: &[u8], value: &Option<Vec<u8>>) -> usize {
     key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD
 }
@@ -53,13 +66,17 @@ impl Memtable {
         self.map.get(key)
     }
 
-    /// Versions in `[start, end)` in key order.
+    /// Versions with keys between `start` and `end`, in key order; none
+    /// if the range is empty or reversed.
     pub(crate) fn range<'a>(
         &'a self,
         start: Bound<&'a [u8]>,
         end: Bound<&'a [u8]>,
     ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Entry)> + 'a {
-        self.map.range::<[u8], _>((start, end))
+        (!is_empty_range(start, end))
+            .then(|| self.map.range::<[u8], _>((start, end)))
+            .into_iter()
+            .flatten()
     }
 
     /// All versions in key order.
@@ -97,5 +114,22 @@ mod tests {
         m.insert(b"k".to_vec(), None, 3);
         assert_eq!(m.bytes(), 1 + ENTRY_OVERHEAD);
         assert_eq!(m.get(b"k").map(|e| e.lsn), Some(3));
+    }
+
+    #[test]
+    fn reversed_and_empty_ranges_yield_nothing() {
+        use Bound::{Excluded, Included, Unbounded};
+        let mut m = Memtable::new();
+        for k in [b"a", b"b", b"c"] {
+            m.insert(k.to_vec(), Some(vec![1]), 1);
+        }
+        let keys = |s: Bound<&[u8]>, e: Bound<&[u8]>| m.range(s, e).count();
+        assert_eq!(keys(Included(b"c"), Included(b"a")), 0);
+        assert_eq!(keys(Excluded(b"b"), Excluded(b"b")), 0);
+        assert_eq!(keys(Included(b"b"), Excluded(b"b")), 0);
+        assert_eq!(keys(Excluded(b"b"), Included(b"b")), 0);
+        assert_eq!(keys(Included(b"b"), Included(b"b")), 1);
+        assert_eq!(keys(Excluded(b"a"), Unbounded), 2);
+        assert_eq!(keys(Unbounded, Excluded(b"c")), 2);
     }
 }

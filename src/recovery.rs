@@ -9,8 +9,9 @@
 //!    register (leftovers of a run that crashed before or after
 //!    publication).
 //! 4. Replay WAL records with LSN > the manifest's checkpoint LSN into the
-//!    active memtable. A torn tail of the last segment is truncated; any
-//!    other damage, or a gap between the checkpoint and the WAL, is a typed
+//!    active memtable. A torn tail of the last segment (a bad record with
+//!    no valid record after it, see `wal::reader`) is truncated; any other
+//!    damage, or a gap between the checkpoint and the WAL, is a typed
 //!    error.
 //!
 //! Transient work is charged to [`RECOVERY`]; the recovered table to
@@ -57,10 +58,10 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// Recovers the database in `dir`.
+/// Recovers the database in `dir` (which exists; `Db::open` creates and
+/// locks it first).
 pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, RecoveryError> {
     let _scope = crate::scopes::enter(&RECOVERY);
-    storage.create_dir_all(dir)?;
     let names = storage.list(dir)?;
     let manifest = if names.iter().any(|n| n == MANIFEST) {
         let path = dir.join(MANIFEST);

@@ -82,3 +82,36 @@ pub(crate) fn within<R>(scope: &Scope, f: impl FnOnce() -> R) -> R {
 pub(crate) fn enter(scope: &Scope) -> Option<ScopeGuard> {
     ENABLED.load(Ordering::Relaxed).then(|| scope.enter())
 }
+
+/// The scopes one database's checkpoint runs are charged to: the run and
+/// its phases.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CheckpointScopes {
+    /// The run; must drain after each run.
+    pub(crate) run: &'static Scope,
+    /// Phase: picking the entries up to the fence.
+    pub(crate) collect: &'static Scope,
+    /// Phase: encoding and writing data files.
+    pub(crate) write: &'static Scope,
+    /// Phase: manifest publication.
+    pub(crate) publish: &'static Scope,
+    /// Phase: GC.
+    pub(crate) gc: &'static Scope,
+}
+
+impl CheckpointScopes {
+    /// The scopes a new database runs its checkpoints in. This is the one
+    /// place that picks them: every database shares the process-wide
+    /// [`CHECKPOINT`] tree today, which is why runs are serialised across
+    /// databases (`checkpoint::RUNS`). A scope instance per database
+    /// (issue 13, item 4) is to be created here.
+    pub(crate) fn for_new_db() -> Self {
+        CheckpointScopes {
+            run: &CHECKPOINT,
+            collect: &CKPT_COLLECT,
+            write: &CKPT_WRITE,
+            publish: &CKPT_PUBLISH,
+            gc: &CKPT_GC,
+        }
+    }
+}

@@ -10,7 +10,10 @@
 //! durable once [`Storage::sync`] returned for their file, a created or
 //! renamed name is durable once [`Storage::sync_dir`] returned for its
 //! directory, and [`Storage::rename`] atomically replaces the target.
+//! [`Storage::lock_dir`] gives one [`Db`](crate::Db) at a time the
+//! directory.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -18,8 +21,38 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::error::{StorageError, StorageOp};
+use crate::error::{LockError, StorageError, StorageOp};
 use crate::scopes::STORAGE;
+
+/// Name of the lock file in a database directory. [`FileStorage`] holds
+/// an exclusive `flock` on it while a [`Db`](crate::Db) is open and writes
+/// the holder's process id in it (decimal, then a newline).
+pub const LOCK_FILE: &str = "LOCK";
+
+/// The exclusive lock on a database directory, taken by
+/// [`Storage::lock_dir`]; dropping it releases the lock.
+#[must_use = "the directory is unlocked when the DirLock is dropped"]
+pub struct DirLock {
+    _held: Box<dyn Any + Send + Sync>,
+}
+
+impl DirLock {
+    /// Wraps whatever keeps the lock held (a locked file handle, a guard
+    /// that unlocks in its `Drop`). Dropping the `DirLock` drops it.
+    pub fn new(held: impl Any + Send + Sync) -> Self {
+        // The lock lives as long as the database, like the storage's own
+        // handles.
+        crate::scopes::within(&STORAGE, || DirLock {
+            _held: Box::new(held),
+        })
+    }
+}
+
+impl fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirLock").finish_non_exhaustive()
+    }
+}
 
 /// Path-based file operations used by the engine.
 ///
@@ -51,6 +84,15 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> Result<(), StorageError>;
     /// Truncates `path` to `len` bytes.
     fn truncate(&self, path: &Path, len: u64) -> Result<(), StorageError>;
+    /// Takes the exclusive lock on the database directory `dir` (which
+    /// exists), without waiting: [`LockError::Held`] if another holder,
+    /// in this process or another, has it. The lock must be released when
+    /// the returned [`DirLock`] is dropped and when the holding process
+    /// dies, however it dies.
+    ///
+    /// [`Db::open`](crate::Db::open) takes it before reading anything and
+    /// holds it until the database is closed.
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError>;
 }
 
 /// [`Storage`] on the local file system.
@@ -177,5 +219,46 @@ impl Storage for FileStorage {
             .open(path)
             .and_then(|f| f.set_len(len))
             .map_err(|e| StorageError::new(StorageOp::Truncate, path, e))
+    }
+
+    /// `flock(LOCK_EX | LOCK_NB)` on `dir/LOCK` (created if missing, never
+    /// removed). The kernel releases it when the file is closed, so a
+    /// process that dies leaves a lock file that blocks nobody. flock
+    /// belongs to the open file description: two opens in one process
+    /// conflict as two processes do. After taking it, the holder's pid
+    /// replaces the file's content; a refused opener reads it back for
+    /// the error. Not reliable on network file systems that do not
+    /// implement flock.
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let err = |op, e| StorageError::new(op, &path, e);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| err(StorageOp::Create, e))?;
+        // Called through the trait: std's inherent `File::try_lock` is
+        // newer than our rust-version.
+        match fs4::FileExt::try_lock(&file) {
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let holder = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
+                return Err(LockError::Held { holder });
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(err(StorageOp::Lock, e).into()),
+        }
+        // The pid is informational (the flock is what excludes), so it is
+        // not fsynced.
+        let pid = std::process::id().to_string() + "\n";
+        file.set_len(0)
+            .and_then(|()| file.write_all(pid.as_bytes()))
+            .map_err(|e| err(StorageOp::Append, e))?;
+        Ok(DirLock::new(file))
     }
 }

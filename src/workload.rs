@@ -57,7 +57,7 @@ pub struct Workload {
     pub seed: u64,
     /// Number of distinct keys.
     pub key_space: u64,
-    /// Value sizes to mix, picked uniformly.
+    /// Value sizes to mix, picked uniformly (none: empty values).
     pub value_sizes: Vec<usize>,
     /// Deletes per 100 operations.
     pub delete_percent: u64,
@@ -119,7 +119,8 @@ impl Workload {
             if rng.below(100) < self.delete_percent {
                 WorkOp::Delete { key: k }
             } else {
-                let len = self.value_sizes[rng.below(self.value_sizes.len() as u64) as usize];
+                let pick = rng.below(self.value_sizes.len() as u64) as usize;
+                let len = self.value_sizes.get(pick).copied().unwrap_or(0);
                 let v = value(&k, n ^ ((thread as u64) << 48), len);
                 WorkOp::Put { key: k, value: v }
             }
@@ -183,5 +184,18 @@ mod tests {
         let b: Vec<_> = w.ops(0).collect();
         assert_eq!(a, b);
         assert_ne!(a, w.ops(1).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn no_value_sizes_means_empty_values() {
+        let w = Workload {
+            value_sizes: Vec::new(),
+            delete_percent: 0,
+            ops_per_thread: 10,
+            ..Workload::default()
+        };
+        assert!(w
+            .ops(0)
+            .all(|op| matches!(op, WorkOp::Put { value, .. } if value.is_empty())));
     }
 }

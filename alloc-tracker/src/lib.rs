@@ -381,8 +381,10 @@ mod stats;
 mod thread_state;
 
 #[cfg(feature = "jemalloc")]
+pub use allocator::AttributionStats;
+#[cfg(feature = "jemalloc")]
 pub use allocator::Jemalloc;
-pub use allocator::{Backend, TrackingAlloc, UsableSizes};
+pub use allocator::{Attribution, Backend, TrackingAlloc, UsableSizes};
 pub use error::{NotInstalled, ScopeError, ScopeTableFull};
 pub use leak::{ensure_installed, is_installed};
 pub use sampling::Frame;
@@ -405,6 +407,8 @@ pub use alloc_tracker_macros::test;
 pub mod __private {
     pub use crate::leak::test_attr::{run_async_test, run_test};
 }
+#[cfg(feature = "jemalloc")]
+pub use stats::attribution_stats;
 #[cfg(feature = "jemalloc")]
 pub use stats::JemallocStats;
 pub use stats::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};

@@ -4,11 +4,12 @@
 //! aligned, the whole requested size is writable without disturbing the
 //! tag, `alloc_zeroed` memory is zero, `realloc` keeps the contents, and
 //! the scope's counters are exact after every call. Over jemalloc (with and
-//! without usable sizes) and over the system allocator.
+//! without usable sizes, attributed by address and by trailer) and over the
+//! system allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use alloc_tracker::{Backend, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use alloc_tracker::{Attribution, Backend, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =
@@ -17,6 +18,12 @@ static GLOBAL: TrackingAlloc<Jemalloc> =
 static JEMALLOC_COUNT: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static JEMALLOC_SKIP: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+static JEMALLOC_BY_ADDRESS: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc)
+    .usable_sizes(UsableSizes::Count)
+    .attribution(Attribution::ByAddress);
+static JEMALLOC_TRAILER: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc)
+    .usable_sizes(UsableSizes::Count)
+    .attribution(Attribution::Trailer);
 static SYSTEM_COUNT: TrackingAlloc<System> =
     TrackingAlloc::new(System).usable_sizes(UsableSizes::Count);
 
@@ -31,19 +38,36 @@ enum Usable {
     Zero,
     /// The system allocator: requested bytes plus the tag.
     SizePlusTag,
-    /// jemalloc's size class, checked exactly against `nallocx` for small
+    /// jemalloc's size class of the request itself (attribution by address
+    /// adds nothing to a block), checked exactly against `nallocx` for small
     /// sizes only (large ones are `usable_bytes_match_jemalloc_*`'s job).
     JemallocClass,
+    /// jemalloc's size class of the request plus the trailer.
+    JemallocClassWithTag,
 }
 
 impl Usable {
+    /// Bytes the tracker adds to each block.
+    fn tag(self) -> u64 {
+        match self {
+            Usable::Zero | Usable::JemallocClass => 0,
+            Usable::SizePlusTag | Usable::JemallocClassWithTag => TAG as u64,
+        }
+    }
+
     /// The exact expected figure, or `None` where only a bound is checked.
     fn of(self, size: usize, align: usize) -> Option<u64> {
         match self {
             Usable::Zero => Some(0),
             Usable::SizePlusTag => Some((size + TAG) as u64),
-            Usable::JemallocClass if size + TAG <= SMALL_MAXCLASS && align <= 4096 => {
-                let outer = size + TAG;
+            Usable::JemallocClass | Usable::JemallocClassWithTag
+                if size + TAG <= SMALL_MAXCLASS && align <= 4096 =>
+            {
+                let tag = match self {
+                    Usable::JemallocClassWithTag => TAG,
+                    _ => 0,
+                };
+                let outer = size + tag;
                 let flags = if align <= 16 && align <= outer {
                     0
                 } else {
@@ -52,7 +76,7 @@ impl Usable {
                 // SAFETY: `nallocx` only computes a size class.
                 Some(unsafe { tikv_jemalloc_sys::nallocx(outer, flags) } as u64)
             }
-            Usable::JemallocClass => None,
+            Usable::JemallocClass | Usable::JemallocClassWithTag => None,
         }
     }
 }
@@ -128,7 +152,7 @@ impl Expected {
         match exact {
             Some(u) => assert_eq!(s.live_usable_bytes, u, "{}: {s:?}", what()),
             None => assert!(
-                s.live_usable_bytes >= live_bytes + TAG as u64 * self.live.len() as u64,
+                s.live_usable_bytes >= live_bytes + self.usable.tag() * self.live.len() as u64,
                 "{}: {s:?}",
                 what()
             ),
@@ -281,6 +305,24 @@ fn jemalloc_with_usable_sizes_round_trips_every_alignment() {
         &JEMALLOC_COUNT,
         "align/jemalloc-count",
         Usable::JemallocClass,
+    );
+}
+
+#[test]
+fn jemalloc_by_address_round_trips_every_alignment() {
+    round_trips(
+        &JEMALLOC_BY_ADDRESS,
+        "align/jemalloc-by-address",
+        Usable::JemallocClass,
+    );
+}
+
+#[test]
+fn jemalloc_with_trailer_round_trips_every_alignment() {
+    round_trips(
+        &JEMALLOC_TRAILER,
+        "align/jemalloc-trailer",
+        Usable::JemallocClassWithTag,
     );
 }
 

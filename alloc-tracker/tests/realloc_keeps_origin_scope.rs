@@ -20,8 +20,9 @@ const SMALL_MAXCLASS: usize = 14336;
 /// used for small sizes: the tracker's large size classes are checked
 /// (and currently wrong) in `usable_bytes_match_jemalloc_thread_counters`.
 fn usable(size: usize, align: usize) -> u64 {
-    assert!(size + 2 <= SMALL_MAXCLASS && align <= 4096);
-    let outer = size + 2;
+    // Attributed by address: the block is exactly the request's size class.
+    assert!(size <= SMALL_MAXCLASS && align <= 4096);
+    let outer = size;
     let flags = if align <= 16 && align <= outer {
         0
     } else {
@@ -112,8 +113,8 @@ fn round_trip(name: &str, align: usize, sizes: &[usize]) {
             s.live_usable_bytes,
             "{s:?}"
         );
-        assert!(s.live_usable_bytes >= new_size as u64 + 2, "{s:?}");
-        if new_size + 2 <= SMALL_MAXCLASS && align <= 4096 {
+        assert!(s.live_usable_bytes >= new_size as u64, "{s:?}");
+        if new_size <= SMALL_MAXCLASS && align <= 4096 {
             assert_eq!(s.live_usable_bytes, usable(new_size, align), "{s:?}");
         }
         usable_total = s.total_usable_bytes;

@@ -166,6 +166,51 @@ pub fn mixed(n: usize) -> Duration {
     t.elapsed()
 }
 
+/// Allocates the blocks of `ls` (writing their first byte, as a user of
+/// the buffer would) and frees them in reverse order, `rounds` times.
+pub fn batches<A: GlobalAlloc>(a: &A, ls: &[Layout], rounds: usize) -> Duration {
+    let mut ptrs = vec![std::ptr::null_mut(); ls.len()];
+    let t = Instant::now();
+    for _ in 0..rounds {
+        for (p, l) in ptrs.iter_mut().zip(ls) {
+            // SAFETY: non-zero sizes; freed below with the same layout.
+            *p = unsafe { a.alloc(*l) };
+            assert!(!p.is_null());
+            // SAFETY: the block has at least one byte.
+            unsafe { p.write_volatile(1) };
+        }
+        for (p, l) in ptrs.iter().zip(ls).rev() {
+            // SAFETY: allocated above by `a` with `l`.
+            unsafe { a.dealloc(*p, *l) };
+        }
+    }
+    t.elapsed()
+}
+
+/// 8 blocks of 64 KiB..4 MiB (log-uniform).
+pub fn large_layouts() -> Vec<Layout> {
+    let mut rng = fastrand::Rng::with_seed(11);
+    (0..8)
+        .map(|_| {
+            let size = (64usize << 10) << rng.usize(0..=6);
+            let size = size + rng.usize(0..size);
+            Layout::from_size_align(size.min(4 << 20), 8).unwrap()
+        })
+        .collect()
+}
+
+/// 64 power-of-two buffers of 64 B..1 MiB (every size as often).
+pub fn pow2_layouts() -> Vec<Layout> {
+    (0..64)
+        .map(|i| Layout::from_size_align(64 << (i % 15), 8).unwrap())
+        .collect()
+}
+
+/// 64 page-aligned 4 KiB buffers (I/O pages).
+pub fn page_layouts() -> Vec<Layout> {
+    vec![Layout::from_size_align(4096, 4096).unwrap(); 64]
+}
+
 /// Resident bytes of this process from `/proc/self/statm`.
 pub fn rss_bytes() -> u64 {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
@@ -194,9 +239,73 @@ pub fn resident(n: usize, size: usize) -> (u64, u64) {
     (je1 - je0, rss1.saturating_sub(rss0))
 }
 
+/// A boxed plain struct of `N` bytes.
+#[allow(dead_code)] // the fields are only there to have a size
+struct Obj<const N: usize>([u64; N]);
+
+/// Holds `n` live objects of a realistic mix and reports the growth of
+/// jemalloc's `stats.resident` and of the process RSS, in bytes: a third
+/// boxed structs of 8..128 bytes (multiples of 8), a third `Vec<u8>`s grown
+/// by pushing (capacity doubling) to 1..256 bytes, a third exact-length
+/// buffers (`vec![0; len].into_boxed_slice()`, `String::from`) of 1..512
+/// bytes.
+pub fn resident_mix(n: usize) -> (u64, u64) {
+    use std::any::Any;
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let e = epoch::mib().unwrap();
+    let r = stats::resident::mib().unwrap();
+    let mut rng = fastrand::Rng::with_seed(17);
+    let mut live: Vec<Box<dyn Any>> = Vec::with_capacity(n);
+    e.advance().unwrap();
+    let (je0, rss0) = (r.read().unwrap() as u64, rss_bytes());
+    for i in 0..n {
+        let obj: Box<dyn Any> = match i % 3 {
+            0 => match rng.usize(1..=16) {
+                1 => Box::new(Obj::<1>([7; 1])),
+                2 => Box::new(Obj::<2>([7; 2])),
+                3 => Box::new(Obj::<3>([7; 3])),
+                4 => Box::new(Obj::<4>([7; 4])),
+                5 => Box::new(Obj::<5>([7; 5])),
+                6 => Box::new(Obj::<6>([7; 6])),
+                7 => Box::new(Obj::<7>([7; 7])),
+                8 => Box::new(Obj::<8>([7; 8])),
+                9 => Box::new(Obj::<9>([7; 9])),
+                10 => Box::new(Obj::<10>([7; 10])),
+                11 => Box::new(Obj::<11>([7; 11])),
+                12 => Box::new(Obj::<12>([7; 12])),
+                13 => Box::new(Obj::<13>([7; 13])),
+                14 => Box::new(Obj::<14>([7; 14])),
+                15 => Box::new(Obj::<15>([7; 15])),
+                _ => Box::new(Obj::<16>([7; 16])),
+            },
+            1 => {
+                let mut v = Vec::new();
+                for _ in 0..rng.usize(1..=256) {
+                    v.push(rng.u8(..));
+                }
+                Box::new(v)
+            }
+            _ => {
+                let len = rng.usize(1..=512);
+                if rng.bool() {
+                    Box::new(vec![3u8; len].into_boxed_slice())
+                } else {
+                    Box::new(String::from_utf8(vec![b'x'; len]).unwrap())
+                }
+            }
+        };
+        live.push(obj);
+    }
+    e.advance().unwrap();
+    let (je1, rss1) = (r.read().unwrap() as u64, rss_bytes());
+    std::hint::black_box(&live);
+    drop(live);
+    (je1 - je0, rss1.saturating_sub(rss0))
+}
+
 /// Entry point of the whole-program binaries: `mixed N` prints the
-/// nanoseconds of one [`mixed`] run, `resident N SIZE` prints the growth of
-/// jemalloc's resident bytes and of RSS.
+/// nanoseconds of one [`mixed`] run, `resident N SIZE` and `resident-mix N`
+/// print the growth of jemalloc's resident bytes and of RSS.
 pub fn program_main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let num = |i: usize| {
@@ -210,8 +319,12 @@ pub fn program_main() {
             let (je, rss) = resident(num(1), num(2));
             println!("{je} {rss}");
         }
+        Some("resident-mix") => {
+            let (je, rss) = resident_mix(num(1));
+            println!("{je} {rss}");
+        }
         _ => {
-            eprintln!("usage: (mixed N | resident N SIZE)");
+            eprintln!("usage: (mixed N | resident N SIZE | resident-mix N)");
             std::process::exit(2);
         }
     }

@@ -1,7 +1,8 @@
 //! Benchmark driver: runs every workload through bare `Jemalloc`,
-//! `TrackingAlloc<Jemalloc>` (inside a scope) and `System` in interleaved
-//! rounds, and prints medians and their ratio to bare jemalloc as a
-//! Markdown table.
+//! `TrackingAlloc<Jemalloc>` (inside a scope; attributed by address, the
+//! default, with and without usable sizes, and with the older trailer
+//! attribution) and `System` in interleaved rounds, and prints medians and
+//! their ratio to bare jemalloc as a Markdown table.
 //!
 //! ```text
 //! cargo run --release -p alloc-bench            # everything (~2 minutes)
@@ -12,7 +13,7 @@ use std::alloc::System;
 use std::process::Command;
 use std::time::Duration;
 
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;
@@ -20,6 +21,8 @@ static GLOBAL: Jemalloc = Jemalloc;
 static TRACKING: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 static TRACKING_USABLE: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+static TRAILER: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -35,13 +38,13 @@ struct Row {
     name: String,
     unit: &'static str,
     /// Medians for each of `Which::ALL`, or `None` where not measured.
-    values: [Option<f64>; 4],
+    values: [Option<f64>; 5],
     target: &'static str,
 }
 
 fn print_rows(rows: &[Row]) {
-    println!("| workload | bare jemalloc | tracking | tracking + usable sizes | System | tracking / jemalloc | tracking + usable / jemalloc | target |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("| workload | bare jemalloc | tracking (by address) | + usable sizes | trailer (old) | System | **tracking / jemalloc** | + usable / jemalloc | trailer / jemalloc | target |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", r.unit));
         let ratio = |v: Option<f64>| match (v, r.values[0]) {
@@ -49,14 +52,16 @@ fn print_rows(rows: &[Row]) {
             _ => "-".into(),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             cell(r.values[0]),
             cell(r.values[1]),
             cell(r.values[2]),
             cell(r.values[3]),
+            cell(r.values[4]),
             ratio(r.values[1]),
             ratio(r.values[2]),
+            ratio(r.values[3]),
             r.target
         );
     }
@@ -64,8 +69,8 @@ fn print_rows(rows: &[Row]) {
 
 /// Runs `run` for each allocator, `rounds` times interleaved; returns the
 /// median time per op in nanoseconds for each.
-fn direct(rounds: usize, ops: f64, run: impl Fn(Which) -> Duration) -> [Option<f64>; 4] {
-    let mut samples: [Vec<f64>; 4] = Default::default();
+fn direct(rounds: usize, ops: f64, run: impl Fn(Which) -> Duration) -> [Option<f64>; 5] {
+    let mut samples: [Vec<f64>; 5] = Default::default();
     for _ in 0..rounds {
         for (i, w) in Which::ALL.into_iter().enumerate() {
             samples[i].push(run(w).as_nanos() as f64 / ops);
@@ -79,14 +84,16 @@ enum Which {
     Jemalloc,
     Tracking,
     TrackingUsable,
+    Trailer,
     System,
 }
 
 impl Which {
-    const ALL: [Which; 4] = [
+    const ALL: [Which; 5] = [
         Which::Jemalloc,
         Which::Tracking,
         Which::TrackingUsable,
+        Which::Trailer,
         Which::System,
     ];
 }
@@ -111,6 +118,10 @@ fn main() {
                 }
                 Which::TrackingUsable => {
                     let $a = &TRACKING_USABLE;
+                    $body
+                }
+                Which::Trailer => {
+                    let $a = &TRAILER;
                     $body
                 }
                 Which::System => {
@@ -149,6 +160,36 @@ fn main() {
         values,
         target: "-",
     });
+    let large = alloc_bench::large_layouts();
+    let values = direct(rounds, (20 * large.len()) as f64, |w| {
+        each!(w, |a| alloc_bench::batches(a, &large, 20))
+    });
+    rows.push(Row {
+        name: "large blocks 64 KiB..4 MiB, batches of 8 (per pair)".into(),
+        unit: "ns",
+        values,
+        target: "<= 1.02x",
+    });
+    let pow2 = alloc_bench::pow2_layouts();
+    let values = direct(rounds, (200 * pow2.len()) as f64, |w| {
+        each!(w, |a| alloc_bench::batches(a, &pow2, 200))
+    });
+    rows.push(Row {
+        name: "power-of-two buffers 64 B..1 MiB, batches of 64 (per pair)".into(),
+        unit: "ns",
+        values,
+        target: "-",
+    });
+    let pages = alloc_bench::page_layouts();
+    let values = direct(rounds, (2000 * pages.len()) as f64, |w| {
+        each!(w, |a| alloc_bench::batches(a, &pages, 2000))
+    });
+    rows.push(Row {
+        name: "page-aligned 4 KiB buffers, batches of 64 (per pair)".into(),
+        unit: "ns",
+        values,
+        target: "-",
+    });
     let n = 200_000;
     let values = direct(rounds, n as f64, |w| {
         each!(w, |a| alloc_bench::cross_thread(a, n))
@@ -157,7 +198,7 @@ fn main() {
         name: "cross-thread free via channel (per block)".into(),
         unit: "ns",
         values,
-        target: "<= 1.20x",
+        target: "<= 1.15x",
     });
 
     // Per-thread cost of 1 vs 2 threads churning in the same scope.
@@ -183,13 +224,13 @@ fn main() {
     rows.push(Row {
         name: "churn, 1 thread (per-thread cost)".into(),
         unit: "ns",
-        values: [Some(j1), Some(t1), None, None],
+        values: [Some(j1), Some(t1), None, None, None],
         target: "-",
     });
     rows.push(Row {
         name: "churn, 2 threads in the same scope (per-thread cost)".into(),
         unit: "ns",
-        values: [Some(j2), Some(t2), None, None],
+        values: [Some(j2), Some(t2), None, None, None],
         target: "-",
     });
 
@@ -218,10 +259,11 @@ fn main() {
         assert!(out.status.success());
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     };
-    let (mut j, mut t, mut s, mut ts) = (vec![], vec![], vec![], vec![]);
+    let (mut j, mut t, mut s, mut ts, mut tr) = (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         j.push(prog("mixed-jemalloc", &["mixed", "100000"])[0] / 1e6);
         t.push(prog("mixed-tracking", &["mixed", "100000"])[0] / 1e6);
+        tr.push(prog("mixed-trailer", &["mixed", "100000"])[0] / 1e6);
         ts.push(prog_env("mixed-tracking", &["mixed", "100000"]) / 1e6);
         s.push(prog("mixed-system", &["mixed", "100000"])[0] / 1e6);
     }
@@ -229,13 +271,19 @@ fn main() {
     rows.push(Row {
         name: "mixed: build+clone+drop BTreeMap<String, Vec<u8>>, 100k".into(),
         unit: "ms",
-        values: [Some(median(j)), Some(median(t)), None, Some(median(s))],
+        values: [
+            Some(median(j)),
+            Some(median(t)),
+            None,
+            Some(median(tr)),
+            Some(median(s)),
+        ],
         target: "<= 1.05x",
     });
     rows.push(Row {
         name: "mixed, tracking + sampling every 512 KiB (vs bare jemalloc)".into(),
         unit: "ms",
-        values: [rows.last().unwrap().values[0], Some(tsm), None, None],
+        values: [rows.last().unwrap().values[0], Some(tsm), None, None, None],
         target: "-",
     });
     // Full recording during a leak check: every allocation walks the stack.
@@ -275,14 +323,29 @@ fn main() {
     println!();
     println!("per-thread cost, 2 threads / 1 thread: bare jemalloc {:.3}x, tracking {:.3}x (target: tracking within 10% of its 1-thread cost)", j2 / j1, t2 / t1);
     println!();
-    println!("| resident memory, 1M live boxes | bare jemalloc (stats.resident) | tracking (stats.resident) | overhead | bare RSS | tracking RSS | target |");
-    println!("|---|---:|---:|---:|---:|---:|---|");
-    for size in ["24", "32"] {
-        let b = prog("mixed-jemalloc", &["resident", "1000000", size]);
-        let tr = prog("mixed-tracking", &["resident", "1000000", size]);
+    println!("| resident memory, 1M live objects | bare jemalloc (stats.resident) | tracking (by address) | overhead | trailer (old) | overhead | bare RSS | tracking RSS | target |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    let resident = |what: &str, args: &[&str], target: &str| {
+        let b = prog("mixed-jemalloc", args);
+        let tr = prog("mixed-tracking", args);
+        let tt = prog("mixed-trailer", args);
+        let mib = |x: f64| x / 1048576.0;
         println!(
-            "| {size}-byte boxes | {:.1} MiB | {:.1} MiB | **{:+.1}%** | {:.1} MiB | {:.1} MiB | <= 5% |",
-            b[0] / 1048576.0, tr[0] / 1048576.0, (tr[0] / b[0] - 1.0) * 100.0, b[1] / 1048576.0, tr[1] / 1048576.0
+            "| {what} | {:.1} MiB | {:.1} MiB | **{:+.1}%** | {:.1} MiB | {:+.1}% | {:.1} MiB | {:.1} MiB | {target} |",
+            mib(b[0]),
+            mib(tr[0]),
+            (tr[0] / b[0] - 1.0) * 100.0,
+            mib(tt[0]),
+            (tt[0] / b[0] - 1.0) * 100.0,
+            mib(b[1]),
+            mib(tr[1]),
         );
-    }
+    };
+    resident("24-byte boxes", &["resident", "1000000", "24"], "<= 3%");
+    resident("32-byte boxes", &["resident", "1000000", "32"], "<= 3%");
+    resident(
+        "realistic mix: boxed structs 8..128 B, pushed Vecs 1..256 B, exact buffers 1..512 B",
+        &["resident-mix", "1000000"],
+        "<= 3%",
+    );
 }

@@ -27,10 +27,7 @@ use crate::db::{CkptState, Inner};
 use crate::error::{CheckpointError, FileLeak, StorageError};
 use crate::memtable::Memtable;
 use crate::options::LeakMode;
-use crate::scopes::{
-    CHECKPOINT, CHECKPOINT_RESULTS, CKPT_COLLECT, CKPT_GC, CKPT_PUBLISH, CKPT_WRITE, ENGINE,
-    MEMTABLE,
-};
+use crate::scopes::{CHECKPOINT_RESULTS, ENGINE, MEMTABLE};
 use fault::{CrashPoint, FailPoint};
 use file::{EntryRef, FileKind, FileMeta, Manifest, MANIFEST, MANIFEST_TMP};
 use global::Base;
@@ -199,12 +196,16 @@ impl<'db> Checkpointer<'db> {
         }
         // A scope left non-zero by an earlier leaking run (production mode)
         // is judged against its baseline, so that leak is reported once.
-        let expect = if leak_guard::live_bytes(CHECKPOINT.id()) == 0 {
+        let expect = if leak_guard::live_bytes(inner.ckpt_scopes.run.id()) == 0 {
             Expect::Zero
         } else {
             Expect::Baseline
         };
-        let check = leak_guard::begin(CHECKPOINT.id(), expect, inner.opts.leak_quiescence);
+        let check = leak_guard::begin(
+            inner.ckpt_scopes.run.id(),
+            expect,
+            inner.opts.leak_quiescence,
+        );
         let report = crate::scopes::within(&CHECKPOINT_RESULTS, || CheckpointReport {
             kind,
             lsn_start: 0,
@@ -236,7 +237,7 @@ impl<'db> Checkpointer<'db> {
             check: Some(check),
             report: Some(report),
         };
-        crate::scopes::within(&CHECKPOINT, || run.pick_fence())?;
+        crate::scopes::within(inner.ckpt_scopes.run, || run.pick_fence())?;
         Ok(run)
     }
 }
@@ -283,7 +284,7 @@ impl CheckpointRun<'_> {
     /// after it, cleanup is retried at the next run. In strict mode a leak
     /// or a file-leak violation fails the run.
     pub fn finish(mut self) -> Result<CheckpointReport, CheckpointError> {
-        let result = crate::scopes::within(&CHECKPOINT, || {
+        let result = crate::scopes::within(self.inner.ckpt_scopes.run, || {
             let r = self.execute();
             if r.is_err() && self.phase != Phase::Published {
                 self.rollback();
@@ -389,14 +390,17 @@ impl CheckpointRun<'_> {
             let frozen = std::mem::take(&mut self.frozen);
             let base = self.base.take();
             let written = {
-                let entries = crate::scopes::within(&CKPT_COLLECT, || match (self.kind, &base) {
-                    (CheckpointKind::Global, Some(b)) => global::collect(b, &frozen),
-                    _ => incremental::collect(&frozen),
+                let entries = crate::scopes::within(self.inner.ckpt_scopes.collect, || {
+                    match (self.kind, &base) {
+                        (CheckpointKind::Global, Some(b)) => global::collect(b, &frozen),
+                        _ => incremental::collect(&frozen),
+                    }
                 });
                 self.phase = Phase::Collected;
                 inner.faults.crash(CrashPoint::AfterCollect);
-                let r =
-                    crate::scopes::within(&CKPT_WRITE, || self.write_data_file(&meta, &entries));
+                let r = crate::scopes::within(self.inner.ckpt_scopes.write, || {
+                    self.write_data_file(&meta, &entries)
+                });
                 drop(entries);
                 r
             };
@@ -418,7 +422,7 @@ impl CheckpointRun<'_> {
                     crate::scopes::within(&ENGINE, || next.chain.push(meta));
                 }
             }
-            crate::scopes::within(&CKPT_PUBLISH, || self.publish(next))?;
+            crate::scopes::within(self.inner.ckpt_scopes.publish, || self.publish(next))?;
             self.report(|r| {
                 r.empty = false;
                 r.entries = bytes.1;
@@ -431,7 +435,7 @@ impl CheckpointRun<'_> {
             self.phase = Phase::Published;
         }
         if gc::incrementals(&self.state.manifest) > inner.opts.max_incrementals {
-            crate::scopes::within(&CKPT_GC, || self.gc())?;
+            crate::scopes::within(self.inner.ckpt_scopes.gc, || self.gc())?;
         }
         let verdict = gc::check_invariant(
             &*inner.storage,
@@ -657,7 +661,7 @@ impl CheckpointRun<'_> {
     /// Removes the files this run wrote and did not publish.
     fn rollback(&mut self) {
         let inner = self.inner;
-        let _scope = crate::scopes::enter(&CHECKPOINT);
+        let _scope = crate::scopes::enter(inner.ckpt_scopes.run);
         for p in self.unpublished.drain(..) {
             let _ = inner.storage.remove(&p);
         }

@@ -2,7 +2,7 @@
 //! segments and what recovery would do, from
 //! [`ckptdb::inspect::inspect`], which modifies nothing.
 
-use ckptdb::inspect::{self, FileRole, Inspection, ManifestState, PlannedAction};
+use ckptdb::inspect::{self, FileRole, Inspection, LockState, ManifestState, PlannedAction};
 
 use super::args::InspectArgs;
 use super::exit::{chain, CliError, Outcome};
@@ -29,6 +29,33 @@ pub(crate) fn run(args: InspectArgs) -> Result<Outcome, CliError> {
     }
 }
 
+/// The `LOCK` file and whether the database is open, in one line.
+fn lock_line(ins: &Inspection) -> String {
+    let file = ins
+        .files
+        .iter()
+        .find(|f| f.role == FileRole::Lock)
+        .map_or_else(
+            || format!("lock: {}", ckptdb::LOCK_FILE),
+            |f| format!("lock: {} ({})", f.name, human_bytes(f.bytes)),
+        );
+    match &ins.lock {
+        LockState::NoLockFile => "lock: no LOCK file: the database is not open".to_string(),
+        LockState::Free => format!("{file} not held: the database is not open"),
+        LockState::Held { holder } => format!(
+            "{file} held by {}: the database is OPEN (what follows may change while it runs)",
+            holder.map_or_else(
+                || "an unknown process (no pid in the file)".to_string(),
+                |pid| format!("process {pid}")
+            )
+        ),
+        LockState::Unknown(e) => {
+            format!("{file} could not be tested ({e}): whether the database is open is unknown")
+        }
+        other => format!("{file} {other:?}"),
+    }
+}
+
 /// The printed form of an inspection.
 fn render(ins: &Inspection) -> String {
     let mut out = Vec::<String>::new();
@@ -44,6 +71,7 @@ fn render(ins: &Inspection) -> String {
             ""
         }
     ));
+    out.push(lock_line(ins));
 
     out.push(String::new());
     match &ins.manifest {
@@ -112,7 +140,10 @@ fn render(ins: &Inspection) -> String {
         .files
         .iter()
         .filter(|f| {
-            !matches!(f.role, FileRole::Manifest | FileRole::WalSegment)
+            !matches!(
+                f.role,
+                FileRole::Manifest | FileRole::WalSegment | FileRole::Lock
+            )
                 && !matches!(&ins.manifest, ManifestState::Valid(m) if m.chain.iter().any(|e| e.name == f.name))
         })
         .map(|f| format!("  {}  {}", f.name, human_bytes(f.bytes)))

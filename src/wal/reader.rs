@@ -1,13 +1,17 @@
 //! WAL replay: validates a segment record by record.
 //!
 //! Policy (see `docs/design.md`, "Recovery rules"):
-//! - In the **last** segment, a torn tail is tolerated: an incomplete
-//!   header or frame, a record whose length runs past the end of the file, a
-//!   final record whose checksum fails with no byte after it, or a run of
-//!   zero bytes to the end. The caller truncates the file at `valid_len`.
-//! - Anything else is corruption, reported with the file and offset: a
-//!   checksum failure followed by more data, a malformed payload, an LSN out
-//!   of sequence, or any damage in a segment that is not the last.
+//! - A record that fails validation (incomplete frame, a length running
+//!   past the end of the file, a checksum mismatch, zeros) is a **torn
+//!   tail** only if it is in the **last** segment and no valid record frame
+//!   starts anywhere after its first byte ([`valid_frame_after`]: a frame
+//!   that fits in the file, whose checksum matches and whose LSN is at
+//!   least the one the bad record should have had). The caller truncates
+//!   the file at `valid_len`.
+//! - Anything else is corruption, reported with the file and offset: a bad
+//!   record with a valid one after it, a malformed payload or an LSN out of
+//!   sequence in a record whose checksum matches, or any damage in a
+//!   segment that is not the last.
 
 use std::path::Path;
 
@@ -83,52 +87,68 @@ pub(crate) fn scan_segment(
     };
     while off < data.len() {
         let rest = &data[off..];
-        if last && rest.iter().all(|&b| b == 0) {
-            return Ok(torn_end(off, last_lsn));
-        }
-        if rest.len() < FRAME_LEN {
-            return if last {
-                Ok(torn_end(off, last_lsn))
-            } else {
-                Err(corrupt(off, "truncated record frame"))
-            };
-        }
-        let len = read_u32(rest, 0) as usize;
-        let end = FRAME_LEN.checked_add(len).filter(|&e| e <= rest.len());
-        let Some(end) = end else {
-            return if last {
-                Ok(torn_end(off, last_lsn))
-            } else {
-                Err(corrupt(
-                    off,
-                    "record length runs past the end of the segment",
-                ))
-            };
+        // Why the record at `off` is bad, if it is.
+        let bad = if rest.len() < FRAME_LEN {
+            Some("truncated record frame")
+        } else {
+            let len = read_u32(rest, 0) as usize;
+            match FRAME_LEN.checked_add(len).filter(|&e| e <= rest.len()) {
+                None => Some("record length runs past the end of the segment"),
+                Some(end) if read_u32(rest, 4) != frame_crc(&rest[0..4], &rest[8..end]) => {
+                    Some("record checksum mismatch")
+                }
+                Some(end) => {
+                    let lsn = read_u64(rest, 8);
+                    if lsn != expected {
+                        return Err(corrupt(off + 8, "record LSN out of sequence"));
+                    }
+                    let op = decode_payload(&rest[FRAME_LEN..end])
+                        .ok_or_else(|| corrupt(off + FRAME_LEN, "malformed record payload"))?;
+                    f(lsn, op);
+                    last_lsn = Some(lsn);
+                    expected = lsn + 1;
+                    off += end;
+                    None
+                }
+            }
         };
-        let crc = read_u32(rest, 4);
-        if crc != frame_crc(&rest[0..4], &rest[8..end]) {
-            return if last && end == rest.len() {
-                Ok(torn_end(off, last_lsn))
-            } else {
-                Err(corrupt(off, "record checksum mismatch"))
-            };
+        if let Some(reason) = bad {
+            if last && valid_frame_after(data, off, expected).is_none() {
+                return Ok(torn_end(off, last_lsn));
+            }
+            return Err(corrupt(off, reason));
         }
-        let lsn = read_u64(rest, 8);
-        if lsn != expected {
-            return Err(corrupt(off + 8, "record LSN out of sequence"));
-        }
-        let op = decode_payload(&rest[FRAME_LEN..end])
-            .ok_or_else(|| corrupt(off + FRAME_LEN, "malformed record payload"))?;
-        f(lsn, op);
-        last_lsn = Some(lsn);
-        expected = lsn + 1;
-        off += end;
     }
     Ok(SegmentEnd {
         first_lsn: Some(first_lsn),
         valid_len: off as u64,
         last_lsn,
         torn: false,
+    })
+}
+
+/// The offset of the first valid record frame that starts after `bad`
+/// (the offset of a record that failed validation): at least
+/// [`FRAME_LEN`] bytes, a length that fits in `data`, a matching checksum,
+/// and an LSN of at least `min_lsn` (the LSN the bad record should have
+/// had). Bytes left by a torn write (a prefix of the last record, then
+/// possibly zeros) contain none, so finding one means the bad record is
+/// damage in the middle of the log.
+pub(crate) fn valid_frame_after(data: &[u8], bad: usize, min_lsn: u64) -> Option<usize> {
+    // Every record after `bad` takes at least FRAME_LEN bytes: an LSN
+    // beyond this bound cannot be a real successor.
+    let max_lsn = min_lsn.saturating_add((data.len() / FRAME_LEN) as u64);
+    (bad + 1..data.len().saturating_sub(FRAME_LEN - 1)).find(|&at| {
+        let rest = &data[at..];
+        let lsn = read_u64(rest, 8);
+        if !(min_lsn..=max_lsn).contains(&lsn) {
+            return false;
+        }
+        let len = read_u32(rest, 0) as usize;
+        FRAME_LEN
+            .checked_add(len)
+            .filter(|&end| end <= rest.len())
+            .is_some_and(|end| read_u32(rest, 4) == frame_crc(&rest[0..4], &rest[8..end]))
     })
 }
 
@@ -187,5 +207,35 @@ mod tests {
         let end = scan(&d, Position::Last).unwrap();
         assert!(end.torn);
         assert_eq!(end.last_lsn, Some(2));
+    }
+
+    #[test]
+    fn bad_length_with_valid_records_after_is_corruption() {
+        // Issue 13: a length flipped to run past the end of the file, in
+        // the middle of the newest segment, dropped every record after it.
+        let mut d = segment(5);
+        let rec = (d.len() - SEGMENT_HEADER_LEN) / 5;
+        d[SEGMENT_HEADER_LEN + rec + 3] ^= 0x80;
+        let err = scan(&d, Position::Last).unwrap_err();
+        assert_eq!(err.offset as usize, SEGMENT_HEADER_LEN + rec);
+        assert_eq!(err.reason, "record length runs past the end of the segment");
+        assert_eq!(
+            valid_frame_after(&d, SEGMENT_HEADER_LEN + rec, 2),
+            Some(SEGMENT_HEADER_LEN + 2 * rec)
+        );
+    }
+
+    #[test]
+    fn torn_prefix_then_zeros_is_torn() {
+        let full = segment(3);
+        let rec = (full.len() - SEGMENT_HEADER_LEN) / 3;
+        for cut in full.len() - rec..full.len() {
+            let mut d = full[..cut].to_vec();
+            d.resize(full.len() + 100, 0);
+            let end = scan(&d, Position::Last).unwrap();
+            assert!(end.torn);
+            assert_eq!(end.last_lsn, Some(2), "cut {cut}");
+            assert_eq!(end.valid_len as usize, full.len() - rec);
+        }
     }
 }

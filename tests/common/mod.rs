@@ -2,14 +2,17 @@
 //! after N syncs), `FaultyStorage` (I/O error countdown).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ckptdb::scopes::STORAGE;
-use ckptdb::{Options, OptionsBuilder, Runner, Storage, StorageError, StorageOp, SyncPolicy};
+use ckptdb::{
+    DirLock, LockError, Options, OptionsBuilder, Runner, Storage, StorageError, StorageOp,
+    SyncPolicy,
+};
 
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -84,9 +87,26 @@ impl CrashState {
 /// becomes durable at `sync`, names at `sync_dir`. After `freeze_after(n)`
 /// syncs, nothing more becomes durable (the power is cut, the process
 /// goes on). `crash()` returns the storage a reboot would find.
+///
+/// Directory locks live in memory, per storage: `crash()` returns a storage
+/// with none held (the crashed process and its locks are gone).
 #[derive(Debug, Default)]
 pub struct CrashStorage {
     state: Mutex<CrashState>,
+    locks: Arc<Mutex<BTreeSet<PathBuf>>>,
+}
+
+/// A directory lock of a `CrashStorage`, released on drop.
+#[derive(Debug)]
+struct CrashLock {
+    locks: Arc<Mutex<BTreeSet<PathBuf>>>,
+    dir: PathBuf,
+}
+
+impl Drop for CrashLock {
+    fn drop(&mut self) {
+        self.locks.lock().unwrap().remove(&self.dir);
+    }
 }
 
 fn not_found(op: StorageOp, path: &Path) -> StorageError {
@@ -128,6 +148,7 @@ impl CrashStorage {
         }
         Arc::new(CrashStorage {
             state: Mutex::new(next),
+            locks: Arc::default(),
         })
     }
 
@@ -244,6 +265,19 @@ impl Storage for CrashStorage {
                 .ok_or_else(|| not_found(StorageOp::Truncate, path))?;
             st.inodes[id].live.truncate(len as usize);
             Ok(())
+        })
+    }
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
+        STORAGE.in_scope(|| {
+            if !self.locks.lock().unwrap().insert(dir.to_path_buf()) {
+                return Err(LockError::Held {
+                    holder: Some(std::process::id()),
+                });
+            }
+            Ok(DirLock::new(CrashLock {
+                locks: Arc::clone(&self.locks),
+                dir: dir.to_path_buf(),
+            }))
         })
     }
 }
@@ -365,5 +399,9 @@ impl Storage for FaultyStorage {
     fn truncate(&self, path: &Path, len: u64) -> Result<(), StorageError> {
         self.check(StorageOp::Truncate, path)?;
         self.inner.truncate(path, len)
+    }
+    /// Not counted (the countdowns of existing tests predate the lock).
+    fn lock_dir(&self, dir: &Path) -> Result<DirLock, LockError> {
+        self.inner.lock_dir(dir)
     }
 }

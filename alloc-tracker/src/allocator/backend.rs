@@ -19,6 +19,14 @@ use core::alloc::{GlobalAlloc, Layout};
 pub unsafe trait Backend: GlobalAlloc {
     /// Bytes the allocator reserves for a request of `layout`.
     fn usable_size(layout: Layout) -> usize;
+
+    /// Whether this backend is jemalloc as linked by this crate, so that
+    /// [`Attribution::Hybrid`](crate::Attribution::Hybrid) can place
+    /// blocks in jemalloc arenas of their scope. Only [`Jemalloc`] sets it;
+    /// a backend that sets it without being this crate's jemalloc hands
+    /// jemalloc pointers it did not make.
+    #[doc(hidden)]
+    const IS_JEMALLOC: bool = false;
 }
 
 // === impl System ===
@@ -47,6 +55,8 @@ unsafe impl Backend for Jemalloc {
     fn usable_size(layout: Layout) -> usize {
         jemalloc_size_class(layout.size(), layout.align())
     }
+
+    const IS_JEMALLOC: bool = true;
 }
 
 #[cfg(feature = "jemalloc")]
@@ -119,9 +129,58 @@ pub(crate) fn jemalloc_size_class(size: usize, align: usize) -> usize {
     }
 }
 
+#[cfg(feature = "jemalloc")]
+/// Whether two more bytes after a request of `layout` still fit in the size
+/// class jemalloc gives `layout` (so a trailer costs no memory).
+///
+/// The common case (alignment at most 16 and at most the size, a small
+/// size class) is a few instructions: jemalloc's small classes are 8 and
+/// the multiples of 16 with at most three significant bits (16, 32, 48, 64,
+/// 80, 96, 112, 128, 160, ...), and a request has no slack exactly when its
+/// size, rounded up to even, is a class. Everything else uses the size-class
+/// arithmetic.
+#[inline(always)]
+pub(crate) fn trailer_fits(layout: Layout) -> bool {
+    let (size, align) = (layout.size(), layout.align());
+    if align <= 16 && align <= size && size <= geometry::SMALL_MAXCLASS {
+        let x = (size + 1) & !1;
+        if x <= 8 {
+            return x < 8;
+        }
+        let bits = usize::BITS - x.leading_zeros();
+        // `bits >= 4` here; for `x < 16` the mask keeps the low four bits,
+        // so no `x` in 10..=14 is taken for a class.
+        let low = ((1usize << bits.saturating_sub(3)) - 1) | 15;
+        return x & low != 0;
+    }
+    trailer_fits_slow(size, align)
+}
+
+#[cfg(feature = "jemalloc")]
+#[cold]
+#[inline(never)]
+fn trailer_fits_slow(size: usize, align: usize) -> bool {
+    size.checked_add(2)
+        .is_some_and(|outer| jemalloc_size_class(outer, align) == jemalloc_size_class(size, align))
+}
+
 #[cfg(all(test, feature = "jemalloc"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailer_fits_agrees_with_size_classes() {
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in 1..=40_000 {
+                let l = Layout::from_size_align(size, align).unwrap();
+                assert_eq!(
+                    trailer_fits(l),
+                    jemalloc_size_class(size + 2, align) == jemalloc_size_class(size, align),
+                    "size {size} align {align}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn size_classes_follow_jemalloc_table() {

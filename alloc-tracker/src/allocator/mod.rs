@@ -9,12 +9,23 @@
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
+#[cfg(feature = "jemalloc")]
+mod arena;
 mod backend;
+#[cfg(feature = "jemalloc")]
+mod by_address;
 mod exit_hook;
 mod tag;
 mod thread_exit;
 mod trailer;
 
+#[cfg(feature = "jemalloc")]
+pub(crate) use arena::attribution_stats;
+#[cfg(feature = "jemalloc")]
+#[allow(unused_imports)] // for transient scopes, wired by the scope registry
+pub(crate) use arena::set_tagged_only;
+#[cfg(feature = "jemalloc")]
+pub use arena::AttributionStats;
 pub use backend::Backend;
 #[cfg(feature = "jemalloc")]
 pub use backend::Jemalloc;
@@ -44,6 +55,36 @@ use crate::thread_state::{self, ThreadState};
 pub struct TrackingAlloc<B> {
     backend: B,
     usable: UsableSizes,
+    attribution: Attribution,
+}
+
+/// How a free finds the scope of its block.
+///
+/// `docs/attribution.md` has the measurements behind the default; in short,
+/// over jemalloc every choice but [`Attribution::Trailer`] gives each block
+/// exactly the size class bare jemalloc gives its layout.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Attribution {
+    /// The default (jemalloc only; with another backend it means
+    /// [`Attribution::Trailer`]). Where two more bytes fit in the request's
+    /// size class, which the layout alone decides, the block takes jemalloc's
+    /// flag-free fast path and carries its scope in a 2-byte trailer in that
+    /// slack. Where they do not (exact fits such as 32 B, 64 B, 4 KiB, grown
+    /// `Vec` capacities), the block goes to an arena of its scope, as in
+    /// [`Attribution::ByAddress`]. No block takes a larger size class.
+    #[default]
+    Hybrid,
+    /// jemalloc only: every scoped block lives in a jemalloc arena of its
+    /// scope and a free finds the scope from the block's address in a small
+    /// table, never touching the block. Costs jemalloc's slower flag path
+    /// (`mallocx`/`sdallocx` with an arena and an explicit tcache) on every
+    /// scoped allocation and free.
+    ByAddress,
+    /// Every block carries its scope in a 2-byte trailer after the caller's
+    /// bytes, and a free reads it. Works over any backend; costs a size
+    /// class when the request fills its class exactly (32 B takes 48 B,
+    /// 4 KiB takes 5 KiB).
+    Trailer,
 }
 
 /// Whether [`TrackingAlloc`] also counts the bytes the backend reserves
@@ -67,7 +108,24 @@ impl<B> TrackingAlloc<B> {
         Self {
             backend,
             usable: UsableSizes::Skip,
+            attribution: Attribution::Hybrid,
         }
+    }
+
+    /// Chooses how frees find their scope ([`Attribution::Hybrid`] by
+    /// default):
+    ///
+    /// ```
+    /// use alloc_tracker::{Attribution, Jemalloc, TrackingAlloc};
+    ///
+    /// #[global_allocator]
+    /// static GLOBAL: TrackingAlloc<Jemalloc> =
+    ///     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
+    /// # fn main() {}
+    /// ```
+    pub const fn attribution(mut self, attribution: Attribution) -> Self {
+        self.attribution = attribution;
+        self
     }
 
     /// Chooses whether usable bytes are counted too:
@@ -93,6 +151,13 @@ impl<B: Backend> TrackingAlloc<B> {
             UsableSizes::Skip => 0,
             UsableSizes::Count => B::usable_size(outer),
         }
+    }
+
+    /// Whether scopes own jemalloc arenas (`by_address.rs`), as opposed to
+    /// the trailer on every block.
+    #[inline(always)]
+    fn by_address(&self) -> bool {
+        cfg!(feature = "jemalloc") && B::IS_JEMALLOC && self.attribution != Attribution::Trailer
     }
 }
 
@@ -168,19 +233,26 @@ pub(crate) fn claim_shard_for_thread(t: &ThreadState) -> ShardSlot {
 /// gives it back.
 fn release_shard_of_exiting_thread(n: u16) {
     let _ = thread_state::with(|t| t.shard.set(ShardSlot::SHARED));
+    #[cfg(feature = "jemalloc")]
+    arena::release_tcaches(n);
     counters::release_shard(n);
 }
 
-// SAFETY: every method forwards to the backend with the enlarged layout
-// `trailer::outer_layout(layout)`, which keeps `layout.align()` and only adds
-// `TAG_SIZE` bytes after the caller's; the caller's pointer is the backend's
-// pointer, so the caller gets `layout.size()` bytes aligned to
-// `layout.align()` as `GlobalAlloc` requires. `dealloc`/`realloc` receive the
-// same `layout` (GlobalAlloc contract) and so recompute the same outer
-// layout the block was made with.
-unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
-    #[inline]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+// === impl TrackingAlloc (trailer) ===
+
+/// [`Attribution::Trailer`]: every method forwards to the backend with the
+/// enlarged layout `trailer::outer_layout(layout)`, which keeps
+/// `layout.align()` and only adds `TAG_SIZE` bytes after the caller's; the
+/// caller's pointer is the backend's pointer, so the caller gets
+/// `layout.size()` bytes aligned to `layout.align()` as `GlobalAlloc`
+/// requires. `dealloc`/`realloc` receive the same `layout` (GlobalAlloc
+/// contract) and so recompute the same outer layout the block was made with.
+/// Each method has the contract of the `GlobalAlloc` method of its name.
+impl<B: Backend> TrackingAlloc<B> {
+    /// # Safety
+    /// As [`GlobalAlloc::alloc`].
+    #[inline(always)]
+    unsafe fn trailer_alloc(&self, layout: Layout) -> *mut u8 {
         let Some(outer) = trailer::outer_layout(layout) else {
             return ptr::null_mut();
         };
@@ -194,8 +266,10 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         p
     }
 
-    #[inline]
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+    /// # Safety
+    /// As [`GlobalAlloc::alloc_zeroed`].
+    #[inline(always)]
+    unsafe fn trailer_alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let Some(outer) = trailer::outer_layout(layout) else {
             return ptr::null_mut();
         };
@@ -210,8 +284,10 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         p
     }
 
-    #[inline]
-    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+    /// # Safety
+    /// As [`GlobalAlloc::dealloc`].
+    #[inline(always)]
+    unsafe fn trailer_dealloc(&self, p: *mut u8, layout: Layout) {
         let outer = trailer::outer_layout_of_live(layout);
         // SAFETY: the caller guarantees `p` is a live block of this allocator
         // made with `layout`, so its tag was written at `layout.size()`.
@@ -222,8 +298,10 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         count_free(tag, layout.size(), self.usable(outer));
     }
 
-    #[inline]
-    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+    /// # Safety
+    /// As [`GlobalAlloc::realloc`].
+    #[inline(always)]
+    unsafe fn trailer_realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let outer = trailer::outer_layout_of_live(layout);
         let Some(new_outer) = Layout::from_size_align(new_size, layout.align())
             .ok()
@@ -256,5 +334,61 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
             )
         };
         q
+    }
+}
+
+// === impl GlobalAlloc ===
+
+// SAFETY: each method forwards to the placement chosen at construction,
+// `by_address` (jemalloc arenas per scope; `by_address.rs` argues its
+// contract) or the trailer methods above, with the caller's arguments and
+// so the caller's guarantees. `dealloc`/`realloc` of a block take the same
+// branch as the `alloc` that made it: the choice is a constant of the
+// allocator value.
+unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        #[cfg(feature = "jemalloc")]
+        if self.by_address() {
+            // SAFETY: the caller's contract for `alloc`.
+            return unsafe { by_address::alloc(self, layout, false) };
+        }
+        // SAFETY: the caller's contract for `alloc`.
+        unsafe { self.trailer_alloc(layout) }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        #[cfg(feature = "jemalloc")]
+        if self.by_address() {
+            // SAFETY: the caller's contract for `alloc_zeroed`.
+            return unsafe { by_address::alloc(self, layout, true) };
+        }
+        // SAFETY: the caller's contract for `alloc_zeroed`.
+        unsafe { self.trailer_alloc_zeroed(layout) }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        #[cfg(feature = "jemalloc")]
+        if self.by_address() {
+            // SAFETY: the caller's contract for `dealloc`; the block was made
+            // by `by_address::alloc` (same allocator value, same branch).
+            return unsafe { by_address::dealloc(self, p, layout) };
+        }
+        // SAFETY: the caller's contract for `dealloc`.
+        unsafe { self.trailer_dealloc(p, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        #[cfg(feature = "jemalloc")]
+        if self.by_address() {
+            // SAFETY: the caller's contract for `realloc`; the block was made
+            // by `by_address` (same allocator value, same branch).
+            return unsafe { by_address::realloc(self, p, layout, new_size) };
+        }
+        // SAFETY: the caller's contract for `realloc`.
+        unsafe { self.trailer_realloc(p, layout, new_size) }
     }
 }

@@ -90,62 +90,72 @@ pub fn sampling() -> Sampling {
     }
 }
 
-/// Hot-path hook of an allocation: a thread-local countdown, plus one
-/// relaxed load while leak checks are recording.
+/// What the sampling and recording paths want of a new block: a live
+/// record, with a sample weight when the byte countdown picked it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Special {
+    weight: Option<u64>,
+}
+
+/// Decides, before the block exists, whether an allocation of `bytes` in
+/// `scope` on thread `t` gets a live record (sampled by the byte
+/// countdown, or recorded for a leak check covering the scope). The common
+/// answer, `None`, costs a countdown update and one relaxed load.
 #[inline(always)]
-pub(crate) fn on_alloc(t: &ThreadState, tag: Tag, addr: usize, bytes: usize) -> Tag {
+pub(crate) fn decide(t: &ThreadState, scope: ScopeId, bytes: usize) -> Option<Special> {
     let left = t.sample_countdown.get();
     if left > bytes as u64 {
         t.sample_countdown.set(left - bytes as u64);
         if RECORDING_CHECKS.load(Ordering::Relaxed) == 0 {
-            return tag;
+            return None;
         }
-        if registry::recording(tag.scope()).load(Ordering::Relaxed) == 0 {
-            return tag;
+        if registry::recording(scope).load(Ordering::Relaxed) == 0 {
+            return None;
         }
-        return record_slow(t, tag, addr, bytes, None);
+        return Some(Special { weight: None });
     }
-    countdown_slow(t, tag, addr, bytes, left)
+    countdown_slow(t, scope, bytes, left)
 }
 
-/// The countdown ran out: take a sample if sampling is on, and draw the
-/// next countdown.
+/// The tag-placement path's combined decision and record (the block exists
+/// already when it is called): `tag` with record flags if a record was made.
+#[inline(always)]
+pub(crate) fn on_alloc(t: &ThreadState, tag: Tag, addr: usize, bytes: usize) -> Tag {
+    match decide(t, tag.scope(), bytes) {
+        None => tag,
+        Some(special) => record(tag, addr, bytes, special),
+    }
+}
+
+/// The countdown ran out (or was never set on this thread): draws the next
+/// gap and says whether this allocation is a sample.
 #[cold]
 #[inline(never)]
-fn countdown_slow(t: &ThreadState, tag: Tag, addr: usize, bytes: usize, left: u64) -> Tag {
+fn countdown_slow(t: &ThreadState, scope: ScopeId, bytes: usize, left: u64) -> Option<Special> {
     let interval = INTERVAL.load(Ordering::Relaxed);
     let recording = RECORDING_CHECKS.load(Ordering::Relaxed) != 0
-        && registry::recording(tag.scope()).load(Ordering::Relaxed) != 0;
+        && registry::recording(scope).load(Ordering::Relaxed) != 0;
+    let exact = recording.then_some(Special { weight: None });
     if interval == 0 {
         t.sample_countdown.set(OFF_RECHECK_BYTES);
-        return if recording {
-            record_slow(t, tag, addr, bytes, None)
-        } else {
-            tag
-        };
+        return exact;
     }
-    // `left == 0` is a thread's first allocation: no sample, just draw.
     let sampled = left != 0;
-    // Exponential gap with mean `interval`, then the bytes of this block
-    // past the old countdown are already part of the new gap.
     let gap = exponential(t, interval);
     let over = (bytes as u64).saturating_sub(left) % interval.max(1);
     t.sample_countdown.set(gap.saturating_sub(over).max(1));
     if !sampled {
-        return if recording {
-            record_slow(t, tag, addr, bytes, None)
-        } else {
-            tag
-        };
+        return exact;
     }
-    // P(sampled) = 1 - exp(-bytes / interval); weight = bytes / P.
     let p = 1.0 - (-(bytes as f64) / interval as f64).exp();
     let weight = if p > 0.0 {
         (bytes as f64 / p) as u64
     } else {
         interval
     };
-    record_slow(t, tag, addr, bytes, Some(weight.max(bytes as u64)))
+    Some(Special {
+        weight: Some(weight.max(bytes as u64)),
+    })
 }
 
 /// A draw from an exponential distribution with the given mean, from this
@@ -167,13 +177,16 @@ fn exponential(t: &ThreadState, mean: u64) -> u64 {
 /// sample, `None` for an exact record made for a leak check.
 #[cold]
 #[inline(never)]
-fn record_slow(t: &ThreadState, tag: Tag, addr: usize, bytes: usize, weight: Option<u64>) -> Tag {
+pub(crate) fn record(tag: Tag, addr: usize, bytes: usize, special: Special) -> Tag {
+    let weight = special.weight;
     let exact = RECORDING_CHECKS.load(Ordering::Relaxed) != 0
         && registry::recording(tag.scope()).load(Ordering::Relaxed) != 0;
     if weight.is_none() && !exact {
         return tag;
     }
-    let thread = thread_no(t);
+    let Some(thread) = thread_state::with(thread_no) else {
+        return tag;
+    };
     let recorded = thread_state::internal(|| {
         let stack = stacks::capture();
         records::insert(

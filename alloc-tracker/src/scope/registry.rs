@@ -590,6 +590,12 @@ impl Table {
         e.retired = Totals::ZERO;
         e.next_serial = 1;
         e.subs = [(NONE, NONE); SUB_SLOTS];
+        // Transient scopes keep their blocks in the shared tagged arena
+        // (they come and go by the thousand; jemalloc's arena and tcache
+        // limits are a few thousand per process); permanent ones get arenas
+        // of their own.
+        #[cfg(feature = "jemalloc")]
+        crate::allocator::set_tagged_only(id, info.lifetime == Lifetime::Transient);
         if info.lifetime == Lifetime::Transient {
             TRANSIENT_LIVE.fetch_add(1, Ordering::Relaxed);
             PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);

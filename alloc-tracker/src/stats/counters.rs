@@ -25,7 +25,7 @@
 //! The array is a zero-initialised `static` (about 33 MiB of address space
 //! in `.bss`); the OS only backs the pages of lines that are touched.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::scope::{registry, ScopeId, MAX_SCOPES};
 
@@ -79,6 +79,11 @@ struct Line {
     free_bytes: AtomicU64,
     /// Usable bytes of those frees.
     free_usable: AtomicU64,
+    /// The shard's thread's explicit jemalloc tcache for this scope's arena
+    /// (`allocator::arena`): 0 = none yet, `u32::MAX` = could not be made,
+    /// else `1 + index`. Only the owning thread reads or writes it; it sits
+    /// here because the hot path touches this line anyway.
+    tcache: AtomicU32,
 }
 
 impl Line {
@@ -90,6 +95,7 @@ impl Line {
             frees: AtomicU64::new(0),
             free_bytes: AtomicU64::new(0),
             free_usable: AtomicU64::new(0),
+            tcache: AtomicU32::new(0),
         }
     }
 }
@@ -192,6 +198,13 @@ fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usabl
 fn line(shard: usize, scope: ScopeId) -> &'static Line {
     let shard = if shard < MAX_SHARDS { shard } else { OVERFLOW };
     &SHARDS[shard].lines[scope.index()]
+}
+
+/// The tcache cell of `scope` in owned shard `shard` (see `Line::tcache`).
+#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn tcache_cell(shard: u16, scope: ScopeId) -> &'static AtomicU32 {
+    &line(shard as usize, scope).tcache
 }
 
 /// Records the scope's current live bytes into its peak.

@@ -1,0 +1,62 @@
+//! One workload through one allocator, for instruction counting under
+//! `valgrind --tool=callgrind` (timings on a shared 2-core machine are
+//! noisy; instruction counts are repeatable). The driver script
+//! `bench/count.sh` runs it at two round counts and prints the difference
+//! per operation.
+//!
+//! ```text
+//! alloc-count ALLOCATOR WORKLOAD ROUNDS
+//!   ALLOCATOR: jemalloc | tracking (hybrid, the default) | by-address | trailer
+//!   WORKLOAD:  churn | pow2 | pages | large | vec
+//! ```
+
+use std::alloc::GlobalAlloc;
+
+use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc};
+
+#[global_allocator]
+static GLOBAL: Jemalloc = Jemalloc;
+
+static TRACKING: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+static BY_ADDRESS: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).attribution(Attribution::ByAddress);
+static TRAILER: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
+
+fn run<A: GlobalAlloc>(a: &A, workload: &str, rounds: usize) {
+    let _ = match workload {
+        "churn" => alloc_bench::churn_lifo(a, rounds),
+        "pow2" => alloc_bench::batches(a, &alloc_bench::pow2_layouts(), rounds),
+        "pages" => alloc_bench::batches(a, &alloc_bench::page_layouts(), rounds),
+        "large" => alloc_bench::batches(a, &alloc_bench::large_layouts(), rounds),
+        "vec" => alloc_bench::vec_growth(a, rounds),
+        other => {
+            eprintln!("unknown workload {other}");
+            std::process::exit(2);
+        }
+    };
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(alloc), Some(workload), Some(rounds)) = (
+        args.first(),
+        args.get(1),
+        args.get(2).and_then(|r| r.parse().ok()),
+    ) else {
+        eprintln!("usage: alloc-count (jemalloc|tracking|by-address|trailer) WORKLOAD ROUNDS");
+        std::process::exit(2);
+    };
+    let scope = ScopeId::register("bench", None).unwrap();
+    let _in = scope.enter();
+    match alloc.as_str() {
+        "jemalloc" => run(&Jemalloc, workload, rounds),
+        "tracking" => run(&TRACKING, workload, rounds),
+        "by-address" => run(&BY_ADDRESS, workload, rounds),
+        "trailer" => run(&TRAILER, workload, rounds),
+        other => {
+            eprintln!("unknown allocator {other}");
+            std::process::exit(2);
+        }
+    }
+}
