@@ -129,6 +129,9 @@ impl Inner {
 /// An open database.
 ///
 /// ```
+/// # #[global_allocator]
+/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 /// # fn main() -> Result<(), ckptdb::Error> {
 /// use ckptdb::{CheckpointKind, Db, Options, Runner};
 /// let dir = std::env::temp_dir().join(format!("ckptdb-doc-{}", std::process::id()));

@@ -170,7 +170,6 @@ static TAGGED_ONLY: [AtomicU64; MAX_SCOPES / 64] = [const { AtomicU64::new(0) };
 /// its own (`false`, the default). Transient scopes use the tagged arena:
 /// they come and go by the thousand, and jemalloc's arena and tcache limits
 /// are a few thousand for the whole process.
-#[allow(dead_code)] // wired by the scope registry's transient scopes
 pub(crate) fn set_tagged_only(scope: ScopeId, tagged: bool) {
     let (w, b) = (scope.index() / 64, scope.index() % 64);
     if tagged {

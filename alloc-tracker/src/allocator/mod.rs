@@ -23,7 +23,6 @@ pub(crate) mod unwind_raw;
 #[cfg(feature = "jemalloc")]
 pub(crate) use arena::attribution_stats;
 #[cfg(feature = "jemalloc")]
-#[allow(unused_imports)] // for transient scopes, wired by the scope registry
 pub(crate) use arena::set_tagged_only;
 #[cfg(feature = "jemalloc")]
 pub use arena::AttributionStats;
@@ -156,6 +155,7 @@ impl<B: Backend> TrackingAlloc<B> {
 
     /// Whether scopes own jemalloc arenas (`by_address.rs`), as opposed to
     /// the trailer on every block.
+    #[cfg(feature = "jemalloc")]
     #[inline(always)]
     fn by_address(&self) -> bool {
         cfg!(feature = "jemalloc") && B::IS_JEMALLOC && self.attribution != Attribution::Trailer

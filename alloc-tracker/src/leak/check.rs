@@ -7,7 +7,6 @@ use super::report::LeakReport;
 use crate::sampling::{self, RECORDING_CHECKS};
 use crate::scope::{registry, ScopeId};
 use crate::stats::ScopeStats;
-use crate::thread_state;
 
 /// What "drained" means for a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,7 +100,11 @@ impl LeakCheckOptions {
 /// ```
 ///
 /// Checks on different scopes run concurrently without seeing each other's
-/// allocations (ordinary parallel `cargo test`). While a check that records
+/// allocations (ordinary parallel `cargo test`); to check one static scope
+/// from concurrent tests, check a fresh instance of it in each
+/// (`LeakCheck::begin(&instance)` with `let instance = SCOPE.instance()?`,
+/// or `assert_scope_drained!(instance of &SCOPE, ..)`). A check never
+/// passes when the tracker is not installed. While a check that records
 /// sites is active, every allocation in its scope walks the stack.
 #[derive(Debug)]
 #[must_use = "a check does nothing until finish() is called"]
@@ -149,7 +152,7 @@ impl LeakCheck {
     }
 
     fn start(opts: LeakCheckOptions) -> LeakCheck {
-        let members = thread_state::internal(|| registry::subtree(opts.scope));
+        let members = registry::subtree(opts.scope);
         let mut recorded = Vec::new();
         if opts.sites == Sites::Record {
             RECORDING_CHECKS.fetch_add(1, Ordering::SeqCst);
@@ -199,11 +202,22 @@ impl LeakCheck {
     /// drain, then returns [`Drained`] or a [`LeakReport`].
     ///
     /// # Errors
-    /// A [`LeakReport`] when the scope still holds more than allowed.
+    /// A [`LeakReport`] when the scope still holds more than allowed, or
+    /// when [`TrackingAlloc`](crate::TrackingAlloc) is not the global
+    /// allocator (its [`cause`](LeakReport::cause) is then
+    /// [`LeakCause::NotInstalled`](super::LeakCause::NotInstalled) and its
+    /// message names the missing `#[global_allocator]` line).
     // The report is made once per failed check; boxing it would only add
     // noise for every caller.
     #[allow(clippy::result_large_err)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
+        if !super::is_installed() {
+            return Err(LeakReport::not_installed(
+                self.opts.scope,
+                self.opts.expect,
+                self.started.elapsed(),
+            ));
+        }
         let deadline = Instant::now() + self.opts.quiescence;
         let waited_from = Instant::now();
         let mut pause = Duration::from_micros(200);
@@ -228,7 +242,7 @@ impl LeakCheck {
                     pause = (pause * 2).min(Duration::from_millis(10));
                 }
                 Some((bytes, allocs)) => {
-                    let members = thread_state::internal(|| registry::subtree(self.opts.scope));
+                    let members = registry::subtree(self.opts.scope);
                     let freed_elsewhere = members
                         .iter()
                         .map(|s| sampling::freed_elsewhere(*s))
@@ -264,7 +278,8 @@ impl LeakCheck {
     ///
     /// # Panics
     /// When the scope still holds more than allowed after the quiescence
-    /// wait; the panic message is the [`LeakReport`].
+    /// wait; the panic message is the [`LeakReport`]. When the tracker is
+    /// not the global allocator; the message names the missing line.
     #[track_caller]
     pub fn assert_drained(self) -> Drained {
         match self.finish() {
@@ -294,7 +309,7 @@ impl Drop for LeakCheck {
     fn drop(&mut self) {
         if self.opts.sites == Sites::Record {
             for &s in &self.recorded {
-                registry::recording(s).fetch_sub(1, Ordering::SeqCst);
+                registry::stop_recording(s);
             }
             RECORDING_CHECKS.fetch_sub(1, Ordering::SeqCst);
         }
@@ -307,7 +322,7 @@ fn save_report(report: &LeakReport) -> Option<std::io::Result<std::path::PathBuf
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::var_os("ALLOC_TRACKER_LEAK_DIR")?;
-    Some(thread_state::internal(|| {
+    Some(crate::thread_state::internal(|| {
         let name: String = report
             .scope
             .chars()

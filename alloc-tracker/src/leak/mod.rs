@@ -4,19 +4,28 @@
 //! - [`LeakCheck`]: begin on a scope, run the work, [`finish`](LeakCheck::finish).
 //! - [`LeakReport`]: what is still live, grouped by call site.
 //! - [`assert_scope_drained!`](crate::assert_scope_drained): the one-line
-//!   test assertion.
+//!   test assertion, also for a fresh instance and for async blocks.
 //! - [`Trend`]: a slow leak across runs that each pass, from a scope's live
 //!   bytes at successive quiescent points, with the sampled sites that grew.
+//! - [`check_async`]: an async leak check in one expression.
+//! - [`is_installed`]: checks refuse to run without the allocator.
 
 mod check;
+mod installed;
 mod report;
 mod trend;
 
+#[doc(hidden)]
+pub mod test_attr;
+
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
-pub use report::{LeakReport, LeakSite};
+pub use installed::{ensure_installed, is_installed};
+pub use report::{LeakCause, LeakReport, LeakSite};
 pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};
 
-use crate::ScopeId;
+use std::future::Future;
+
+use crate::{AllocScopeExt, ScopeId};
 
 /// Runs `work` inside `scope` under a leak check with default options and
 /// returns its result, or the report if the scope kept bytes.
@@ -40,14 +49,73 @@ pub fn check<R>(scope: impl Into<ScopeId>, work: impl FnOnce() -> R) -> Result<R
     check.finish().map(|_| r)
 }
 
+/// Runs the future `fut` inside `scope` under a leak check with default
+/// options; resolves to its output, or the report if the scope kept bytes.
+/// The scope is resolved when this is called; the check begins at the
+/// first poll and ends when `fut` completes.
+///
+/// ```
+/// # #[global_allocator]
+/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// use alloc_tracker::{leak, Scope};
+///
+/// static NET: Scope = Scope::new("doc-net");
+/// # let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+/// let fut = async {
+///     let n = leak::check_async(&NET, async { vec![0u8; 64].len() }).await.unwrap();
+///     assert_eq!(n, 64);
+/// };
+/// # assert!(std::pin::pin!(fut).poll(&mut cx).is_ready());
+/// # use std::future::Future;
+/// ```
+///
+/// # Errors
+/// The [`LeakReport`] of the check.
+pub fn check_async<F: Future>(
+    scope: impl Into<ScopeId>,
+    fut: F,
+) -> impl Future<Output = Result<F::Output, LeakReport>> {
+    let scope = scope.into();
+    async move {
+        let check = LeakCheck::begin(scope);
+        let r = fut.in_alloc_scope(scope).await;
+        check.finish().map(|_| r)
+    }
+}
+
 /// Asserts that a scope gives back what it allocated.
 ///
 /// - `assert_scope_drained!(scope, { work })` runs `work` inside `scope`
-///   (a [`ScopeId`] or `&Scope`) under a check and evaluates to its value.
+///   (a [`ScopeId`], `&Scope` or [`ScopeInstance`](crate::ScopeInstance),
+///   kept alive until the check ends) under a check and evaluates to its
+///   value.
+/// - `assert_scope_drained!(instance of &KIND, { work })` does the same in
+///   a fresh instance of `KIND`, so that concurrent checks of one static
+///   scope never see each other's allocations (the form for tests).
+/// - `assert_scope_drained!(scope, async { work })` and
+///   `assert_scope_drained!(instance of &KIND, async { work })` are futures
+///   to `.await`: the async block runs inside the scope.
 /// - `assert_scope_drained!(check)` finishes a [`LeakCheck`] begun earlier.
 ///
 /// On failure it panics at the caller's line with the [`LeakReport`],
 /// including the call sites of the leaked allocations.
+///
+/// # Panics
+/// - When the scope did not drain (the message is the report).
+/// - When [`TrackingAlloc`](crate::TrackingAlloc) is not the global
+///   allocator (the message names the missing `#[global_allocator]` line).
+/// - `instance of`: when no instance can be made (the scope table is full).
+///
+/// ```
+/// # #[global_allocator]
+/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// use alloc_tracker::{assert_scope_drained, Scope};
+/// static SHARED: Scope = Scope::new("doc-shared");
+/// let n = assert_scope_drained!(instance of &SHARED, { vec![0u8; 32].len() });
+/// assert_eq!(n, 32);
+/// ```
 ///
 /// ```should_panic
 /// # #[global_allocator]
@@ -59,14 +127,48 @@ pub fn check<R>(scope: impl Into<ScopeId>, work: impl FnOnce() -> R) -> Result<R
 /// ```
 #[macro_export]
 macro_rules! assert_scope_drained {
+    (instance of $kind:expr, async $body:block) => {
+        async {
+            let __instance = $crate::leak::__new_instance($kind);
+            $crate::assert_scope_drained!(&__instance, async $body).await
+        }
+    };
+    (instance of $kind:expr, $body:block) => {{
+        let __instance = $crate::leak::__new_instance($kind);
+        $crate::assert_scope_drained!(&__instance, $body)
+    }};
     ($check:expr) => {
         $crate::leak::LeakCheck::assert_drained($check)
     };
+    ($scope:expr, async $body:block) => {{
+        let __arg = $scope;
+        let __scope: $crate::ScopeId = $crate::ToScopeId::to_scope_id(&__arg);
+        async move {
+            let __arg = __arg;
+            let __check = $crate::leak::LeakCheck::begin(__scope);
+            let __result = $crate::AllocScopeExt::in_alloc_scope(async $body, __scope).await;
+            $crate::leak::LeakCheck::assert_drained(__check);
+            drop(__arg);
+            __result
+        }
+    }};
     ($scope:expr, $body:block) => {{
-        let __scope: $crate::ScopeId = ::core::convert::Into::into($scope);
+        let __arg = $scope;
+        let __scope: $crate::ScopeId = $crate::ToScopeId::to_scope_id(&__arg);
         let __check = $crate::leak::LeakCheck::begin(__scope);
         let __result = __scope.in_scope(|| $body);
         $crate::leak::LeakCheck::assert_drained(__check);
+        drop(__arg);
         __result
     }};
+}
+
+/// A fresh instance for `assert_scope_drained!(instance of ..)`.
+#[doc(hidden)]
+#[track_caller]
+pub fn __new_instance(kind: impl Into<ScopeId>) -> crate::ScopeInstance {
+    match crate::ScopeInstance::of(kind) {
+        Ok(i) => i,
+        Err(e) => panic!("cannot make a scope instance for the leak check: {e}"),
+    }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::check::Expect;
+use crate::error::NotInstalled;
 use crate::sampling::{self, Frame, StackId};
 use crate::scope::ScopeId;
 use crate::stats::ScopeStats;
@@ -38,7 +39,23 @@ impl LeakSite {
     }
 }
 
-/// Why a [`LeakCheck`](super::LeakCheck) failed.
+/// What made a check fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum LeakCause {
+    /// The scope kept more than allowed: a leak.
+    #[default]
+    Leaked,
+    /// [`TrackingAlloc`](crate::TrackingAlloc) is not the global
+    /// allocator, so the check could not see anything ([`NotInstalled`]);
+    /// every figure of the report is zero.
+    NotInstalled,
+}
+
+/// Why a [`LeakCheck`](super::LeakCheck) failed: a leak, or a tracker that
+/// is not installed ([`LeakReport::cause`]).
 ///
 /// `Display` gives a compact report in the style of LeakSanitizer; the
 /// fields are public for other formats.
@@ -46,6 +63,9 @@ impl LeakSite {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LeakReport {
+    /// Why the check failed.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cause: LeakCause,
     /// Path of the checked scope.
     pub scope: String,
     /// Raw id of the checked scope.
@@ -149,6 +169,7 @@ impl LeakReport {
             sampling::release_symbol_cache();
             let recorded: u64 = sites.iter().map(|s| s.bytes).sum();
             LeakReport {
+                cause: LeakCause::Leaked,
                 scope: scope.path(),
                 scope_id: scope.as_u16(),
                 expected_zero: expect == Expect::Zero,
@@ -168,6 +189,33 @@ impl LeakReport {
         })
     }
 
+    /// The report of a check that could not run because the tracker is not
+    /// installed.
+    pub(crate) fn not_installed(
+        scope: ScopeId,
+        expect: Expect,
+        active_for: Duration,
+    ) -> LeakReport {
+        LeakReport {
+            cause: LeakCause::NotInstalled,
+            scope: scope.path(),
+            scope_id: scope.as_u16(),
+            expected_zero: expect == Expect::Zero,
+            baseline_bytes: 0,
+            baseline_allocs: 0,
+            final_bytes: 0,
+            final_allocs: 0,
+            leaked_bytes: 0,
+            leaked_allocs: 0,
+            during: ScopeStats::default(),
+            sites_exact: false,
+            sites: Vec::new(),
+            freed_elsewhere: 0,
+            waited: Duration::ZERO,
+            active_for,
+        }
+    }
+
     /// Whether any site's stack names a function containing `name`.
     pub fn mentions_function(&self, name: &str) -> bool {
         self.sites
@@ -181,6 +229,13 @@ const SHOWN_FRAMES: usize = 8;
 
 impl fmt::Display for LeakReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.cause == LeakCause::NotInstalled {
+            return writeln!(
+                f,
+                "leak check on scope `{}` cannot run: {NotInstalled}",
+                self.scope
+            );
+        }
         let expected = if self.expected_zero {
             "zero".to_string()
         } else {
@@ -240,4 +295,11 @@ impl fmt::Display for LeakReport {
     }
 }
 
-impl std::error::Error for LeakReport {}
+impl std::error::Error for LeakReport {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.cause {
+            LeakCause::NotInstalled => Some(&NotInstalled),
+            LeakCause::Leaked => None,
+        }
+    }
+}

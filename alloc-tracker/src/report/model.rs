@@ -69,6 +69,10 @@ pub struct ScopeReport {
     pub own: ScopeStats,
     /// Its figures including every scope below it (peak: sum of peaks).
     pub with_children: ScopeStats,
+    /// Released while it still held blocks (a transient scope kept until
+    /// they are freed); its `name` then ends with ` (released)`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub released: bool,
 }
 
 impl ScopeReport {
@@ -84,6 +88,7 @@ impl ScopeReport {
             parent,
             own: ScopeStats::default(),
             with_children: ScopeStats::default(),
+            released: false,
         }
     }
 }
@@ -274,11 +279,16 @@ impl Report {
             .into_iter()
             .map(|s| ScopeReport {
                 id: s.id.as_u16(),
-                name: s.name.to_string(),
+                // The path's last segment: `checkpoint#12` for an instance.
+                name: match (s.path.rsplit('/').next().unwrap_or(s.name), s.released) {
+                    (last, true) => format!("{last} (released)"),
+                    (last, false) => last.to_string(),
+                },
                 path: s.path,
                 parent: s.parent.map(ScopeId::as_u16),
                 own: s.own,
                 with_children: s.with_children,
+                released: s.released,
             })
             .collect();
         Report {

@@ -57,11 +57,12 @@ impl<F: Future> Future for InScope<F> {
 /// assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready(net));
 /// ```
 pub trait AllocScopeExt: Sized {
-    /// Wraps `self` so that it is polled and dropped inside `scope`.
-    fn in_alloc_scope(self, scope: ScopeId) -> InScope<Self> {
+    /// Wraps `self` so that it is polled and dropped inside `scope` (a
+    /// [`ScopeId`], a `&Scope` or a `&ScopeInstance`, resolved now).
+    fn in_alloc_scope(self, scope: impl Into<ScopeId>) -> InScope<Self> {
         InScope {
             inner: Some(self),
-            scope,
+            scope: scope.into(),
         }
     }
 }

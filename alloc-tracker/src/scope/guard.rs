@@ -43,6 +43,16 @@ impl ScopeGuard {
     pub fn scope(&self) -> ScopeId {
         self.entered
     }
+
+    /// Ends this guard out of order, while `next` (entered after it) is
+    /// still active: `next` will restore what this guard would have, and
+    /// this one restores nothing. For integrations whose enters and exits
+    /// are not strictly nested (span exits).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn hand_over(self, next: &mut ScopeGuard) {
+        next.previous = self.previous;
+        std::mem::forget(self);
+    }
 }
 
 impl Drop for ScopeGuard {

@@ -3,6 +3,8 @@
 //! - [`Scope`]: a scope declared as a `static`, registered on first use.
 //! - [`ScopeId`]: the copyable handle every API takes; also the way to make
 //!   scopes at run time ([`ScopeId::register`]).
+//! - [`ScopeInstance`]: an isolated, transient instance of a scope (its
+//!   kind), released when dropped; ids are recycled once drained.
 //! - [`ScopeGuard`]: returned by entering a scope, restores the previous one.
 //! - [`InScope`] / [`AllocScopeExt`]: futures that run in a scope.
 
@@ -11,14 +13,17 @@ use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 
 mod future;
 mod guard;
+mod instance;
 pub(crate) mod registry;
 
 pub use future::{AllocScopeExt, InScope};
 pub use guard::ScopeGuard;
+pub use instance::{ReleasedWithLiveBlocks, ScopeInstance, ToScopeId};
 
-use crate::error::ScopeTableFull;
+use crate::error::{ScopeError, ScopeTableFull};
 use crate::stats::{counters, ScopeStats};
 use crate::thread_state;
+use registry::Lifetime;
 
 /// Capacity of the scope table, built-in scopes included.
 pub const MAX_SCOPES: usize = 4096;
@@ -51,14 +56,91 @@ impl ScopeId {
     pub const OVERFLOW: ScopeId = ScopeId(2);
     pub(crate) const FIRST_USER: u16 = 3;
 
-    /// Registers a new scope named `name` (copied), optionally under
-    /// `parent`. Every call makes a new scope; scopes are never removed.
+    /// Registers a new permanent scope named `name` (copied), optionally
+    /// under `parent`. Every call makes a new scope, never removed; a
+    /// sibling that already has the name gets a distinct path (`name~2`,
+    /// `name~3`, ...). The name is not validated (kept for compatibility):
+    /// prefer [`ScopeId::try_register`], or [`ScopeId::get_or_register`]
+    /// for names read at run time. Below a transient scope, the new scope
+    /// is transient too and released with it.
     ///
     /// # Errors
-    /// [`ScopeTableFull`] when [`MAX_SCOPES`] scopes exist. Nothing is
-    /// allocated then; use [`ScopeId::OVERFLOW`] to keep counting.
+    /// [`ScopeTableFull`] when [`MAX_SCOPES`] scopes exist and none can be
+    /// recycled. Nothing is allocated then; use [`ScopeId::OVERFLOW`] to
+    /// keep counting.
     pub fn register(name: &str, parent: Option<ScopeId>) -> Result<ScopeId, ScopeTableFull> {
         registry::register_dynamic(name, parent)
+    }
+
+    /// Registers a new permanent scope named `name` under `parent`,
+    /// validating the name.
+    ///
+    /// ```
+    /// use alloc_tracker::{ScopeError, ScopeId};
+    ///
+    /// let db = ScopeId::try_register("doc-db", None).unwrap();
+    /// let wal = ScopeId::try_register("wal", Some(db)).unwrap();
+    /// assert_eq!(wal.path(), "doc-db/wal");
+    /// assert_eq!(ScopeId::try_register("wal", Some(db)), Err(ScopeError::DuplicateName));
+    /// assert_eq!(ScopeId::try_register("a#1", Some(db)), Err(ScopeError::NameContainsHash));
+    /// ```
+    ///
+    /// # Errors
+    /// [`ScopeError`]: an empty name, one containing `/` or `#`, a sibling
+    /// with the same name, a parent that is not a registered permanent
+    /// scope, or a full table.
+    pub fn try_register(name: &str, parent: Option<ScopeId>) -> Result<ScopeId, ScopeError> {
+        registry::try_register(name, parent)
+    }
+
+    /// The permanent scope named `name` under `parent`, registered by the
+    /// first call; later calls, and a static [`Scope`] with that name and
+    /// parent, get the same scope (one path, one scope). Use it for kinds
+    /// whose names are read at run time, and [`ScopeId::instance`] for the
+    /// transient scopes made of them.
+    ///
+    /// ```
+    /// use alloc_tracker::ScopeId;
+    ///
+    /// let a = ScopeId::get_or_register("doc-tenant", None).unwrap();
+    /// assert_eq!(ScopeId::get_or_register("doc-tenant", None), Ok(a));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ScopeId::try_register`], except that an existing permanent
+    /// sibling of that name is returned rather than refused.
+    pub fn get_or_register(name: &str, parent: Option<ScopeId>) -> Result<ScopeId, ScopeError> {
+        registry::kind(name, parent)
+    }
+
+    /// A new isolated instance of this scope (its *kind*): see
+    /// [`ScopeInstance`].
+    ///
+    /// # Errors
+    /// [`ScopeError::TableFull`] when no id is free, even after recycling
+    /// drained released scopes; [`ScopeError::ParentTransient`] when this
+    /// scope is itself transient.
+    pub fn instance(self) -> Result<ScopeInstance, ScopeError> {
+        ScopeInstance::of(self)
+    }
+
+    /// The kind of an instance (or of a scope made below one); the scope
+    /// itself otherwise.
+    pub fn kind(self) -> ScopeId {
+        registry::info(self).and_then(|i| i.kind).unwrap_or(self)
+    }
+
+    /// Whether this is a transient scope (an instance or a scope below one)
+    /// that has not been released.
+    pub fn is_transient(self) -> bool {
+        registry::info(self).is_some_and(|i| i.lifetime == Lifetime::Transient)
+    }
+
+    /// Whether this scope was released while blocks were still live: it
+    /// keeps counting their frees until they are all freed, then its id is
+    /// recycled.
+    pub fn is_released(self) -> bool {
+        registry::info(self).is_some_and(|i| i.lifetime == Lifetime::Released)
     }
 
     /// The scope current on this thread.
@@ -92,9 +174,9 @@ impl ScopeId {
         move || self.in_scope(f)
     }
 
-    /// The scope's own name.
+    /// The scope's own name (for an instance, its kind's name).
     pub fn name(self) -> &'static str {
-        registry::info(self).map_or("<registering>", |i| i.name)
+        registry::info(self).map_or("<unregistered>", |i| i.name)
     }
 
     /// The scope's parent, if it has one.
@@ -102,32 +184,25 @@ impl ScopeId {
         registry::info(self).and_then(|i| i.parent)
     }
 
-    /// The names from the root down to this scope, joined with `/`.
+    /// The names from the root down to this scope, joined with `/`. A
+    /// numbered instance shows as `kind#n` (`checkpoint#12`); scopes made
+    /// below it follow (`checkpoint#12/collect`).
     pub fn path(self) -> String {
-        thread_state::internal(|| {
-            let mut names = vec![self.name()];
-            let mut s = self;
-            while let Some(p) = s.parent() {
-                names.push(p.name());
-                s = p;
-                if names.len() > MAX_SCOPES {
-                    break;
-                }
-            }
-            names.reverse();
-            names.join("/")
-        })
+        registry::path(self)
     }
 
-    /// This scope's own figures (children not included).
+    /// This scope's own figures (children not included). For a recycled id
+    /// they start from zero at its new registration.
     pub fn stats(self) -> ScopeStats {
         ScopeStats::own(self)
     }
 
-    /// Figures of this scope and all scopes below it, summed.
+    /// Figures of this scope and all scopes below it, summed: for a kind,
+    /// its instances included, live and released, and the totals of
+    /// instances already recycled.
     pub fn stats_with_children(self) -> ScopeStats {
-        let members = thread_state::internal(|| registry::subtree(self));
-        ScopeStats::sum(members.iter().map(|s| s.stats()))
+        let members = registry::subtree(self);
+        ScopeStats::sum(members.iter().map(|s| ScopeStats::own_with_retired(*s)))
     }
 
     /// Position in the counter tables; always below [`MAX_SCOPES`].
@@ -175,8 +250,11 @@ const TABLE_FULL: u8 = 3;
 /// drop(v);
 /// ```
 ///
-/// Declare scopes as `static`, not `const`: every use of a `const` is a new
-/// value and would register a new scope.
+/// Declare scopes as `static`, not `const`: every use of a `const` would
+/// look the scope up again. Two statics with the same name and parent are
+/// one scope. Static names are not validated (for compatibility); keep
+/// them free of `/` and `#`, which paths use. [`Scope::instance`] makes an
+/// isolated, transient instance of the scope (see [`ScopeInstance`]).
 pub struct Scope {
     name: &'static str,
     parent: Option<&'static Scope>,
@@ -239,13 +317,22 @@ impl Scope {
             .is_ok()
         {
             let parent = self.parent.map(Scope::id);
-            let result = registry::register(self.name, parent);
+            let result = registry::register_static(self.name, parent);
             match result {
                 Ok(id) => {
                     self.id.store(id.0, Ordering::Relaxed);
                     self.state.store(REGISTERED, Ordering::Release);
                 }
-                Err(_) => self.state.store(TABLE_FULL, Ordering::Release),
+                Err(_) => {
+                    self.state.store(TABLE_FULL, Ordering::Release);
+                    // Said once per scope: its state stays TABLE_FULL.
+                    thread_state::internal(|| {
+                        eprintln!(
+                            "alloc-tracker: the scope table is full ({MAX_SCOPES} scopes): static scope `{}` counts in `overflow` (see Snapshot::overflowed_scopes)",
+                            self.name
+                        )
+                    });
+                }
             }
             return result;
         }
@@ -259,19 +346,64 @@ impl Scope {
         }
     }
 
-    /// Makes this scope current until the returned guard is dropped.
+    /// The scope that entering this one here means: [`Scope::id`], except
+    /// inside an instance (see [`ScopeInstance`]): inside an instance of
+    /// this scope, that instance; inside an instance of its parent, the
+    /// transient scope made for this one below that instance
+    /// (`checkpoint#12/collect`). The conversion `ScopeId::from(&scope)`
+    /// gives the same.
+    #[inline]
+    pub fn current_id(&self) -> ScopeId {
+        let id = self.id();
+        if !registry::any_transient() {
+            return id; // no instance exists: one relaxed load
+        }
+        registry::resolve_in_context(id, self.parent.map(Scope::id), ScopeId::current())
+    }
+
+    /// Makes this scope current until the returned guard is dropped
+    /// (inside an instance, see [`Scope::current_id`]).
     pub fn enter(&self) -> ScopeGuard {
-        self.id().enter()
+        self.current_id().enter()
     }
 
-    /// Runs `f` with this scope current.
+    /// Runs `f` with this scope current (inside an instance, see
+    /// [`Scope::current_id`]).
     pub fn in_scope<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.id().in_scope(f)
+        self.current_id().in_scope(f)
     }
 
-    /// This scope's own figures.
+    /// Wraps `f` so that it runs in this scope wherever it is called (the
+    /// scope is resolved now, on the calling thread): see [`ScopeId::bind`].
+    ///
+    /// ```
+    /// use alloc_tracker::{Scope, ScopeId};
+    ///
+    /// static WORKER: Scope = Scope::new("doc-bind-worker");
+    /// let job = WORKER.bind(ScopeId::current);
+    /// assert_eq!(std::thread::spawn(job).join().unwrap(), WORKER.id());
+    /// ```
+    pub fn bind<F: FnOnce() -> R, R>(&self, f: F) -> impl FnOnce() -> R {
+        self.current_id().bind(f)
+    }
+
+    /// A new isolated instance of this scope: see [`ScopeInstance`].
+    ///
+    /// # Errors
+    /// [`ScopeError::TableFull`] when this scope could not be registered or
+    /// no id is free.
+    pub fn instance(&self) -> Result<ScopeInstance, ScopeError> {
+        ScopeInstance::of(self.try_id()?)
+    }
+
+    /// This scope's own figures (its instances not included).
     pub fn stats(&self) -> ScopeStats {
         self.id().stats()
+    }
+
+    /// Figures of this scope, its children and its instances, summed.
+    pub fn stats_with_children(&self) -> ScopeStats {
+        self.id().stats_with_children()
     }
 
     /// The name given at declaration.
@@ -281,8 +413,10 @@ impl Scope {
 }
 
 impl From<&Scope> for ScopeId {
+    /// [`Scope::current_id`]: the scope itself, or the transient scope it
+    /// stands for inside an instance.
     fn from(scope: &Scope) -> ScopeId {
-        scope.id()
+        scope.current_id()
     }
 }
 

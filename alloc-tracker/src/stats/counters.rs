@@ -258,6 +258,41 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
+    pub(crate) const ZERO: Totals = Totals {
+        allocs: 0,
+        alloc_bytes: 0,
+        alloc_usable: 0,
+        frees: 0,
+        free_bytes: 0,
+        free_usable: 0,
+    };
+
+    /// `self - base`, field by field: the totals of an id since it was
+    /// recycled with totals `base` (read side only; the counters themselves
+    /// stay monotonic per id).
+    pub(crate) fn minus(&self, base: &Totals) -> Totals {
+        Totals {
+            allocs: self.allocs.wrapping_sub(base.allocs),
+            alloc_bytes: self.alloc_bytes.wrapping_sub(base.alloc_bytes),
+            alloc_usable: self.alloc_usable.wrapping_sub(base.alloc_usable),
+            frees: self.frees.wrapping_sub(base.frees),
+            free_bytes: self.free_bytes.wrapping_sub(base.free_bytes),
+            free_usable: self.free_usable.wrapping_sub(base.free_usable),
+        }
+    }
+
+    /// `self + other`, field by field.
+    pub(crate) fn plus(&self, other: &Totals) -> Totals {
+        Totals {
+            allocs: self.allocs.wrapping_add(other.allocs),
+            alloc_bytes: self.alloc_bytes.wrapping_add(other.alloc_bytes),
+            alloc_usable: self.alloc_usable.wrapping_add(other.alloc_usable),
+            frees: self.frees.wrapping_add(other.frees),
+            free_bytes: self.free_bytes.wrapping_add(other.free_bytes),
+            free_usable: self.free_usable.wrapping_add(other.free_usable),
+        }
+    }
+
     pub(crate) fn live_bytes(&self) -> u64 {
         self.alloc_bytes.saturating_sub(self.free_bytes)
     }

@@ -53,8 +53,34 @@ pub struct ScopeStats {
 pub const PEAK_PRECISION_BYTES: u64 = PEAK_SAMPLE_BYTES;
 
 impl ScopeStats {
+    /// `id`'s own figures since it was (re)assigned.
     pub(crate) fn own(id: ScopeId) -> Self {
-        let t = counters::read(id);
+        let (baseline, _) = registry::baseline_and_retired(id);
+        Self::from_totals(id, counters::read(id).minus(&baseline))
+    }
+
+    /// `id`'s own figures plus the totals of the recycled scopes that were
+    /// below it (their live figures were zero when they were folded in):
+    /// what a subtree sum adds for `id`.
+    pub(crate) fn own_with_retired(id: ScopeId) -> Self {
+        Self::own_and_with_retired(id).1
+    }
+
+    /// [`own`](Self::own) and [`own_with_retired`](Self::own_with_retired)
+    /// from one read of the counters.
+    pub(crate) fn own_and_with_retired(id: ScopeId) -> (Self, Self) {
+        let (baseline, retired) = registry::baseline_and_retired(id);
+        let own = Self::from_totals(id, counters::read(id).minus(&baseline));
+        let mut s = own;
+        s.total_allocs += retired.allocs;
+        s.total_bytes += retired.alloc_bytes;
+        s.total_usable_bytes += retired.alloc_usable;
+        s.total_frees += retired.frees;
+        s.total_freed_bytes += retired.free_bytes;
+        (own, s)
+    }
+
+    fn from_totals(id: ScopeId, t: counters::Totals) -> Self {
         let live_bytes = t.live_bytes();
         let peak = registry::peak(id);
         let peak_bytes = peak
@@ -102,8 +128,12 @@ pub struct ScopeSnapshot {
     pub parent: Option<ScopeId>,
     /// Its own figures.
     pub own: ScopeStats,
-    /// Its figures including all scopes below it.
+    /// Its figures including all scopes below it (and the totals of
+    /// recycled instances that were below it).
     pub with_children: ScopeStats,
+    /// Released while it still held blocks: kept until they are freed
+    /// (see [`ScopeInstance`](crate::ScopeInstance)).
+    pub released: bool,
 }
 
 /// Every scope's figures, read one after the other, plus jemalloc's process
@@ -120,8 +150,13 @@ pub struct Snapshot {
     pub taken_at: SystemTime,
     /// All registered scopes, built-in ones first, in id order.
     pub scopes: Vec<ScopeSnapshot>,
-    /// Sum of every scope's own figures: everything this tracker counted.
+    /// Sum of every scope's own figures: everything this tracker counted
+    /// (recycled scopes' totals included).
     pub tracked: ScopeStats,
+    /// Static scopes that were first used when the scope table was full
+    /// and so count in [`ScopeId::OVERFLOW`] (each is also reported once on
+    /// standard error).
+    pub overflowed_scopes: u32,
     /// jemalloc's own figures, if available.
     #[cfg(feature = "jemalloc")]
     pub jemalloc: Option<super::JemallocStats>,
@@ -134,32 +169,48 @@ impl Snapshot {
         thread_state::internal(|| {
             #[cfg(feature = "jemalloc")]
             let jemalloc = super::JemallocStats::read().ok();
-            let ids: Vec<ScopeId> = registry::all().collect();
-            let own: Vec<ScopeStats> = ids.iter().map(|id| id.stats()).collect();
+            let ids: Vec<ScopeId> = registry::all();
+            let (own, with_retired): (Vec<ScopeStats>, Vec<ScopeStats>) = ids
+                .iter()
+                .map(|&id| ScopeStats::own_and_with_retired(id))
+                .unzip();
+            let parents: Vec<Option<ScopeId>> = ids.iter().map(|id| id.parent()).collect();
+            // Each scope's figures are added to itself and its ancestors.
+            let mut pos = vec![usize::MAX; crate::MAX_SCOPES];
+            for (i, id) in ids.iter().enumerate() {
+                pos[id.index()] = i;
+            }
+            let mut with_children = vec![ScopeStats::default(); ids.len()];
+            for (i, st) in with_retired.iter().enumerate() {
+                let mut at = Some(i);
+                let mut steps = 0;
+                while let Some(j) = at {
+                    with_children[j] = ScopeStats::sum([with_children[j], *st].into_iter());
+                    steps += 1;
+                    at = parents[j]
+                        .map(|p| pos[p.index()])
+                        .filter(|&k| k != usize::MAX && steps <= ids.len());
+                }
+            }
             let scopes = ids
                 .iter()
                 .zip(&own)
-                .map(|(&id, &own_stats)| {
-                    let with_children = ScopeStats::sum(
-                        ids.iter()
-                            .zip(&own)
-                            .filter(|(s, _)| registry::is_within(**s, id))
-                            .map(|(_, st)| *st),
-                    );
-                    ScopeSnapshot {
-                        id,
-                        name: id.name(),
-                        path: id.path(),
-                        parent: id.parent(),
-                        own: own_stats,
-                        with_children,
-                    }
+                .zip(with_children)
+                .map(|((&id, &own_stats), with_children)| ScopeSnapshot {
+                    id,
+                    name: id.name(),
+                    path: id.path(),
+                    parent: id.parent(),
+                    own: own_stats,
+                    with_children,
+                    released: id.is_released(),
                 })
                 .collect();
             Snapshot {
                 taken_at: SystemTime::now(),
                 scopes,
-                tracked: ScopeStats::sum(own.into_iter()),
+                tracked: ScopeStats::sum(with_retired.into_iter()),
+                overflowed_scopes: registry::overflowed(),
                 #[cfg(feature = "jemalloc")]
                 jemalloc,
             }

@@ -1,0 +1,77 @@
+//! Issue 10, item 6: `#[alloc_tracker::test]` runs a sync or async test in
+//! a fresh instance of `test/<name>` and asserts it drained; a leaking test
+//! fails with the readable report.
+
+use std::hint::black_box;
+
+use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+#[alloc_tracker::test]
+fn a_drained_sync_test_passes() {
+    let here = ScopeId::current();
+    assert!(here.is_transient());
+    assert!(
+        here.path().starts_with("test/a_drained_sync_test_passes#"),
+        "{}",
+        here.path()
+    );
+    drop(black_box(vec![0u8; 1000]));
+}
+
+#[alloc_tracker::test]
+async fn a_drained_async_test_passes() {
+    let v = black_box(vec![0u8; 100]);
+    std::future::ready(()).await;
+    assert!(ScopeId::current()
+        .path()
+        .starts_with("test/a_drained_async_test_passes#"));
+    drop(v);
+}
+
+#[alloc_tracker::test]
+fn a_test_may_return_a_result() -> Result<(), String> {
+    let n: u32 = "42".parse().map_err(|e| format!("{e}"))?;
+    assert_eq!(n, 42);
+    Ok(())
+}
+
+#[alloc_tracker::test]
+#[should_panic(expected = "leak in scope `test/a_leaking_test_fails#")]
+fn a_leaking_test_fails() {
+    Box::leak(Box::new([0u8; 128]));
+}
+
+#[alloc_tracker::test]
+#[should_panic(expected = "128 B in 1 allocations still live")]
+async fn a_leaking_async_test_fails() {
+    std::future::ready(()).await;
+    Box::leak(Box::new([0u8; 128]));
+}
+
+#[test]
+fn the_failure_message_names_the_leaking_site() {
+    // Run the leaking test in a child process and read its report.
+    if std::env::var_os("ALLOC_TRACKER_ATTR_CHILD").is_some() {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["a_leaking_test_fails", "--exact", "--nocapture"])
+        .env("ALLOC_TRACKER_ATTR_CHILD", "1")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // should_panic makes the child pass; the panic message is the report.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("128 B in 1 allocations still live")
+            && stderr.contains("allocated from")
+            && stderr.contains("a_leaking_test_fails"),
+        "{stderr}"
+    );
+}
