@@ -63,6 +63,7 @@ pub struct Options {
     pub(crate) max_incrementals: usize,
     pub(crate) leak_mode: LeakMode,
     pub(crate) leak_quiescence: Duration,
+    pub(crate) record_leak_sites: bool,
     pub(crate) write_threads: usize,
     pub(crate) max_key_len: usize,
     pub(crate) max_value_len: usize,
@@ -82,6 +83,7 @@ impl fmt::Debug for Options {
             .field("max_incrementals", &self.max_incrementals)
             .field("leak_mode", &self.leak_mode)
             .field("leak_quiescence", &self.leak_quiescence)
+            .field("record_leak_sites", &self.record_leak_sites)
             .field("write_threads", &self.write_threads)
             .field("max_key_len", &self.max_key_len)
             .field("max_value_len", &self.max_value_len)
@@ -109,6 +111,7 @@ impl Default for Options {
                 LeakMode::Production
             },
             leak_quiescence: Duration::from_millis(200),
+            record_leak_sites: true,
             write_threads: 2,
             max_key_len: 4096,
             max_value_len: 16 << 20,
@@ -196,6 +199,16 @@ impl OptionsBuilder {
         /// How long the leak check waits for the checkpoint scope to drain
         /// (<= 10 s).
         leak_quiescence: Duration
+    );
+    setter!(
+        /// Whether a checkpoint run's leak check records the call stack of
+        /// every allocation the run makes (default: on). On, a run that
+        /// leaks is reported with the call sites still holding its bytes;
+        /// off, with counts only, and the run captures no stack per
+        /// allocation (in the main job, stack capture during runs was most
+        /// of the tracker's CPU cost: see `PROFILE.md`). Either way every
+        /// run is checked and judged by the same counts.
+        record_leak_sites: bool
     );
     setter!(
         /// Helper threads encoding checkpoint data (1..=16).

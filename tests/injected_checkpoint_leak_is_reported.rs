@@ -14,10 +14,15 @@ use ckptdb::{CheckpointError, CheckpointKind, Db, Drain, Faults, LeakMode, LeakR
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn leaky_run(mode: LeakMode) -> (tempfile::TempDir, Db, Arc<Faults>) {
+    leaky_run_with(mode, true)
+}
+
+fn leaky_run_with(mode: LeakMode, record_sites: bool) -> (tempfile::TempDir, Db, Arc<Faults>) {
     let dir = common::tempdir();
     let faults = Arc::new(Faults::default());
     let opts = common::test_options()
         .leak_mode(mode)
+        .record_leak_sites(record_sites)
         .sync(ckptdb::SyncPolicy::None)
         .faults(Arc::clone(&faults))
         .build()
@@ -94,4 +99,19 @@ fn production_mode_logs_counts_and_keeps_serving() {
     db.close().unwrap();
     let db = Db::open(dir.path(), common::test_options().build().unwrap()).unwrap();
     assert_eq!(db.get(b"key3").as_deref(), Some(&[8u8; 100][..]));
+}
+
+#[test]
+fn without_site_recording_the_leak_is_still_caught_with_counts_only() {
+    let _serial = common::serial();
+    let (_dir, db, _faults) = leaky_run_with(LeakMode::Strict, false);
+    let report = match db.checkpoint_now(CheckpointKind::Incremental) {
+        Err(CheckpointError::Leak(report)) => *report,
+        other => panic!("expected a leak error, got {other:?}"),
+    };
+    // Same verdict and counts as with recording on ...
+    assert!(report.leaked_bytes >= 200 * 100, "{report}");
+    assert!(report.leaked_allocs >= 1, "{report}");
+    // ... but no call stacks were captured for the run's allocations.
+    assert!(report.sites.is_empty(), "{report}");
 }

@@ -5,7 +5,8 @@
 //! the run dropped everything it held; it covers the `checkpoint` scope and
 //! its children, waits (bounded) for frees made by helper threads, and
 //! records a call stack for each allocation made in the scope while it is
-//! active, so a failure names the function that kept the bytes.
+//! active (unless the options turn site recording off), so a failure names
+//! the function that kept the bytes.
 
 use std::time::Duration;
 
@@ -38,8 +39,14 @@ pub(crate) struct Drained {
     pub(crate) peak_bytes: u64,
 }
 
-/// Starts a check of `scope` (and its children).
-pub(crate) fn begin(scope: ScopeId, expect: Expect, quiescence: Duration) -> LeakGuard {
+/// Starts a check of `scope` (and its children); `record_sites` makes it
+/// capture a call stack per allocation of the scope while it runs.
+pub(crate) fn begin(
+    scope: ScopeId,
+    expect: Expect,
+    quiescence: Duration,
+    record_sites: bool,
+) -> LeakGuard {
     let expect = match expect {
         Expect::Zero => alloc_tracker::leak::Expect::Zero,
         Expect::Baseline => alloc_tracker::leak::Expect::Baseline,
@@ -47,7 +54,11 @@ pub(crate) fn begin(scope: ScopeId, expect: Expect, quiescence: Duration) -> Lea
     LeakGuard(
         LeakCheck::options(scope)
             .expect(expect)
-            .sites(Sites::Record)
+            .sites(if record_sites {
+                Sites::Record
+            } else {
+                Sites::Off
+            })
             .quiescence(quiescence)
             .begin(),
     )

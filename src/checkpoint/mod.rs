@@ -205,6 +205,7 @@ impl<'db> Checkpointer<'db> {
             inner.ckpt_scopes.run.id(),
             expect,
             inner.opts.leak_quiescence,
+            inner.opts.record_leak_sites,
         );
         let report = crate::scopes::within(&CHECKPOINT_RESULTS, || CheckpointReport {
             kind,

@@ -193,7 +193,8 @@ pub(crate) struct RunArgs {
     pub(crate) sample_bytes: u64,
 
     /// Record a call stack for every allocation of each checkpoint run, so
-    /// a run that leaks names the function that kept the bytes.
+    /// a run that leaks names the function that kept the bytes. `off`: the
+    /// engine's own check and this one count only (no stack captures).
     #[arg(long, value_enum, default_value_t = LeakSites::Record)]
     pub(crate) leak_sites: LeakSites,
 

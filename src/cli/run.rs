@@ -179,6 +179,10 @@ impl<'c> Driver<'c> {
         let builder = Options::builder()
             .runner(Runner::Manual)
             .leak_mode(LeakMode::Production)
+            // `--leak-sites off` means counts only for the engine's own
+            // check too: its stack capture per allocation of a run was most
+            // of the tracker's cost in this job (PROFILE.md).
+            .record_leak_sites(a.leak_sites == LeakSites::Record)
             .sync(sync)
             .max_incrementals(a.max_incrementals as usize);
         let faults = std::sync::Arc::new(ckptdb::Faults::default());
