@@ -110,13 +110,18 @@ fn charge(scope: ScopeId, delta: i64) {
                 CROSSINGS[i].fetch_add(1, Ordering::Relaxed);
             }
         }
-        s = id.parent();
+        s = crate::scope::registry::parent_lock_free(id);
     }
 }
 
 /// `scope` and its ancestors, innermost first, at most [`MAX_DEPTH`].
 fn chain(scope: ScopeId) -> impl Iterator<Item = ScopeId> {
-    std::iter::successors(Some(scope), |s| s.parent()).take(MAX_DEPTH)
+    // Lock-free: this runs inside the allocator, possibly while this thread
+    // holds the scope table's lock.
+    std::iter::successors(Some(scope), |s| {
+        crate::scope::registry::parent_lock_free(*s)
+    })
+    .take(MAX_DEPTH)
 }
 
 /// Whether an allocation of `bytes` in `scope` may go ahead under the hard
@@ -152,7 +157,7 @@ fn admits_slow(scope: ScopeId, bytes: u64) -> bool {
                 return false;
             }
         }
-        s = id.parent();
+        s = crate::scope::registry::parent_lock_free(id);
     }
     true
 }

@@ -694,6 +694,17 @@ pub(crate) fn overflowed() -> u32 {
     read().overflowed
 }
 
+/// The parent of `id` without taking the table's lock: the allocator's hot
+/// path (budget hooks) may need it while this thread holds the table's
+/// write lock and allocates. Written before the scope is published.
+#[inline]
+pub(crate) fn parent_lock_free(id: ScopeId) -> Option<ScopeId> {
+    match PARENT_OF[id.index()].load(Ordering::Acquire) {
+        NONE => None,
+        p => Some(ScopeId(p)),
+    }
+}
+
 /// The highest sampled live byte count of a scope.
 pub(crate) fn peak(id: ScopeId) -> &'static AtomicU64 {
     &PEAKS[id.index()]
