@@ -596,9 +596,11 @@ impl Table {
         // of their own.
         #[cfg(feature = "jemalloc")]
         crate::allocator::set_tagged_only(id, info.lifetime == Lifetime::Transient);
+        // Every scope's parent, for readers that must not take the lock (the
+        // budget hooks inside the allocator; instance resolution).
+        PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);
         if info.lifetime == Lifetime::Transient {
             TRANSIENT_LIVE.fetch_add(1, Ordering::Relaxed);
-            PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);
             KIND_OF[id.index()].store(info.kind.map_or(id.0, |k| k.0), Ordering::Release);
         }
     }
