@@ -92,9 +92,12 @@ mod options;
 mod recovery;
 pub mod scopes;
 mod storage;
+mod trend;
 mod wal;
 pub mod workload;
 
+pub use alloc_tracker::leak::{GrowingSite, TrendReport};
+pub use checkpoint::budget::MAX_THROTTLE;
 pub use checkpoint::fault::CrashPoint;
 #[doc(hidden)]
 pub use checkpoint::fault::Faults;
