@@ -308,8 +308,8 @@ pub enum CheckpointError {
     /// (the file set is what it was before the run) and the data stays in
     /// the frozen memtables for the next run, which retries.
     #[error(
-        "checkpoint run over its memory budget of {budget_bytes} B ({live_bytes} B live in the checkpoint scope at the {at:?} check{}): rolled back",
-        if *crossed { ", crossed since the previous check" } else { "" }
+        "checkpoint run over its memory budget of {budget_bytes} B ({} {at}): rolled back",
+        if *crossed { format!("went over it before the check {at}; {live_bytes} B live then") } else { format!("{live_bytes} B live in the checkpoint scope at the check") }
     )]
     OverBudget {
         /// The budget, in bytes of the run's own allocations.
@@ -320,8 +320,9 @@ pub enum CheckpointError {
         /// Whether the scope went over the budget and back under between
         /// two checks (then `live_bytes` may be below the budget).
         crossed: bool,
-        /// The phase the run had reached when the check saw it.
-        at: crate::checkpoint::Phase,
+        /// The safe point: `after collect`, `after encode` (before the
+        /// data file is written) or `before publish`.
+        at: &'static str,
     },
     /// The database is closed.
     #[error("the database is closed")]

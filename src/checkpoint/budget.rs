@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use alloc_tracker::{Budget, ScopeId};
 
-use super::Phase;
 use crate::error::CheckpointError;
 use crate::options::Options;
 use crate::scopes::MEMTABLE;
@@ -191,7 +190,7 @@ impl RunBudget {
     ///
     /// # Errors
     /// [`CheckpointError::OverBudget`].
-    pub(crate) fn check(&self, at: Phase) -> Result<(), CheckpointError> {
+    pub(crate) fn check(&self, at: &'static str) -> Result<(), CheckpointError> {
         let Some(s) = self.scope.budget_status() else {
             return Ok(());
         };

@@ -423,11 +423,10 @@ impl CheckpointRun<'_> {
                 self.phase = Phase::Collected;
                 inner.faults.crash(CrashPoint::AfterCollect);
                 // Safe point: the entries are collected, nothing written.
-                let r = self.check_budget().and_then(|()| {
+                let r = self.check_budget("after collect").and_then(|()| {
                     crate::scopes::within(self.inner.ckpt_scopes.write, || {
-                        self.write_data_file(&meta, &entries)
+                        self.write_data_file(&meta, &entries, true)
                     })
-                    .map_err(CheckpointError::from)
                 });
                 drop(entries);
                 r
@@ -439,7 +438,7 @@ impl CheckpointRun<'_> {
             self.phase = Phase::Written;
             // Safe point: the last before publication (the crossing count
             // catches a peak while encoding that has been freed since).
-            self.check_budget()?;
+            self.check_budget("before publish")?;
             let mut next = crate::scopes::within(&ENGINE, || self.state.manifest.clone());
             next.generation += 1;
             next.checkpoint_lsn = lsn_end;
@@ -485,20 +484,23 @@ impl CheckpointRun<'_> {
 
     /// A budget safe point: fails if the run's scope is, or went, over the
     /// checkpoint budget.
-    fn check_budget(&self) -> Result<(), CheckpointError> {
+    fn check_budget(&self, at: &'static str) -> Result<(), CheckpointError> {
         match &self.budget {
-            Some(b) => b.check(self.phase),
+            Some(b) => b.check(at),
             None => Ok(()),
         }
     }
 
     /// Writes `entries` to a temp file, fsyncs, renames it to its final
-    /// name and fsyncs the directory. Returns (bytes, entries).
+    /// name and fsyncs the directory. Returns (bytes, entries). With
+    /// `check_budget`, a budget safe point once the batches are encoded,
+    /// before anything is written.
     fn write_data_file(
         &mut self,
         meta: &FileMeta,
         entries: &[EntryRef<'_>],
-    ) -> Result<(u64, u64), StorageError> {
+        check_budget: bool,
+    ) -> Result<(u64, u64), CheckpointError> {
         let inner = self.inner;
         let storage = &*inner.storage;
         let tmp = inner.dir.join(file::data_tmp_name(meta.id));
@@ -508,6 +510,9 @@ impl CheckpointRun<'_> {
         inner.faults.fail(FailPoint::DataWrite, &tmp)?;
         storage.create(&tmp)?;
         let batches = encode_parallel(inner, entries);
+        if check_budget {
+            self.check_budget("after encode")?;
+        }
         let mut crc = crc32fast::Hasher::new();
         let mut bytes = (file::HEADER_LEN + file::FOOTER_LEN) as u64;
         storage.append(&tmp, &file::encode_header(meta, entries.len() as u64))?;
@@ -661,16 +666,21 @@ impl CheckpointRun<'_> {
                 }
             })?;
             let entries = gc::merge_chain(&inner.dir, &old, &buffers)?;
-            let r = self.write_data_file(&meta, &entries);
+            // GC runs after publication: no budget check here (see the
+            // design notes, "Memory budgets").
+            let r = self.write_data_file(&meta, &entries, false);
             drop(entries);
             drop(buffers);
             r
         };
-        if let Err(source) = written {
+        if let Err(e) = written {
             self.rollback();
-            return Err(CheckpointError::Cleanup {
-                published_lsn,
-                source,
+            return Err(match e {
+                CheckpointError::Storage(source) => CheckpointError::Cleanup {
+                    published_lsn,
+                    source,
+                },
+                other => other,
             });
         }
         inner.faults.crash(CrashPoint::AfterGcWrite);
