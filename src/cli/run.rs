@@ -167,6 +167,9 @@ struct Driver<'c> {
     over_budget: u64,
     /// No memtable-budget run before this (after an over-budget run).
     budget_retry_at: Option<Instant>,
+    /// Writes throttled, and for how long, before the restart (the
+    /// engine's counters start again at each open).
+    throttled_before: (u64, Duration),
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -222,6 +225,7 @@ impl<'c> Driver<'c> {
             by_budget: 0,
             over_budget: 0,
             budget_retry_at: None,
+            throttled_before: (0, Duration::ZERO),
         })
     }
 
@@ -365,6 +369,8 @@ impl<'c> Driver<'c> {
             if let Some(t) = &self.timeline {
                 t.mark("restart", MarkerStyle::Plain);
             }
+            let s = db.stats();
+            self.throttled_before = (s.writes_throttled, s.throttled);
             db.close().map_err(|e| {
                 CliError::failed(format!("closing the database failed: {}", chain(&e)))
             })?;
@@ -755,8 +761,8 @@ impl<'c> Driver<'c> {
                 "memory budgets: {} runs started by the memtable budget, {} attempts over the checkpoint budget (rolled back), {} writes throttled ({:.1} ms in all); leak trends flagged: {}",
                 self.by_budget,
                 self.over_budget,
-                stats.writes_throttled,
-                stats.throttled.as_secs_f64() * 1e3,
+                stats.writes_throttled + self.throttled_before.0,
+                (stats.throttled + self.throttled_before.1).as_secs_f64() * 1e3,
                 stats.trends_flagged
             );
         }
