@@ -115,7 +115,9 @@ fn writers_over_the_ceiling_are_throttled_never_failed() {
         "{} writes throttled for {:?} in total",
         s.writes_throttled, s.throttled
     );
-    assert!(s.throttled <= ckptdb::MAX_THROTTLE * s.writes_throttled as u32);
+    // Each wait is bounded (give or take one poll and the scheduler).
+    let bound = (ckptdb::MAX_THROTTLE + Duration::from_millis(100)) * s.writes_throttled as u32;
+    assert!(s.throttled <= bound, "{:?} > {bound:?}", s.throttled);
 }
 
 #[test]
