@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::checkpoint::budget::MemControl;
 use crate::checkpoint::fault::Faults;
 use crate::checkpoint::file::Manifest;
 use crate::checkpoint::global::Base;
@@ -20,6 +21,7 @@ use crate::options::{Options, Runner, SyncPolicy};
 use crate::recovery::{self, RecoveryReport};
 use crate::scopes::{CheckpointScopes, ENGINE, MEMTABLE};
 use crate::storage::{DirLock, Storage};
+use crate::trend::Trends;
 use crate::wal::record::Op;
 use crate::wal::Wal;
 
@@ -97,6 +99,16 @@ pub struct DbStats {
     pub dirty_bytes: u64,
     /// Frozen memtables waiting for a checkpoint.
     pub frozen_memtables: usize,
+    /// Background runs started because the memtable crossed its budget.
+    pub memtable_budget_runs: u64,
+    /// Runs that went over the checkpoint budget (rolled back).
+    pub checkpoints_over_budget: u64,
+    /// Writes that waited because the memtable was over its ceiling.
+    pub writes_throttled: u64,
+    /// Total time those writes waited.
+    pub throttled: Duration,
+    /// Leak trends flagged after checkpoint runs (production mode).
+    pub trends_flagged: u64,
 }
 
 /// Shared engine state.
@@ -112,6 +124,10 @@ pub(crate) struct Inner {
     /// Where this database's checkpoint runs are charged.
     pub(crate) ckpt_scopes: CheckpointScopes,
     pub(crate) stats: Counters,
+    /// Memory budgets (memtable, checkpoint) and their counters.
+    pub(crate) mem: MemControl,
+    /// Leak-trend watchers observed after each run.
+    pub(crate) trends: Trends,
     closed: AtomicBool,
     wake: (Mutex<()>, Condvar),
 }
@@ -123,6 +139,17 @@ impl Inner {
 
     fn dirty_bytes(st: &State) -> u64 {
         (st.active.bytes() + st.frozen.iter().map(|m| m.bytes()).sum::<usize>()) as u64
+    }
+
+    /// Accounted bytes of the active and frozen memtables now.
+    pub(crate) fn dirty_bytes_now(&self) -> u64 {
+        Inner::dirty_bytes(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn wake_runner(&self) {
+        if self.opts.runner == Runner::Background {
+            self.wake.1.notify_one();
+        }
     }
 }
 
@@ -183,6 +210,8 @@ impl Db {
             options.wal_segment_bytes,
         )?;
         let faults: Arc<Faults> = Arc::clone(&options.faults);
+        let mem = MemControl::new(&options);
+        let trends = crate::scopes::within(&ENGINE, || Trends::new(&options));
         let inner = crate::scopes::within(&ENGINE, || {
             Arc::new(Inner {
                 dir: dir.to_path_buf(),
@@ -201,10 +230,13 @@ impl Db {
                 faults,
                 ckpt_scopes: CheckpointScopes::for_new_db(),
                 stats: Counters::default(),
+                mem,
+                trends,
                 closed: AtomicBool::new(false),
                 wake: (Mutex::new(()), Condvar::new()),
             })
         });
+        inner.mem.rebaseline(inner.dirty_bytes_now());
         let runner = match inner.opts.runner {
             Runner::Background => Some(crate::scopes::within(&ENGINE, || {
                 spawn_runner(Arc::clone(&inner))
@@ -245,6 +277,11 @@ impl Db {
         if inner.is_closed() {
             return Err(WriteError::Closed);
         }
+        // Over the memtable ceiling: wait (bounded) for a run to drain it,
+        // holding no lock.
+        inner
+            .mem
+            .throttle(|| inner.wake_runner(), || inner.is_closed());
         let mut wal = inner.wal.lock().unwrap_or_else(|e| e.into_inner());
         if wal.is_poisoned() {
             return Err(WriteError::Poisoned);
@@ -265,8 +302,8 @@ impl Db {
         let dirty = Inner::dirty_bytes(&st);
         drop(st);
         drop(wal);
-        if inner.opts.runner == Runner::Background && dirty >= inner.opts.checkpoint_dirty_bytes {
-            inner.wake.1.notify_one();
+        if dirty >= inner.opts.checkpoint_dirty_bytes || inner.mem.memtable_over_budget() {
+            inner.wake_runner();
         }
         Ok(lsn)
     }
@@ -367,6 +404,24 @@ impl Db {
         self.checkpointer().begin(kind)?.finish()
     }
 
+    /// Whether the `memtable` scope is over the memtable budget
+    /// ([`OptionsBuilder::memtable_budget`](crate::OptionsBuilder::memtable_budget)):
+    /// a checkpoint run is due. Two relaxed loads: for owners that run
+    /// checkpoints themselves ([`Runner::Manual`]); the background runner
+    /// acts on it by itself. `false` without a budget.
+    pub fn memtable_over_budget(&self) -> bool {
+        self.inner.mem.memtable_over_budget()
+    }
+
+    /// Sets (`Some`), changes or removes (`None`) the checkpoint budget
+    /// ([`OptionsBuilder::checkpoint_budget`](crate::OptionsBuilder::checkpoint_budget))
+    /// from the next run on.
+    pub fn set_checkpoint_budget(&self, bytes: Option<u64>) {
+        self.inner
+            .mem
+            .set_checkpoint_budget(bytes.filter(|b| *b > 0));
+    }
+
     /// The checkpointer, to drive a run step by step.
     pub fn checkpointer(&self) -> Checkpointer<'_> {
         Checkpointer { inner: &self.inner }
@@ -431,6 +486,11 @@ impl Db {
             wal_segments,
             dirty_bytes,
             frozen_memtables,
+            memtable_budget_runs: inner.mem.memtable_runs.load(Ordering::Relaxed),
+            checkpoints_over_budget: inner.mem.over_budget_runs.load(Ordering::Relaxed),
+            writes_throttled: inner.mem.throttled_writes.load(Ordering::Relaxed),
+            throttled: Duration::from_nanos(inner.mem.throttled_nanos.load(Ordering::Relaxed)),
+            trends_flagged: inner.trends.flagged.load(Ordering::Relaxed),
         }
     }
 
@@ -476,14 +536,20 @@ impl Drop for Db {
     }
 }
 
+/// The longest back-off before the background runner retries a run that
+/// went over the checkpoint budget.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
 fn spawn_runner(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("ckptdb-checkpointer".into())
         .spawn(move || run_background(&inner))
 }
 
-/// The background runner: checkpoints on the interval or when dirty bytes
-/// exceed the threshold; also drives group-commit syncs.
+/// The background runner: checkpoints on the interval, when dirty bytes
+/// exceed the threshold or when the memtable is over its budget; also
+/// drives group-commit syncs. A run over the checkpoint budget is retried
+/// after a back-off (doubling from one tick up to [`MAX_RETRY_DELAY`]).
 fn run_background(inner: &Inner) {
     let opts = &inner.opts;
     let mut tick = opts.checkpoint_interval.min(Duration::from_millis(50));
@@ -492,6 +558,8 @@ fn run_background(inner: &Inner) {
     }
     let mut last_run = Instant::now();
     let mut runs: u64 = 0;
+    let mut retry_delay = tick;
+    let mut retry_at: Option<Instant> = None;
     let checkpointer = Checkpointer { inner };
     loop {
         {
@@ -513,8 +581,18 @@ fn run_background(inner: &Inner) {
             let st = inner.state.read().unwrap_or_else(|e| e.into_inner());
             Inner::dirty_bytes(&st)
         };
-        if last_run.elapsed() < opts.checkpoint_interval && dirty < opts.checkpoint_dirty_bytes {
+        let by_budget = inner.mem.memtable_over_budget();
+        if last_run.elapsed() < opts.checkpoint_interval
+            && dirty < opts.checkpoint_dirty_bytes
+            && !by_budget
+        {
             continue;
+        }
+        if retry_at.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        if by_budget {
+            inner.mem.memtable_runs.fetch_add(1, Ordering::Relaxed);
         }
         runs += 1;
         let kind = if runs % u64::from(opts.global_every) == 0 {
@@ -523,8 +601,17 @@ fn run_background(inner: &Inner) {
             CheckpointKind::Incremental
         };
         match checkpointer.begin(kind).and_then(|run| run.finish()) {
-            Ok(report) => tracing::debug!(?report, "background checkpoint"),
+            Ok(report) => {
+                retry_at = None;
+                retry_delay = tick;
+                tracing::debug!(?report, by_budget, "background checkpoint");
+            }
             Err(CheckpointError::Closed) => return,
+            Err(e @ CheckpointError::OverBudget { .. }) => {
+                tracing::warn!(error = %e, retry_in = ?retry_delay, "checkpoint over budget; retrying");
+                retry_at = Some(Instant::now() + retry_delay);
+                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+            }
             Err(e) => tracing::error!(error = %e, "background checkpoint failed"),
         }
         last_run = Instant::now();

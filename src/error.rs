@@ -300,6 +300,30 @@ pub enum CheckpointError {
     /// The file-leak invariant does not hold after GC (strict leak mode).
     #[error("{0}")]
     FileLeak(FileLeak),
+    /// The run's `checkpoint` scope (children included) went over the
+    /// budget set with
+    /// [`OptionsBuilder::checkpoint_budget`](crate::OptionsBuilder::checkpoint_budget)
+    /// or [`Db::set_checkpoint_budget`](crate::Db::set_checkpoint_budget).
+    /// Seen at a safe point before publication: the run was rolled back
+    /// (the file set is what it was before the run) and the data stays in
+    /// the frozen memtables for the next run, which retries.
+    #[error(
+        "checkpoint run over its memory budget of {budget_bytes} B ({} {at}): rolled back",
+        if *crossed { format!("went over it before the check {at}; {live_bytes} B live then") } else { format!("{live_bytes} B live in the checkpoint scope at the check") }
+    )]
+    OverBudget {
+        /// The budget, in bytes of the run's own allocations.
+        budget_bytes: u64,
+        /// Live bytes of the run's scope (with children, above what an
+        /// earlier leaking run left) at the check.
+        live_bytes: u64,
+        /// Whether the scope went over the budget and back under between
+        /// two checks (then `live_bytes` may be below the budget).
+        crossed: bool,
+        /// The safe point: `after collect`, `after encode` (before the
+        /// data file is written) or `before publish`.
+        at: &'static str,
+    },
     /// The database is closed.
     #[error("the database is closed")]
     Closed,

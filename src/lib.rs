@@ -55,6 +55,21 @@
 //! Without it the scopes count nothing, so every run's leak check passes
 //! without having seen anything: the engine does not detect this yet.
 //!
+//! # Memory budgets and leak trends
+//!
+//! The exact per-scope figures also drive the engine (see `docs/design.md`,
+//! "Memory budgets and leak trends"):
+//! [`OptionsBuilder::memtable_budget`] starts a checkpoint run when the
+//! `memtable` scope holds that many bytes above the checkpointed base
+//! (memory-driven flush), [`OptionsBuilder::memtable_ceiling`] makes
+//! writers wait (bounded, never failing) above a ceiling, and
+//! [`OptionsBuilder::checkpoint_budget`] fails a run whose `checkpoint`
+//! scope goes over it with [`CheckpointError::OverBudget`], rolled back
+//! like a failed save. In production leak mode the engine watches
+//! `ckptdb/checkpoint-results`, and the scopes marked with
+//! [`OptionsBuilder::watch_flat_scope`], for steady growth across runs
+//! ([`CheckpointReport::trends`], [`DbStats::trends_flagged`]).
+//!
 //! # Checkpoint files and GC
 //!
 //! After GC at most one base (global or compacted) checkpoint plus the
@@ -92,9 +107,12 @@ mod options;
 mod recovery;
 pub mod scopes;
 mod storage;
+mod trend;
 mod wal;
 pub mod workload;
 
+pub use alloc_tracker::leak::{GrowingSite, TrendReport};
+pub use checkpoint::budget::MAX_THROTTLE;
 pub use checkpoint::fault::CrashPoint;
 #[doc(hidden)]
 pub use checkpoint::fault::Faults;

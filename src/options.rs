@@ -69,6 +69,12 @@ pub struct Options {
     pub(crate) max_value_len: usize,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) faults: Arc<crate::checkpoint::fault::Faults>,
+    pub(crate) memtable_budget: u64,
+    pub(crate) memtable_ceiling: u64,
+    pub(crate) checkpoint_budget: u64,
+    pub(crate) flat_scopes: Vec<alloc_tracker::ScopeId>,
+    pub(crate) trend_points: usize,
+    pub(crate) trend_min_slope_bytes: u64,
 }
 
 impl fmt::Debug for Options {
@@ -88,6 +94,12 @@ impl fmt::Debug for Options {
             .field("max_key_len", &self.max_key_len)
             .field("max_value_len", &self.max_value_len)
             .field("storage", &self.storage)
+            .field("memtable_budget", &self.memtable_budget)
+            .field("memtable_ceiling", &self.memtable_ceiling)
+            .field("checkpoint_budget", &self.checkpoint_budget)
+            .field("flat_scopes", &self.flat_scopes)
+            .field("trend_points", &self.trend_points)
+            .field("trend_min_slope_bytes", &self.trend_min_slope_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -117,6 +129,12 @@ impl Default for Options {
             max_value_len: 16 << 20,
             storage: Arc::new(FileStorage::new()),
             faults: Arc::default(),
+            memtable_budget: 0,
+            memtable_ceiling: 0,
+            checkpoint_budget: 0,
+            flat_scopes: Vec::new(),
+            trend_points: 6,
+            trend_min_slope_bytes: 256,
         }
     }
 }
@@ -227,6 +245,62 @@ impl OptionsBuilder {
         storage: Arc<dyn Storage>
     );
 
+    /// Memory-driven flush: a checkpoint run starts once the `memtable`
+    /// scope holds more than `bytes` above the checkpointed base table
+    /// (which lives in the same scope and never drains), beside the
+    /// write-count, interval and dirty-bytes triggers. The background
+    /// runner is woken by the write that crosses it; with
+    /// [`Runner::Manual`] the owner polls
+    /// [`Db::memtable_over_budget`](crate::Db::memtable_over_budget).
+    /// 0 (the default): no budget. The `memtable` scope is process-wide:
+    /// with several databases open it counts all their memtables.
+    pub fn memtable_budget(mut self, bytes: u64) -> Self {
+        self.opts.memtable_budget = bytes;
+        self
+    }
+
+    /// A ceiling above the memtable budget: while the memtable holds more
+    /// than `bytes` above the base, each write first waits (at most 1 s)
+    /// for a checkpoint run to drain it. Writes are slowed, never failed.
+    /// 0 (the default): none. Needs a memtable budget, and `bytes` at
+    /// least that budget.
+    pub fn memtable_ceiling(mut self, bytes: u64) -> Self {
+        self.opts.memtable_ceiling = bytes;
+        self
+    }
+
+    /// A budget on each checkpoint run's own allocations (the `checkpoint`
+    /// scope with its children). A run that goes over it fails at its next
+    /// safe point before publication with
+    /// [`CheckpointError::OverBudget`](crate::CheckpointError::OverBudget)
+    /// and is rolled back; the data stays for the next run. 0 (the
+    /// default): none. Change it at run time with
+    /// [`Db::set_checkpoint_budget`](crate::Db::set_checkpoint_budget).
+    pub fn checkpoint_budget(mut self, bytes: u64) -> Self {
+        self.opts.checkpoint_budget = bytes;
+        self
+    }
+
+    /// Marks `scope` (with its children) as one that should stay flat
+    /// across checkpoint runs: in production leak mode the engine watches
+    /// it for steady growth after each run, as it does
+    /// `ckptdb/checkpoint-results` (see [`trend_points`](Self::trend_points)).
+    pub fn watch_flat_scope(mut self, scope: impl Into<alloc_tracker::ScopeId>) -> Self {
+        self.opts.flat_scopes.push(scope.into());
+        self
+    }
+
+    setter!(
+        /// How many successive checkpoint runs a watched scope must grow
+        /// over to be reported as a leak trend (default 6, >= 2).
+        trend_points: usize
+    );
+    setter!(
+        /// The least average growth per run, in bytes, that counts as a
+        /// trend (default 256, >= 1).
+        trend_min_slope_bytes: u64
+    );
+
     /// Fault injection: the planted leak always, I/O faults and crash points
     /// with the `fault-injection` feature.
     #[doc(hidden)]
@@ -297,6 +371,31 @@ impl OptionsBuilder {
             o.max_value_len as u64,
             o.max_value_len <= 1 << 30,
             "<= 1 GiB",
+        )?;
+        if o.memtable_ceiling != 0 {
+            if o.memtable_budget == 0 {
+                return Err(OptionsError::Conflict(
+                    "memtable_ceiling without a memtable_budget",
+                ));
+            }
+            range(
+                "memtable_ceiling",
+                o.memtable_ceiling,
+                o.memtable_ceiling >= o.memtable_budget,
+                ">= memtable_budget",
+            )?;
+        }
+        range(
+            "trend_points",
+            o.trend_points as u64,
+            (2..=1024).contains(&o.trend_points),
+            "2..=1024",
+        )?;
+        range(
+            "trend_min_slope_bytes",
+            o.trend_min_slope_bytes,
+            o.trend_min_slope_bytes >= 1,
+            ">= 1",
         )?;
         if let SyncPolicy::GroupCommit {
             max_batch,

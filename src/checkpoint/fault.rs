@@ -11,8 +11,11 @@
 //! - With the cargo feature `fault-injection` only (tests): failing the data
 //!   write, the manifest publication or the WAL truncation the next `n`
 //!   times; aborting the process at a [`CrashPoint`]; leaving stale
-//!   checkpoint files behind after publication. Without the feature these
-//!   checks compile to nothing.
+//!   checkpoint files behind after publication; a slow leak of a few
+//!   hundred bytes per run into `ckptdb/checkpoint-results`
+//!   ([`Faults::set_results_leak`], `remember_run_summary`), which no
+//!   single-run check sees and only the production-mode trend catches.
+//!   Without the feature these checks compile to nothing.
 
 /// A step of a checkpoint run where the process can be aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +129,22 @@ mod injected {
         fail_wal_truncate: AtomicU32,
         keep_stale: AtomicBool,
         crash_at: AtomicU8,
+        results_leak: std::sync::atomic::AtomicUsize,
+    }
+
+    /// Where the slow results leak keeps its buffers.
+    static REMEMBERED: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+    /// The planted slow leak: a per-run summary of `bytes` kept in a
+    /// static list that nothing clears, in the `checkpoint-results` scope,
+    /// the way a results cache that forgets to evict would.
+    #[inline(never)]
+    pub(crate) fn remember_run_summary(bytes: usize) {
+        let summary = std::hint::black_box(vec![0x5a_u8; bytes]);
+        REMEMBERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(summary);
     }
 
     impl Faults {
@@ -151,8 +170,25 @@ mod injected {
                 .crash_at
                 .store(point.map_or(0, |p| p as u8), Ordering::SeqCst);
         }
+        /// Keeps `bytes` per checkpoint run in `ckptdb/checkpoint-results`
+        /// (0: off): the slow leak of `remember_run_summary`.
+        pub fn set_results_leak(&self, bytes: usize) {
+            self.io.results_leak.store(bytes, Ordering::SeqCst);
+        }
+
+        /// At the end of a run: the slow results leak, if switched on.
+        pub(crate) fn leak_results(&self) {
+            let n = self.io.results_leak.load(Ordering::SeqCst);
+            if n > 0 {
+                crate::scopes::within(&crate::scopes::CHECKPOINT_RESULTS, || {
+                    remember_run_summary(n)
+                });
+            }
+        }
+
         /// Clears every fault.
         pub fn clear(&self) {
+            self.set_results_leak(0);
             self.set_leak(false);
             self.fail_data_write(0);
             self.fail_manifest_publish(0);
@@ -200,6 +236,8 @@ impl Faults {
     }
     #[inline(always)]
     pub(crate) fn crash(&self, _point: CrashPoint) {}
+    #[inline(always)]
+    pub(crate) fn leak_results(&self) {}
     #[inline(always)]
     pub(crate) fn fail(
         &self,

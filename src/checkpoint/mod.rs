@@ -4,12 +4,14 @@
 //! - `file`: data-file and manifest formats, publication.
 //! - `gc`: compaction of the chain and the file-leak invariant.
 //! - `leak_guard`: the one seam to the tracker's leak checker.
+//! - `budget`: the memtable and checkpoint memory budgets.
 //! - `fault`: fault injection (feature `fault-injection`).
 //!
 //! A run is [`Checkpointer::begin`] then [`CheckpointRun::finish`]; every
 //! step executes inside the [`CHECKPOINT`] scope (phases in its children),
 //! helper threads included, and `finish` verifies that the scope drained.
 
+pub(crate) mod budget;
 pub(crate) mod fault;
 pub(crate) mod file;
 pub(crate) mod gc;
@@ -102,6 +104,10 @@ pub struct CheckpointReport {
     pub gc: Option<GcReport>,
     /// File-leak invariant violation seen (production mode only).
     pub file_leak: Option<FileLeak>,
+    /// Leak trends flagged after this run: long-lived scopes that grew at
+    /// every one of the last runs (production mode only; see
+    /// [`OptionsBuilder::watch_flat_scope`](crate::OptionsBuilder::watch_flat_scope)).
+    pub trends: Vec<alloc_tracker::leak::TrendReport>,
 }
 
 impl CheckpointReport {
@@ -169,6 +175,8 @@ pub struct CheckpointRun<'db> {
     unpublished: Vec<PathBuf>,
     check: Option<leak_guard::LeakGuard>,
     report: Option<CheckpointReport>,
+    /// The checkpoint budget armed for this run, if any.
+    budget: Option<budget::RunBudget>,
 }
 
 impl std::fmt::Debug for CheckpointRun<'_> {
@@ -194,6 +202,8 @@ impl<'db> Checkpointer<'db> {
         if inner.is_closed() {
             return Err(CheckpointError::Closed);
         }
+        let budget =
+            budget::RunBudget::arm(inner.ckpt_scopes.run.id(), inner.mem.checkpoint_budget());
         // A scope left non-zero by an earlier leaking run (production mode)
         // is judged against its baseline, so that leak is reported once.
         let expect = if leak_guard::live_bytes(inner.ckpt_scopes.run.id()) == 0 {
@@ -223,6 +233,7 @@ impl<'db> Checkpointer<'db> {
             empty: true,
             gc: None,
             file_leak: None,
+            trends: Vec::new(),
         });
         let mut run = CheckpointRun {
             inner,
@@ -237,6 +248,7 @@ impl<'db> Checkpointer<'db> {
             unpublished: Vec::new(),
             check: Some(check),
             report: Some(report),
+            budget,
         };
         crate::scopes::within(inner.ckpt_scopes.run, || run.pick_fence())?;
         Ok(run)
@@ -308,6 +320,17 @@ impl CheckpointRun<'_> {
         let leak = check.finish();
         let inner = self.inner;
         report.duration = self.started.elapsed();
+        inner.faults.leak_results();
+        if matches!(result, Err(CheckpointError::OverBudget { .. })) {
+            inner
+                .mem
+                .over_budget_runs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        // The memtable budget counts from the new base; throttled writers
+        // look again.
+        inner.mem.rebaseline(inner.dirty_bytes_now());
+        report.trends = inner.trends.observe();
         match leak {
             Ok(d) => {
                 report.allocated_bytes = d.total_bytes;
@@ -399,8 +422,11 @@ impl CheckpointRun<'_> {
                 });
                 self.phase = Phase::Collected;
                 inner.faults.crash(CrashPoint::AfterCollect);
-                let r = crate::scopes::within(self.inner.ckpt_scopes.write, || {
-                    self.write_data_file(&meta, &entries)
+                // Safe point: the entries are collected, nothing written.
+                let r = self.check_budget("after collect").and_then(|()| {
+                    crate::scopes::within(self.inner.ckpt_scopes.write, || {
+                        self.write_data_file(&meta, &entries, true)
+                    })
                 });
                 drop(entries);
                 r
@@ -410,6 +436,9 @@ impl CheckpointRun<'_> {
             drop(base);
             let bytes = written?;
             self.phase = Phase::Written;
+            // Safe point: the last before publication (the crossing count
+            // catches a peak while encoding that has been freed since).
+            self.check_budget("before publish")?;
             let mut next = crate::scopes::within(&ENGINE, || self.state.manifest.clone());
             next.generation += 1;
             next.checkpoint_lsn = lsn_end;
@@ -453,13 +482,25 @@ impl CheckpointRun<'_> {
         Ok(())
     }
 
+    /// A budget safe point: fails if the run's scope is, or went, over the
+    /// checkpoint budget.
+    fn check_budget(&self, at: &'static str) -> Result<(), CheckpointError> {
+        match &self.budget {
+            Some(b) => b.check(at),
+            None => Ok(()),
+        }
+    }
+
     /// Writes `entries` to a temp file, fsyncs, renames it to its final
-    /// name and fsyncs the directory. Returns (bytes, entries).
+    /// name and fsyncs the directory. Returns (bytes, entries). With
+    /// `check_budget`, a budget safe point once the batches are encoded,
+    /// before anything is written.
     fn write_data_file(
         &mut self,
         meta: &FileMeta,
         entries: &[EntryRef<'_>],
-    ) -> Result<(u64, u64), StorageError> {
+        check_budget: bool,
+    ) -> Result<(u64, u64), CheckpointError> {
         let inner = self.inner;
         let storage = &*inner.storage;
         let tmp = inner.dir.join(file::data_tmp_name(meta.id));
@@ -469,6 +510,9 @@ impl CheckpointRun<'_> {
         inner.faults.fail(FailPoint::DataWrite, &tmp)?;
         storage.create(&tmp)?;
         let batches = encode_parallel(inner, entries);
+        if check_budget {
+            self.check_budget("after encode")?;
+        }
         let mut crc = crc32fast::Hasher::new();
         let mut bytes = (file::HEADER_LEN + file::FOOTER_LEN) as u64;
         storage.append(&tmp, &file::encode_header(meta, entries.len() as u64))?;
@@ -622,16 +666,21 @@ impl CheckpointRun<'_> {
                 }
             })?;
             let entries = gc::merge_chain(&inner.dir, &old, &buffers)?;
-            let r = self.write_data_file(&meta, &entries);
+            // GC runs after publication: no budget check here (see the
+            // design notes, "Memory budgets").
+            let r = self.write_data_file(&meta, &entries, false);
             drop(entries);
             drop(buffers);
             r
         };
-        if let Err(source) = written {
+        if let Err(e) = written {
             self.rollback();
-            return Err(CheckpointError::Cleanup {
-                published_lsn,
-                source,
+            return Err(match e {
+                CheckpointError::Storage(source) => CheckpointError::Cleanup {
+                    published_lsn,
+                    source,
+                },
+                other => other,
             });
         }
         inner.faults.crash(CrashPoint::AfterGcWrite);

@@ -223,6 +223,27 @@ pub(crate) struct RunArgs {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub(crate) timeline_every_ms: u64,
 
+    /// Memory-driven flush: also run a checkpoint when the engine's
+    /// `memtable` scope holds more than BYTES above the checkpointed base
+    /// (e.g. 8MiB). The line of a run it starts ends with `trigger:
+    /// memtable budget`.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_hyphen_values = true)]
+    pub(crate) memtable_budget: Option<u64>,
+
+    /// Above BYTES of memtable (above the base; at least
+    /// --memtable-budget) writers wait, up to 1 s per write, for a
+    /// checkpoint run to drain it.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_hyphen_values = true,
+          requires = "memtable_budget")]
+    pub(crate) memtable_ceiling: Option<u64>,
+
+    /// A budget on each checkpoint run's own allocations (the
+    /// `checkpoint` scope): a run over it is rolled back and retried (a
+    /// global run as an incremental one), printing `over checkpoint
+    /// budget: rolled back, retrying`.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_hyphen_values = true)]
+    pub(crate) checkpoint_budget: Option<u64>,
+
     /// Plant the engine's demonstration leak (`encode_batch_leaky`) in one
     /// checkpoint run: that run is flagged with its call sites and the
     /// process exits with code 1.
@@ -303,6 +324,22 @@ impl RunArgs {
                 "value size {} exceeds the engine's limit of {MAX_VALUE_BYTES} bytes",
                 range.max
             )));
+        }
+        for (name, v) in [
+            ("--memtable-budget", self.memtable_budget),
+            ("--memtable-ceiling", self.memtable_ceiling),
+            ("--checkpoint-budget", self.checkpoint_budget),
+        ] {
+            if v == Some(0) {
+                return Err(CliError::usage(format!("{name} must be at least 1 byte")));
+            }
+        }
+        if let (Some(b), Some(c)) = (self.memtable_budget, self.memtable_ceiling) {
+            if c < b {
+                return Err(CliError::usage(format!(
+                    "--memtable-ceiling ({c}) is below --memtable-budget ({b})"
+                )));
+            }
         }
         if self.duration.is_some_and(|d| d.is_zero()) {
             return Err(CliError::usage("--duration must be longer than zero"));

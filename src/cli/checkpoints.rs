@@ -30,6 +30,9 @@ pub(crate) struct RunResult {
     pub(crate) report: CheckpointReport,
     /// The leak check's report, when the run did not drain.
     pub(crate) leak: Option<LeakReport>,
+    /// What started the run, when it is worth saying (the memtable
+    /// budget).
+    pub(crate) trigger: Option<&'static str>,
 }
 
 impl RunResult {
@@ -65,6 +68,7 @@ pub(crate) fn run(
         number,
         report,
         leak,
+        trigger: None,
     })
 }
 
@@ -106,6 +110,9 @@ pub(crate) fn describe(r: &RunResult) -> String {
     if let Some(gc) = &rep.gc {
         let _ = write!(s, "gc: {} files -> {}  ", gc.merged_files, gc.compacted);
     }
+    if let Some(t) = r.trigger {
+        let _ = write!(s, "trigger: {t}  ");
+    }
     match rep.drain {
         Drain::Drained { .. } => s.push_str("drained: yes"),
         Drain::Leaked { bytes: b, allocs } => {
@@ -127,6 +134,15 @@ pub(crate) fn describe(r: &RunResult) -> String {
     }
     if let Some(v) = &rep.file_leak {
         let _ = write!(s, "\n  FILE LEAK after checkpoint run #{}: {v}", r.number);
+    }
+    for t in &rep.trends {
+        let _ = write!(s, "\n  LEAK TREND after checkpoint run #{}: ", r.number);
+        for (i, line) in t.to_string().lines().enumerate() {
+            if i > 0 {
+                s.push_str("\n    ");
+            }
+            s.push_str(line);
+        }
     }
     s
 }

@@ -20,7 +20,10 @@ use alloc_tracker::report::Report;
 use alloc_tracker::sampling::{set_sampling, Sampling};
 use alloc_tracker::Scope;
 use ckptdb::workload::{WorkOp, Workload};
-use ckptdb::{CheckpointKind, Db, LeakMode, OpenError, Options, Runner, SyncPolicy, WriteError};
+use ckptdb::{
+    CheckpointError, CheckpointKind, Db, LeakMode, OpenError, Options, Runner, SyncPolicy,
+    WriteError,
+};
 
 use super::args::{LeakSites, Restart, RunArgs, RunConfig, SyncArg, TimelineFormat};
 use super::checkpoints::{self, RunResult};
@@ -38,6 +41,10 @@ static VERIFY: Scope = Scope::child_of(&MAIN, "verify");
 
 /// How often the driving thread wakes up.
 const TICK: Duration = Duration::from_millis(20);
+
+/// After a run over the checkpoint budget, the memtable budget starts no
+/// run for this long (the write-count and interval triggers still do).
+const BUDGET_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// The checkpoint run that gets the planted leak with `--inject-leak` (or
 /// the final run, if the workload is too short to reach it).
@@ -154,6 +161,15 @@ struct Driver<'c> {
     leak_planted: bool,
     /// Readings of the timeline's scopes, with `--timeline`.
     timeline: Option<TimelineSampler>,
+    /// Runs started by the memtable budget.
+    by_budget: u64,
+    /// Attempts rolled back over the checkpoint budget.
+    over_budget: u64,
+    /// No memtable-budget run before this (after an over-budget run).
+    budget_retry_at: Option<Instant>,
+    /// Writes throttled, and for how long, before the restart (the
+    /// engine's counters start again at each open).
+    throttled_before: (u64, Duration),
 }
 
 impl std::fmt::Debug for Driver<'_> {
@@ -184,7 +200,10 @@ impl<'c> Driver<'c> {
             // of the tracker's cost in this job (PROFILE.md).
             .record_leak_sites(a.leak_sites == LeakSites::Record)
             .sync(sync)
-            .max_incrementals(a.max_incrementals as usize);
+            .max_incrementals(a.max_incrementals as usize)
+            .memtable_budget(a.memtable_budget.unwrap_or(0))
+            .memtable_ceiling(a.memtable_ceiling.unwrap_or(0))
+            .checkpoint_budget(a.checkpoint_budget.unwrap_or(0));
         let faults = std::sync::Arc::new(ckptdb::Faults::default());
         let builder = builder.faults(std::sync::Arc::clone(&faults));
         let opts = builder
@@ -203,6 +222,10 @@ impl<'c> Driver<'c> {
             faults,
             leak_planted: false,
             timeline: None,
+            by_budget: 0,
+            over_budget: 0,
+            budget_retry_at: None,
+            throttled_before: (0, Duration::ZERO),
         })
     }
 
@@ -232,6 +255,9 @@ impl<'c> Driver<'c> {
         if a.checkpoint_interval_ms > 0 {
             triggers.push(format!("every {} ms", a.checkpoint_interval_ms));
         }
+        if let Some(b) = a.memtable_budget {
+            triggers.push(format!("at {} of memtable", human_bytes(b)));
+        }
         if triggers.is_empty() {
             triggers.push("only at the end".to_string());
         }
@@ -259,6 +285,22 @@ impl<'c> Driver<'c> {
                 n => format!("every {} on average", human_bytes(n)),
             }
         ));
+        if a.memtable_budget.is_some() || a.checkpoint_budget.is_some() {
+            let mut parts = Vec::new();
+            if let Some(b) = a.memtable_budget {
+                parts.push(format!("memtable {} above the base", human_bytes(b)));
+            }
+            if let Some(c) = a.memtable_ceiling {
+                parts.push(format!("writers wait above {}", human_bytes(c)));
+            }
+            if let Some(b) = a.checkpoint_budget {
+                parts.push(format!(
+                    "checkpoint runs {} each (rolled back and retried over it)",
+                    human_bytes(b)
+                ));
+            }
+            self.say(&format!("  memory budgets: {}", parts.join("; ")));
+        }
         if a.inject_leak {
             self.say("  --inject-leak: the engine's planted leak is switched on for one run");
         }
@@ -327,6 +369,8 @@ impl<'c> Driver<'c> {
             if let Some(t) = &self.timeline {
                 t.mark("restart", MarkerStyle::Plain);
             }
+            let s = db.stats();
+            self.throttled_before = (s.writes_throttled, s.throttled);
             db.close().map_err(|e| {
                 CliError::failed(format!("closing the database failed: {}", chain(&e)))
             })?;
@@ -351,7 +395,7 @@ impl<'c> Driver<'c> {
 
         // A last run, so everything written is checkpointed.
         let final_kind = self.next_kind();
-        self.checkpoint(&db, final_kind, true)?;
+        self.checkpoint(&db, final_kind, true, None)?;
 
         self.summary(&db, writing);
         // The timeline's last reading and the report are taken back to
@@ -521,14 +565,21 @@ impl<'c> Driver<'c> {
                 if finished {
                     break;
                 }
-                if ckpt_error.is_none() && self.due(done) {
+                let due = ckpt_error.is_none() && self.due(done);
+                // The memtable budget, when it is the only reason.
+                let by_budget = ckpt_error.is_none()
+                    && !due
+                    && self.budget_retry_at.is_none_or(|t| Instant::now() >= t)
+                    && db.memtable_over_budget();
+                if due || by_budget {
                     if self.cfg.args.checkpoint_every > 0 {
                         // Let the writers on to the next checkpoint's count:
                         // they keep writing while this one runs.
                         shared.gate.store(self.next_at, Ordering::Release);
                     }
                     let kind = self.next_kind();
-                    if let Err(e) = self.checkpoint(db, kind, false) {
+                    let trigger = by_budget.then_some("memtable budget");
+                    if let Err(e) = self.checkpoint(db, kind, false, trigger) {
                         ckpt_error = Some(e);
                         shared.stop.store(true, Ordering::Relaxed);
                     }
@@ -572,15 +623,80 @@ impl<'c> Driver<'c> {
         }
     }
 
-    /// Runs one checkpoint and prints its line.
-    fn checkpoint(&mut self, db: &Db, kind: CheckpointKind, last: bool) -> Result<(), CliError> {
+    /// Runs one checkpoint and prints its line. A run over the checkpoint
+    /// budget was rolled back: a global one is retried at once as an
+    /// incremental one, an incremental one at the next trigger (the final
+    /// run fails then).
+    fn checkpoint(
+        &mut self,
+        db: &Db,
+        kind: CheckpointKind,
+        last: bool,
+        trigger: Option<&'static str>,
+    ) -> Result<(), CliError> {
         let number = self.runs.len() as u64 + 1;
         let plant = self.cfg.args.inject_leak && !self.leak_planted && (number >= LEAK_RUN || last);
         if plant {
             self.faults.set_leak(true);
             self.leak_planted = true;
         }
-        let result = checkpoints::run(db, number, kind, self.cfg.args.leak_sites);
+        let mut kind = kind;
+        let result = loop {
+            match checkpoints::run(db, number, kind, self.cfg.args.leak_sites) {
+                Err(CheckpointError::OverBudget {
+                    budget_bytes,
+                    live_bytes,
+                    crossed,
+                    at,
+                    ..
+                }) => {
+                    self.over_budget += 1;
+                    let global = kind == CheckpointKind::Global;
+                    let retry = if global {
+                        "retrying as incremental"
+                    } else if last {
+                        "the final run: not retried"
+                    } else {
+                        "retrying at the next trigger"
+                    };
+                    let what = if crossed {
+                        format!("went over it before the check {at}")
+                    } else {
+                        format!("{} live {at}", human_bytes(live_bytes))
+                    };
+                    self.say(&format!(
+                        "checkpoint #{number:<3} {:<11}  over checkpoint budget: rolled back, {retry} ({what}; budget {})",
+                        checkpoints::kind_name(kind),
+                        human_bytes(budget_bytes),
+                    ));
+                    if let Some(t) = &self.timeline {
+                        t.mark(format!("#{number} over budget"), MarkerStyle::Alert);
+                    }
+                    if global {
+                        kind = CheckpointKind::Incremental;
+                        continue;
+                    }
+                    if last {
+                        break Err(CheckpointError::OverBudget {
+                            budget_bytes,
+                            live_bytes,
+                            crossed,
+                            at,
+                        });
+                    }
+                    if plant {
+                        self.faults.set_leak(false);
+                        self.leak_planted = false;
+                    }
+                    // Not at once again: the data it has to write is the
+                    // same or more.
+                    self.budget_retry_at = Some(Instant::now() + BUDGET_RETRY_DELAY);
+                    self.last_run = Instant::now();
+                    return Ok(());
+                }
+                other => break other,
+            }
+        };
         if plant {
             self.faults.set_leak(false);
         }
@@ -591,6 +707,12 @@ impl<'c> Driver<'c> {
                 chain(&e)
             ))
         })?;
+        let mut result = result;
+        result.trigger = trigger;
+        self.budget_retry_at = None;
+        if trigger.is_some() {
+            self.by_budget += 1;
+        }
         self.say(&checkpoints::describe(&result));
         if let Some(t) = &self.timeline {
             t.sample_now();
@@ -631,6 +753,19 @@ impl<'c> Driver<'c> {
             self.runs.len() - globals,
             self.runs.len() - clean
         );
+        let a = &self.cfg.args;
+        let stats = db.stats();
+        if a.memtable_budget.is_some() || a.checkpoint_budget.is_some() || stats.trends_flagged > 0
+        {
+            println!(
+                "memory budgets: {} runs started by the memtable budget, {} attempts over the checkpoint budget (rolled back), {} writes throttled ({:.1} ms in all); leak trends flagged: {}",
+                self.by_budget,
+                self.over_budget,
+                stats.writes_throttled + self.throttled_before.0,
+                (stats.throttled + self.throttled_before.1).as_secs_f64() * 1e3,
+                stats.trends_flagged
+            );
+        }
     }
 }
 
