@@ -151,6 +151,11 @@ fn only_the_leaking_database_is_flagged_while_the_other_drains_every_run() {
     assert_eq!(sa.checkpoints_ok, u64::from(ROUNDS) - 1);
     assert_eq!((sb.leaks_detected, sb.checkpoints_failed), (0, 0));
     assert_eq!(sb.checkpoints_ok, u64::from(ROUNDS));
+    // Closing releases the database's instance; A's still holds the planted
+    // leak's bytes, so it stays in the table marked released (B's drained
+    // instance is recycled at once, its id no longer meaningful).
+    assert!(!scope_a.is_released());
     a.close().unwrap();
+    assert!(scope_a.is_released(), "{}", scope_a.path());
     b.close().unwrap();
 }
