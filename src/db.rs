@@ -13,11 +13,11 @@ use crate::checkpoint::budget::MemControl;
 use crate::checkpoint::fault::Faults;
 use crate::checkpoint::file::Manifest;
 use crate::checkpoint::global::Base;
-use crate::checkpoint::leak_guard::LeakReport;
+use crate::checkpoint::leak_guard::{self, LeakReport};
 use crate::checkpoint::{gc, CheckpointKind, CheckpointReport, Checkpointer};
 use crate::error::{CheckpointError, FileLeak, LockError, OpenError, StorageError, WriteError};
 use crate::memtable::Memtable;
-use crate::options::{Options, Runner, SyncPolicy};
+use crate::options::{LeakMode, Options, Runner, SyncPolicy};
 use crate::recovery::{self, RecoveryReport};
 use crate::scopes::{CheckpointScopes, ENGINE, MEMTABLE};
 use crate::storage::{DirLock, Storage};
@@ -121,7 +121,8 @@ pub(crate) struct Inner {
     pub(crate) state: RwLock<State>,
     pub(crate) ckpt: Mutex<CkptState>,
     pub(crate) faults: Arc<Faults>,
-    /// Where this database's checkpoint runs are charged.
+    /// Where this database's checkpoint runs are charged: its own
+    /// `checkpoint#n` instance, released when the last handle drops.
     pub(crate) ckpt_scopes: CheckpointScopes,
     pub(crate) stats: Counters,
     /// Memory budgets (memtable, checkpoint) and their counters.
@@ -189,12 +190,27 @@ impl Db {
     /// anything is read, until the `Db` is closed or dropped: one `Db` per
     /// directory at a time, in this process or any other.
     ///
+    /// Its checkpoint runs are charged to an instance of the `checkpoint`
+    /// scope of its own ([`checkpoint_scope`](Self::checkpoint_scope)).
+    /// The leak check needs `TrackingAlloc` as the program's
+    /// `#[global_allocator]`: without it, strict leak mode refuses to open
+    /// and production mode logs a warning (once per process) and opens,
+    /// its runs reported [`Drain::Unchecked`](crate::Drain::Unchecked).
+    ///
     /// # Errors
     /// [`OpenError::Locked`] if another `Db` has the directory open;
-    /// otherwise I/O, or recovery finding corruption (naming the file and
-    /// offset).
+    /// [`OpenError::TrackerNotInstalled`] in strict leak mode without the
+    /// tracker; otherwise I/O, or recovery finding corruption (naming the
+    /// file and offset).
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db, OpenError> {
         let dir = dir.as_ref();
+        if let Err(missing) = leak_guard::tracker_installed() {
+            match options.leak_mode {
+                LeakMode::Strict => return Err(OpenError::TrackerNotInstalled(missing)),
+                LeakMode::Production => warn_not_installed_once(missing),
+            }
+        }
+        let ckpt_scopes = CheckpointScopes::for_new_db().map_err(OpenError::CheckpointScope)?;
         let storage = Arc::clone(&options.storage);
         storage.create_dir_all(dir)?;
         let lock = storage.lock_dir(dir).map_err(|e| match e {
@@ -228,7 +244,7 @@ impl Db {
                     cleanup_pending: true,
                 }),
                 faults,
-                ckpt_scopes: CheckpointScopes::for_new_db(),
+                ckpt_scopes,
                 stats: Counters::default(),
                 mem,
                 trends,
@@ -457,6 +473,18 @@ impl Db {
         &self.inner.dir
     }
 
+    /// This database's instance of the [`CHECKPOINT`](crate::scopes::CHECKPOINT)
+    /// scope (`checkpoint#n`; its path is [`ScopeId::path`]), where its
+    /// checkpoint runs are charged, phases in the scopes below it
+    /// (`checkpoint#n/write`, ...). Each run's leak check covers this
+    /// subtree only. Valid while the `Db` lives: the instance is released
+    /// when the `Db` is closed or dropped, and its id may then be reused.
+    ///
+    /// [`ScopeId::path`]: alloc_tracker::ScopeId::path
+    pub fn checkpoint_scope(&self) -> alloc_tracker::ScopeId {
+        self.inner.ckpt_scopes.run
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> DbStats {
         let inner = &*self.inner;
@@ -539,6 +567,18 @@ impl Drop for Db {
 /// The longest back-off before the background runner retries a run that
 /// went over the checkpoint budget.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// Production mode without the tracker: said once per process, at the
+/// first such open.
+fn warn_not_installed_once(missing: alloc_tracker::NotInstalled) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::warn!(
+            "{missing}; checkpoint runs of production-mode databases are NOT leak-checked \
+             (reported as unchecked)"
+        );
+    });
+}
 
 fn spawn_runner(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()

@@ -153,6 +153,18 @@ pub enum OpenError {
     /// The on-disk state could not be recovered.
     #[error("recovery failed: {0}")]
     Recovery(#[from] RecoveryError),
+    /// Strict leak mode ([`LeakMode::Strict`](crate::LeakMode::Strict)),
+    /// but `TrackingAlloc` is not this program's `#[global_allocator]`: the
+    /// checkpoint leak check would see nothing and pass every run. The
+    /// message names the missing line. Nothing was read or changed.
+    /// (Production mode opens, logging a warning once.)
+    #[error("strict leak mode cannot check checkpoint runs: {0}")]
+    TrackerNotInstalled(alloc_tracker::NotInstalled),
+    /// The tracker's scope table had no free id for this database's
+    /// checkpoint scope instance (`checkpoint#n`). Nothing was read or
+    /// changed.
+    #[error("no checkpoint scope for this database: {0}")]
+    CheckpointScope(alloc_tracker::ScopeError),
 }
 
 impl OpenError {

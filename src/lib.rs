@@ -17,6 +17,9 @@
 //!
 //! ```no_run
 //! use ckptdb::{CheckpointKind, Db, Options, SyncPolicy};
+//! # #[global_allocator]
+//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 //!
 //! # fn main() -> Result<(), ckptdb::Error> {
 //! let opts = Options::builder()
@@ -35,11 +38,15 @@
 //! # Memory attribution and the checkpoint leak check
 //!
 //! Every subsystem allocates in its own [`scopes`] scope (`wal`,
-//! `memtable`, `recovery`, ...). Each checkpoint run executes inside
-//! [`scopes::CHECKPOINT`] (phases in child scopes, helper threads bound to
-//! it with `ScopeId::bind`). After the run, the live bytes of that scope
-//! must be back to zero: whatever a run hands back (the report, the new
-//! manifest, the merged base table) is allocated in a scope outside it.
+//! `memtable`, `recovery`, ...). Each database runs its checkpoints inside
+//! its own instance of [`scopes::CHECKPOINT`] (`checkpoint#n`, made at
+//! open, released at close: [`Db::checkpoint_scope`]; phases in the scopes
+//! below it, helper threads bound to it with `ScopeId::bind`), so two
+//! databases in one process checkpoint concurrently and each run's check
+//! sees only its own database. After the run, the live bytes of that
+//! instance must be back to zero: whatever a run hands back (the report,
+//! the new manifest, the merged base table) is allocated in a scope
+//! outside it.
 //! In [`LeakMode::Strict`] a run that leaks fails with
 //! [`CheckpointError::Leak`]; in [`LeakMode::Production`] the leak is
 //! logged with `tracing`, counted in [`DbStats`], and the engine goes on.
@@ -52,8 +59,11 @@
 //!     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 //! ```
 //!
-//! Without it the scopes count nothing, so every run's leak check passes
-//! without having seen anything: the engine does not detect this yet.
+//! Without it the scopes count nothing and a leak check could only pass
+//! blindly, so [`Db::open`] checks: in strict mode it fails with
+//! [`OpenError::TrackerNotInstalled`] (naming the missing line); in
+//! production mode it logs a warning once and opens, and its runs report
+//! [`Drain::Unchecked`].
 //!
 //! # Memory budgets and leak trends
 //!

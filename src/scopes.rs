@@ -8,15 +8,24 @@
 //! ├── wal                     record encoding, segment bookkeeping
 //! ├── memtable                active/frozen memtables and the checkpointed base
 //! ├── recovery                open-time parsing (transient)
-//! //! ├── storage                 open file handles of FileStorage
+//! ├── storage                 open file handles of FileStorage
 //! ├── errors                  error values (they outlive the operation that failed)
 //! └── checkpoint-results      reports and anything a run hands back to its caller
-//! checkpoint                  one checkpoint run; must drain to zero after each run
-//! ├── collect                 choosing entries up to the fence
-//! ├── write                   encoding and writing data files (and helper threads)
-//! ├── publish                 manifest encoding and publication
-//! └── gc                      merging old incrementals into a compacted checkpoint
+//! checkpoint                  the kind: one instance per open database
+//! └── checkpoint#n            one database's runs; must drain to zero after each run
+//!     ├── collect             choosing entries up to the fence
+//!     ├── write               encoding and writing data files (and helper threads)
+//!     ├── publish             manifest encoding and publication
+//!     └── gc                  merging old incrementals into a compacted checkpoint
 //! ```
+//!
+//! Each [`Db`](crate::Db) runs its checkpoints in its own instance of
+//! [`CHECKPOINT`] (`checkpoint#n`, made at open, released when the `Db` is
+//! dropped), its phases in the transient scopes the static children
+//! ([`CKPT_COLLECT`], ...) stand for below it (`checkpoint#n/collect`). Two
+//! databases in one process therefore checkpoint concurrently, and each
+//! run's leak check sees only its own database. `CHECKPOINT`'s figures with
+//! children are the sum over every database.
 //!
 //! [`CHECKPOINT`] is deliberately not under [`ENGINE`]: its subtree must hold
 //! only what a run allocates, so that "live bytes back to zero" is exactly
@@ -41,8 +50,9 @@ pub static ERRORS: Scope = Scope::child_of(&ENGINE, "errors");
 /// state). A sibling of [`CHECKPOINT`], never below it.
 pub static CHECKPOINT_RESULTS: Scope = Scope::child_of(&ENGINE, "checkpoint-results");
 
-/// One checkpoint run. Its live bytes (with children) must be zero after
-/// every run.
+/// The checkpoint runs: each database runs in its own instance of it
+/// (`checkpoint#n`), whose live bytes (with children) must be zero after
+/// every run. Its figures with children sum every database's runs.
 pub static CHECKPOINT: Scope = Scope::new("checkpoint");
 /// Phase: picking the entries up to the fence.
 pub static CKPT_COLLECT: Scope = Scope::child_of(&CHECKPOINT, "collect");
@@ -55,7 +65,7 @@ pub static CKPT_GC: Scope = Scope::child_of(&CHECKPOINT, "gc");
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use alloc_tracker::ScopeGuard;
+use alloc_tracker::{ScopeError, ScopeGuard, ScopeId, ScopeInstance};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -67,11 +77,13 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// Runs `f` in `scope` (unless scopes are disabled).
+/// Runs `f` in `scope` (unless scopes are disabled): a static `&Scope`
+/// (resolved in context, see [`Scope::current_id`]) or an explicit
+/// [`ScopeId`], entered as given.
 #[inline]
-pub(crate) fn within<R>(scope: &Scope, f: impl FnOnce() -> R) -> R {
+pub(crate) fn within<R>(scope: impl Into<ScopeId>, f: impl FnOnce() -> R) -> R {
     if ENABLED.load(Ordering::Relaxed) {
-        scope.in_scope(f)
+        scope.into().in_scope(f)
     } else {
         f()
     }
@@ -79,39 +91,53 @@ pub(crate) fn within<R>(scope: &Scope, f: impl FnOnce() -> R) -> R {
 
 /// Enters `scope` until the guard drops (unless scopes are disabled).
 #[inline]
-pub(crate) fn enter(scope: &Scope) -> Option<ScopeGuard> {
-    ENABLED.load(Ordering::Relaxed).then(|| scope.enter())
+pub(crate) fn enter(scope: impl Into<ScopeId>) -> Option<ScopeGuard> {
+    ENABLED
+        .load(Ordering::Relaxed)
+        .then(|| scope.into().enter())
 }
 
-/// The scopes one database's checkpoint runs are charged to: the run and
-/// its phases.
-#[derive(Debug, Clone, Copy)]
+/// The scopes one database's checkpoint runs are charged to: its own
+/// instance of [`CHECKPOINT`] and the phase scopes below that instance.
+/// Held by the database for its life; dropping it releases the instance.
+#[derive(Debug)]
 pub(crate) struct CheckpointScopes {
-    /// The run; must drain after each run.
-    pub(crate) run: &'static Scope,
-    /// Phase: picking the entries up to the fence.
-    pub(crate) collect: &'static Scope,
+    /// The run (`checkpoint#n`); must drain after each run.
+    pub(crate) run: ScopeId,
+    /// Phase: picking the entries up to the fence (`checkpoint#n/collect`).
+    pub(crate) collect: ScopeId,
     /// Phase: encoding and writing data files.
-    pub(crate) write: &'static Scope,
+    pub(crate) write: ScopeId,
     /// Phase: manifest publication.
-    pub(crate) publish: &'static Scope,
+    pub(crate) publish: ScopeId,
     /// Phase: GC.
-    pub(crate) gc: &'static Scope,
+    pub(crate) gc: ScopeId,
+    /// Owns `run` (and the scopes below it): released on drop.
+    _instance: ScopeInstance,
 }
 
 impl CheckpointScopes {
     /// The scopes a new database runs its checkpoints in. This is the one
-    /// place that picks them: every database shares the process-wide
-    /// [`CHECKPOINT`] tree today, which is why runs are serialised across
-    /// databases (`checkpoint::RUNS`). A scope instance per database
-    /// (issue 13, item 4) is to be created here.
-    pub(crate) fn for_new_db() -> Self {
-        CheckpointScopes {
-            run: &CHECKPOINT,
-            collect: &CKPT_COLLECT,
-            write: &CKPT_WRITE,
-            publish: &CKPT_PUBLISH,
-            gc: &CKPT_GC,
-        }
+    /// place that picks them: a fresh instance of [`CHECKPOINT`] per
+    /// database, so that concurrent runs of different databases never see
+    /// each other's allocations. The phase scopes are made below it here,
+    /// before any leak check begins, so that every check covers (and
+    /// records sites in) the whole subtree from its start.
+    ///
+    /// # Errors
+    /// [`ScopeError::TableFull`] when the tracker's scope table has no free
+    /// id.
+    pub(crate) fn for_new_db() -> Result<Self, ScopeError> {
+        let instance = CHECKPOINT.instance()?;
+        let [collect, write, publish, gc] = instance
+            .in_scope(|| [&CKPT_COLLECT, &CKPT_WRITE, &CKPT_PUBLISH, &CKPT_GC].map(ScopeId::from));
+        Ok(CheckpointScopes {
+            run: instance.id(),
+            collect,
+            write,
+            publish,
+            gc,
+            _instance: instance,
+        })
     }
 }

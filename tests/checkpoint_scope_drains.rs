@@ -1,6 +1,7 @@
 //! The checkpoint-leak regression test: after every checkpoint run
-//! (incremental, global, with GC), the `checkpoint` scope has drained to
-//! zero and the file-leak invariant holds; also after a restart.
+//! (incremental, global, with GC), the database's `checkpoint#n` scope and
+//! the `checkpoint` kind have drained to zero and the file-leak invariant
+//! holds; also after a restart.
 
 mod common;
 
@@ -13,6 +14,15 @@ use ckptdb::{CheckpointKind, Db, SyncPolicy};
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn assert_drained(db: &Db, what: &str) {
+    let own = db.checkpoint_scope();
+    assert!(own.path().starts_with("checkpoint#"), "{}", own.path());
+    let live = own.stats_with_children();
+    assert_eq!(
+        live.live_bytes,
+        0,
+        "{what}: {} still holds {live:?}",
+        own.path()
+    );
     let live = CHECKPOINT.id().stats_with_children();
     assert_eq!(
         live.live_bytes, 0,

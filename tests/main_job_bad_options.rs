@@ -4,6 +4,12 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+// Like every test crate of the engine (it only runs the binary, but a test
+// added here that opens a `Db` in strict mode needs the tracker).
+#[global_allocator]
+static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+
 fn ckptdb(args: &[&str]) -> assert_cmd::assert::Assert {
     Command::new(env!("CARGO_BIN_EXE_ckptdb"))
         .args(args)

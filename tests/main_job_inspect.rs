@@ -10,6 +10,12 @@ use std::time::SystemTime;
 
 use assert_cmd::Command;
 
+// It opens a `Db` in this process too: strict leak mode (the default in
+// debug builds) refuses to open without the tracker.
+#[global_allocator]
+static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+
 type Snapshot = BTreeMap<String, (u64, SystemTime, Vec<u8>)>;
 
 fn snapshot(dir: &Path) -> Snapshot {

@@ -6,6 +6,12 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+// Like every test crate of the engine (it only runs the binary, but a test
+// added here that opens a `Db` in strict mode needs the tracker).
+#[global_allocator]
+static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+
 /// The binary with a small, quick workload.
 fn small_run(extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ckptdb"));
@@ -88,6 +94,9 @@ fn injected_leak_is_flagged_with_the_leaking_function_and_exit_code_1() {
     assert!(leaked[0].starts_with("checkpoint #2 "), "{stdout}");
     assert!(stdout.contains("LEAK in checkpoint run #2"), "{stdout}");
     assert!(stdout.contains("encode_batch_leaky"), "{stdout}");
+    // Judged on the database's own instance of the checkpoint scope.
+    assert!(stdout.contains("leak in scope `checkpoint#1`"), "{stdout}");
+    assert!(stdout.contains("in `checkpoint#1/write`"), "{stdout}");
     // The runs after it are judged against the leaked baseline and drain.
     assert!(lines.last().unwrap().ends_with("drained: yes"), "{stdout}");
     assert!(stdout.contains("verdict: LEAK"), "{stdout}");
@@ -114,6 +123,13 @@ fn json_report_parses_and_has_the_checkpoint_scope() {
     ] {
         assert!(paths.contains(&p), "{p} not in {paths:?}");
     }
+    // Each open of the database ran in its own instance (`checkpoint#n`).
+    assert!(
+        paths
+            .iter()
+            .any(|p| p.starts_with("checkpoint#") && p.ends_with("/write")),
+        "no checkpoint#n/write in {paths:?}"
+    );
     let ckpt = scopes.iter().find(|s| s["path"] == "checkpoint").unwrap();
     assert!(ckpt["with_children"]["total_bytes"].as_u64().unwrap() > 0);
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));

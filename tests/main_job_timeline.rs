@@ -8,6 +8,12 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+// Like every test crate of the engine (it only runs the binary, but a test
+// added here that opens a `Db` in strict mode needs the tracker).
+#[global_allocator]
+static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+
 /// The binary with a small, quick workload.
 fn small_run(extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ckptdb"));

@@ -4,10 +4,11 @@
 //!
 //! It compiles the very same `src/cli/` (included by path, not copied), so
 //! the two binaries differ only in their `#[global_allocator]`. With no
-//! tracker installed nothing is attributed: every leak check counts zero
-//! and passes (`--inject-leak` is NOT detected, the run exits 0), and the
-//! allocation report by scope is empty; jemalloc's own process figures are
-//! still printed. A separate binary rather than a cargo feature, so that
+//! tracker installed nothing is attributed: the engine (production leak
+//! mode) reports every run `drained: unchecked (no tracker)` and the
+//! verdict is `NOT CHECKED` (`--inject-leak` is NOT detected, the run exits
+//! 0), and the allocation report by scope is empty; jemalloc's own process
+//! figures are still printed. A separate binary rather than a cargo feature, so that
 //! `--all-features` builds (clippy, `cargo test --workspace --all-features`)
 //! keep the tracked `ckptdb` the main-job tests rely on.
 

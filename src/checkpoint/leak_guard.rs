@@ -2,14 +2,19 @@
 //! (`alloc_tracker::leak`).
 //!
 //! A check begins before a run takes its first allocation and finishes after
-//! the run dropped everything it held; it covers the `checkpoint` scope and
-//! its children, waits (bounded) for frees made by helper threads, and
-//! records a call stack for each allocation made in the scope while it is
-//! active (unless the options turn site recording off), so a failure names
-//! the function that kept the bytes.
+//! the run dropped everything it held; it covers the database's own
+//! `checkpoint#n` scope and the scopes below it, waits (bounded) for frees
+//! made by helper threads, and records a call stack for each allocation
+//! made in the scope while it is active (unless the options turn site
+//! recording off), so a failure names the function that kept the bytes.
+//!
+//! A check can see nothing when the tracker is not the global allocator:
+//! [`tracker_installed`] tells `Db::open`, which refuses to open in strict
+//! mode and says so once in production mode.
 
 use std::time::Duration;
 
+pub(crate) use alloc_tracker::leak::LeakCause;
 use alloc_tracker::leak::{LeakCheck, Sites};
 pub use alloc_tracker::leak::{LeakReport, LeakSite};
 pub use alloc_tracker::Frame;
@@ -62,6 +67,16 @@ pub(crate) fn begin(
             .quiescence(quiescence)
             .begin(),
     )
+}
+
+/// Whether `TrackingAlloc` is this program's global allocator (without
+/// it, every check fails with [`LeakCause::NotInstalled`]).
+///
+/// # Errors
+/// [`NotInstalled`](alloc_tracker::NotInstalled), whose message names the
+/// missing `#[global_allocator]` line.
+pub(crate) fn tracker_installed() -> Result<(), alloc_tracker::NotInstalled> {
+    alloc_tracker::ensure_installed()
 }
 
 /// The live bytes of `scope` and its children.

@@ -1,6 +1,6 @@
 //! One checkpoint run as the command line shows it: the engine's run under
-//! a site-recording leak check of the `checkpoint` scope, and its one-line
-//! verdict.
+//! a site-recording leak check of the database's `checkpoint#n` scope, and
+//! its one-line verdict.
 //!
 //! The engine judges every run itself ([`CheckpointReport::drain`]); in
 //! production leak mode it only logs the sites of a leak. The check here
@@ -12,7 +12,6 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use alloc_tracker::leak::{Expect, LeakCheck, LeakReport, Sites};
-use ckptdb::scopes::CHECKPOINT;
 use ckptdb::{CheckpointError, CheckpointKind, CheckpointReport, Db, Drain};
 
 use super::args::LeakSites;
@@ -36,9 +35,10 @@ pub(crate) struct RunResult {
 }
 
 impl RunResult {
-    /// Whether the run drained its scope and kept the file invariant.
+    /// Whether the run did not leak (drained, or unchecked without a
+    /// tracker) and kept the file invariant.
     pub(crate) fn clean(&self) -> bool {
-        self.report.drained() && self.report.file_leak.is_none()
+        !matches!(self.report.drain, Drain::Leaked { .. }) && self.report.file_leak.is_none()
     }
 }
 
@@ -56,7 +56,7 @@ pub(crate) fn run(
         LeakSites::Record => Sites::Record,
         LeakSites::Off => Sites::Off,
     };
-    let check = LeakCheck::options(CHECKPOINT.id())
+    let check = LeakCheck::options(db.checkpoint_scope())
         .expect(Expect::Baseline)
         .sites(sites)
         .quiescence(QUIESCENCE)
@@ -115,6 +115,7 @@ pub(crate) fn describe(r: &RunResult) -> String {
     }
     match rep.drain {
         Drain::Drained { .. } => s.push_str("drained: yes"),
+        Drain::Unchecked => s.push_str("drained: unchecked (no tracker)"),
         Drain::Leaked { bytes: b, allocs } => {
             let _ = write!(
                 s,

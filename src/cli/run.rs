@@ -459,7 +459,14 @@ impl<'c> Driver<'c> {
             .filter(|r| !r.clean())
             .map(|r| r.number)
             .collect();
-        let verdict = if leaked.is_empty() {
+        let unchecked = unchecked_runs(&self.runs);
+        let verdict = if leaked.is_empty() && unchecked > 0 {
+            println!(
+                "verdict: NOT CHECKED: {unchecked} of {} checkpoint runs unchecked (the tracker is not this program's global allocator)",
+                self.runs.len()
+            );
+            Outcome::Clean
+        } else if leaked.is_empty() {
             println!(
                 "verdict: all {} checkpoint runs drained their allocation scope",
                 self.runs.len()
@@ -739,6 +746,7 @@ impl<'c> Driver<'c> {
             .filter(|r| r.report.kind == CheckpointKind::Global)
             .count();
         let clean = self.runs.iter().filter(|r| r.clean()).count();
+        let unchecked = unchecked_runs(&self.runs);
         println!();
         println!(
             "writes: {done} in {secs:.1} s ({:.0} writes/s), {} of values; {} keys live at LSN {}",
@@ -748,10 +756,15 @@ impl<'c> Driver<'c> {
             db.stats().last_lsn,
         );
         println!(
-            "checkpoints: {} runs ({} incremental, {globals} global), {clean} drained, {} leaked",
+            "checkpoints: {} runs ({} incremental, {globals} global), {} drained, {} leaked{}",
             self.runs.len(),
             self.runs.len() - globals,
-            self.runs.len() - clean
+            clean - unchecked,
+            self.runs.len() - clean,
+            match unchecked {
+                0 => String::new(),
+                n => format!(", {n} unchecked (no tracker)"),
+            }
         );
         let a = &self.cfg.args;
         let stats = db.stats();
@@ -822,6 +835,13 @@ fn writer(
         shared.stop.store(true, Ordering::Relaxed);
     }
     result
+}
+
+/// Runs whose leak check could not see anything (no tracker installed).
+fn unchecked_runs(runs: &[RunResult]) -> usize {
+    runs.iter()
+        .filter(|r| r.report.drain == ckptdb::Drain::Unchecked)
+        .count()
 }
 
 /// The scopes drawn by `--timeline`.

@@ -32,8 +32,10 @@ pub fn test_options() -> OptionsBuilder {
         .leak_quiescence(std::time::Duration::from_millis(200))
 }
 
-/// The checkpoint scope is process-wide: tests of one binary that run
-/// checkpoints take this lock so they do not see each other's runs.
+/// Each `Db` checkpoints in its own `checkpoint#n` scope, so runs of
+/// different tests no longer see each other; tests that read process-wide
+/// figures (the `checkpoint` kind's, `recovery`'s) or switch process-wide
+/// state still take this lock.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())

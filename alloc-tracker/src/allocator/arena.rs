@@ -353,14 +353,13 @@ fn set_dirty_decay(index: c_uint, ms: isize) {
             break;
         }
     }
-    let mut at = 0;
-    for &b in PREFIX
-        .iter()
-        .chain(digits[..len].iter().rev())
-        .chain(SUFFIX.iter())
-    {
-        name[at] = b;
-        at += 1;
+    for (slot, &b) in name.iter_mut().zip(
+        PREFIX
+            .iter()
+            .chain(digits[..len].iter().rev())
+            .chain(SUFFIX.iter()),
+    ) {
+        *slot = b;
     }
     let mut ms = ms;
     // SAFETY: `name` is a NUL-terminated "arena.<i>.dirty_decay_ms", which
