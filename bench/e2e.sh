@@ -21,9 +21,9 @@
 # checkpoints every 40k writes, restart in the middle) with leak checks
 # counting and recording off: `--sample-bytes 0 --leak-sites off`, plus
 # `--progress off`. Peak RSS is the kernel's maximum resident set size
-# (GNU time %M, from getrusage). The bare build has no tracker: its leak
-# checks count nothing and pass; only the tracked build checks for leaks,
-# and a tracked run that does not exit 0 aborts the benchmark.
+# (GNU time %M, from getrusage). The bare build has no tracker: its runs
+# print "drained: unchecked (no tracker)"; only the tracked build checks for
+# leaks, and a tracked run that does not exit 0 aborts the benchmark.
 # Needs GNU time (/usr/bin/time); installed with apt-get when missing and
 # running as root.
 set -euo pipefail

@@ -206,8 +206,7 @@ impl<'db> Checkpointer<'db> {
         if inner.is_closed() {
             return Err(CheckpointError::Closed);
         }
-        let budget =
-            budget::RunBudget::arm(inner.ckpt_scopes.run, inner.mem.checkpoint_budget());
+        let budget = budget::RunBudget::arm(inner.ckpt_scopes.run, inner.mem.checkpoint_budget());
         // A scope left non-zero by an earlier leaking run (production mode)
         // is judged against its baseline, so that leak is reported once.
         let expect = if leak_guard::live_bytes(inner.ckpt_scopes.run) == 0 {
