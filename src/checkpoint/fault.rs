@@ -7,15 +7,17 @@
 //!   ([`Faults::set_leak`]). `encode_batch_leaky` keeps a copy of one batch
 //!   buffer in a static list, the way a writer buffer that one code path
 //!   forgets to release would. The main binary's `--inject-leak` uses it to
-//!   show detection; it costs one relaxed load per data-file encode.
+//!   show detection; it costs one relaxed load per data-file encode. And a
+//!   slow leak of a few hundred bytes per run into
+//!   `ckptdb/checkpoint-results` ([`Faults::set_results_leak`],
+//!   `remember_run_summary`), which no single-run check sees and only the
+//!   production-mode trend catches (`--inject-slow-leak`); one relaxed load
+//!   per run.
 //! - With the cargo feature `fault-injection` only (tests): failing the data
 //!   write, the manifest publication or the WAL truncation the next `n`
 //!   times; aborting the process at a [`CrashPoint`]; leaving stale
-//!   checkpoint files behind after publication; a slow leak of a few
-//!   hundred bytes per run into `ckptdb/checkpoint-results`
-//!   ([`Faults::set_results_leak`], `remember_run_summary`), which no
-//!   single-run check sees and only the production-mode trend catches.
-//!   Without the feature these checks compile to nothing.
+//!   checkpoint files behind after publication. Without the feature these
+//!   checks compile to nothing.
 
 /// A step of a checkpoint run where the process can be aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +76,7 @@ pub(crate) enum FailPoint {
     WalTruncate,
 }
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Run-time switches for injected faults. Share one through `Arc<Faults>`
@@ -82,6 +84,7 @@ use std::sync::Mutex;
 #[derive(Debug, Default)]
 pub struct Faults {
     leak: AtomicBool,
+    results_leak: AtomicUsize,
     #[cfg(feature = "fault-injection")]
     io: injected::IoFaults,
 }
@@ -95,6 +98,37 @@ impl Faults {
     pub(crate) fn leak(&self) -> bool {
         self.leak.load(Ordering::Relaxed)
     }
+
+    /// Keeps `bytes` per checkpoint run in `ckptdb/checkpoint-results`
+    /// (0: off): the slow leak of `remember_run_summary`.
+    pub fn set_results_leak(&self, bytes: usize) {
+        self.results_leak.store(bytes, Ordering::SeqCst);
+    }
+
+    /// At the end of a run: the slow results leak, if switched on.
+    pub(crate) fn leak_results(&self) {
+        let n = self.results_leak.load(Ordering::Relaxed);
+        if n > 0 {
+            crate::scopes::within(&crate::scopes::CHECKPOINT_RESULTS, || {
+                remember_run_summary(n)
+            });
+        }
+    }
+}
+
+/// Where the slow results leak keeps its buffers.
+static REMEMBERED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// The planted slow leak: a per-run summary of `bytes` kept in a static
+/// list that nothing clears, in the `checkpoint-results` scope, the way a
+/// results cache that forgets to evict would.
+#[inline(never)]
+pub(crate) fn remember_run_summary(bytes: usize) {
+    let summary = std::hint::black_box(vec![0x5a_u8; bytes]);
+    REMEMBERED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(summary);
 }
 
 /// Where the planted leak keeps its buffers.
@@ -129,22 +163,6 @@ mod injected {
         fail_wal_truncate: AtomicU32,
         keep_stale: AtomicBool,
         crash_at: AtomicU8,
-        results_leak: std::sync::atomic::AtomicUsize,
-    }
-
-    /// Where the slow results leak keeps its buffers.
-    static REMEMBERED: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-
-    /// The planted slow leak: a per-run summary of `bytes` kept in a
-    /// static list that nothing clears, in the `checkpoint-results` scope,
-    /// the way a results cache that forgets to evict would.
-    #[inline(never)]
-    pub(crate) fn remember_run_summary(bytes: usize) {
-        let summary = std::hint::black_box(vec![0x5a_u8; bytes]);
-        REMEMBERED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(summary);
     }
 
     impl Faults {
@@ -170,22 +188,6 @@ mod injected {
                 .crash_at
                 .store(point.map_or(0, |p| p as u8), Ordering::SeqCst);
         }
-        /// Keeps `bytes` per checkpoint run in `ckptdb/checkpoint-results`
-        /// (0: off): the slow leak of `remember_run_summary`.
-        pub fn set_results_leak(&self, bytes: usize) {
-            self.io.results_leak.store(bytes, Ordering::SeqCst);
-        }
-
-        /// At the end of a run: the slow results leak, if switched on.
-        pub(crate) fn leak_results(&self) {
-            let n = self.io.results_leak.load(Ordering::SeqCst);
-            if n > 0 {
-                crate::scopes::within(&crate::scopes::CHECKPOINT_RESULTS, || {
-                    remember_run_summary(n)
-                });
-            }
-        }
-
         /// Clears every fault.
         pub fn clear(&self) {
             self.set_results_leak(0);
@@ -236,8 +238,6 @@ impl Faults {
     }
     #[inline(always)]
     pub(crate) fn crash(&self, _point: CrashPoint) {}
-    #[inline(always)]
-    pub(crate) fn leak_results(&self) {}
     #[inline(always)]
     pub(crate) fn fail(
         &self,

@@ -250,6 +250,13 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) inject_leak: bool,
 
+    /// Plant a slow leak: every checkpoint run keeps BYTES more in the
+    /// `checkpoint-results` scope (`remember_run_summary`). No single run's
+    /// check sees it (the run's own scope drains); the leak trend over
+    /// `checkpoint-results` flags it after a few runs (`LEAK TREND`).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, allow_hyphen_values = true)]
+    pub(crate) inject_slow_leak: Option<u64>,
+
     /// Progress display on stderr.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub(crate) progress: ProgressMode,

@@ -197,7 +197,7 @@ impl<'c> Driver<'c> {
             .leak_mode(LeakMode::Production)
             // `--leak-sites off` means counts only for the engine's own
             // check too: its stack capture per allocation of a run was most
-            // of the tracker's cost in this job (PROFILE.md).
+            // of the tracker's cost in this job (docs/main-job-profile.md).
             .record_leak_sites(a.leak_sites == LeakSites::Record)
             .sync(sync)
             .max_incrementals(a.max_incrementals as usize)
@@ -205,6 +205,9 @@ impl<'c> Driver<'c> {
             .memtable_ceiling(a.memtable_ceiling.unwrap_or(0))
             .checkpoint_budget(a.checkpoint_budget.unwrap_or(0));
         let faults = std::sync::Arc::new(ckptdb::Faults::default());
+        if let Some(bytes) = a.inject_slow_leak {
+            faults.set_results_leak(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
         let builder = builder.faults(std::sync::Arc::clone(&faults));
         let opts = builder
             .build()
@@ -303,6 +306,12 @@ impl<'c> Driver<'c> {
         }
         if a.inject_leak {
             self.say("  --inject-leak: the engine's planted leak is switched on for one run");
+        }
+        if let Some(bytes) = a.inject_slow_leak {
+            self.say(&format!(
+                "  --inject-slow-leak: every run keeps {} more in checkpoint-results",
+                human_bytes(bytes)
+            ));
         }
         self.say(&format!(
             "data directory: {}{}",

@@ -1,0 +1,72 @@
+//! The main binary with `--inject-slow-leak`: every checkpoint run keeps a
+//! few hundred bytes in `checkpoint-results`, which every run's own drain
+//! check passes (the job exits 0) while the leak trend over that scope is
+//! printed with the site that grew, `remember_run_summary`. Without the
+//! flag, no trend is reported.
+
+use assert_cmd::Command;
+
+#[global_allocator]
+static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+
+fn run(extra: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+        .args([
+            "run",
+            "--writes",
+            "16000",
+            "--threads",
+            "2",
+            "--keys",
+            "4000",
+            "--value-size",
+            "16..256",
+            "--checkpoint-every",
+            "1000",
+            "--sample-bytes",
+            "512",
+            "--progress",
+            "off",
+        ])
+        .args(extra)
+        .timeout(std::time::Duration::from_secs(180))
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    stdout
+}
+
+#[test]
+fn a_slow_leak_passes_every_run_and_is_reported_as_a_trend() {
+    let out = run(&["--inject-slow-leak", "400"]);
+    assert!(out.contains("drained: yes"), "{out}");
+    assert!(!out.contains("drained: NO"), "{out}");
+    let trend = out
+        .lines()
+        .position(|l| l.contains("LEAK TREND after checkpoint run"))
+        .unwrap_or_else(|| panic!("no trend reported:\n{out}"));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[trend].contains("ckptdb/checkpoint-results"),
+        "{}",
+        lines[trend]
+    );
+    let site = lines[trend + 1..]
+        .iter()
+        .take(12)
+        .any(|l| l.contains("remember_run_summary"));
+    assert!(site, "the growing site is named:\n{out}");
+}
+
+#[test]
+fn without_the_slow_leak_no_trend_is_reported() {
+    let out = run(&[]);
+    assert!(!out.contains("LEAK TREND"), "{out}");
+}
