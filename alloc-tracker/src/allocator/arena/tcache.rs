@@ -1,0 +1,113 @@
+//! Explicit jemalloc tcaches, one per (thread, arena owner): a block must
+//! return through a tcache of its own arena.
+
+use core::ffi::{c_char, c_uint};
+use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use tikv_jemalloc_sys as ffi;
+
+use super::{STATS_TCACHES, STATS_TCACHE_FAILURES};
+use crate::scope::{ScopeId, MAX_SCOPES};
+use crate::stats::counters::{self, ShardSlot, MAX_SHARDS};
+
+/// Explicit tcache of (shard, tagged arena): same encoding as the scope
+/// columns' `tcache` field (0 none yet, `NO_TCACHE`, or `1 + index`).
+static TAGGED_TCACHE: [AtomicU32; MAX_SHARDS] = [const { AtomicU32::new(0) }; MAX_SHARDS];
+const NO_TCACHE: u32 = u32::MAX;
+/// Which scope columns of each shard hold a tcache (to destroy them when the
+/// shard's thread exits).
+static HAS_TCACHE: [[AtomicU64; MAX_SCOPES / 64]; MAX_SHARDS] =
+    [const { [const { AtomicU64::new(0) }; MAX_SCOPES / 64] }; MAX_SHARDS];
+
+/// The `MALLOCX_TCACHE*` flag for `slot`'s thread and the arena behind
+/// `cell` (a scope column, or the tagged arena when `scope` is `None`).
+#[inline(always)]
+pub(super) fn tcache_flag(slot: ShardSlot, scope: Option<ScopeId>) -> i32 {
+    let Some(shard) = slot.owned_shard() else {
+        return ffi::MALLOCX_TCACHE_NONE;
+    };
+    let cell = match scope {
+        Some(s) => counters::tcache_cell(shard, s),
+        None => &TAGGED_TCACHE[shard as usize % MAX_SHARDS],
+    };
+    match cell.load(Ordering::Relaxed) {
+        0 => create_tcache(shard, scope, cell),
+        NO_TCACHE => ffi::MALLOCX_TCACHE_NONE,
+        t => ffi::MALLOCX_TCACHE((t - 1) as usize),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn create_tcache(shard: u16, scope: Option<ScopeId>, cell: &AtomicU32) -> i32 {
+    let mut index: c_uint = 0;
+    let mut len = core::mem::size_of::<c_uint>();
+    // SAFETY: "tcache.create" writes the new tcache's `unsigned` index into
+    // `index`, whose size we pass in `len`; it takes no input.
+    let rc = unsafe {
+        ffi::mallctl(
+            c"tcache.create".as_ptr().cast::<c_char>(),
+            ptr::addr_of_mut!(index).cast(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if rc != 0 {
+        STATS_TCACHE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        cell.store(NO_TCACHE, Ordering::Relaxed);
+        return ffi::MALLOCX_TCACHE_NONE;
+    }
+    STATS_TCACHES.fetch_add(1, Ordering::Relaxed);
+    cell.store(index + 1, Ordering::Relaxed);
+    if let Some(s) = scope {
+        let i = s.index();
+        HAS_TCACHE[shard as usize % MAX_SHARDS][i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
+    }
+    ffi::MALLOCX_TCACHE(index as usize)
+}
+
+/// Destroys the explicit tcaches of shard `shard` (its thread is exiting
+/// and will count on the shared shard from now on), returning their cached
+/// blocks to their arenas.
+pub(crate) fn release_tcaches(shard: u16) {
+    let shard = shard as usize;
+    if shard >= MAX_SHARDS {
+        return;
+    }
+    for (w, word) in HAS_TCACHE[shard].iter().enumerate() {
+        let mut bits = word.swap(0, Ordering::Relaxed);
+        while bits != 0 {
+            let b = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let scope = ScopeId((w * 64 + b) as u16);
+            destroy_tcache(counters::tcache_cell(shard as u16, scope));
+        }
+    }
+    destroy_tcache(&TAGGED_TCACHE[shard]);
+}
+
+fn destroy_tcache(cell: &AtomicU32) {
+    match cell.swap(0, Ordering::Relaxed) {
+        0 | NO_TCACHE => {}
+        t => {
+            let mut index: c_uint = t - 1;
+            // SAFETY: "tcache.destroy" reads an `unsigned` tcache index; this
+            // one was created by `create_tcache` for the exiting thread,
+            // which no longer uses it (its slot now says shared).
+            let rc = unsafe {
+                ffi::mallctl(
+                    c"tcache.destroy".as_ptr().cast::<c_char>(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    ptr::addr_of_mut!(index).cast(),
+                    core::mem::size_of::<c_uint>(),
+                )
+            };
+            if rc == 0 {
+                STATS_TCACHES.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
