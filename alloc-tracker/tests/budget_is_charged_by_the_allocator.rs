@@ -4,6 +4,8 @@
 //! hard limit refuses a `try_reserve` inside `budget::fallible` while an
 //! ordinary allocation past it goes ahead.
 
+use std::hint::black_box;
+
 use alloc_tracker::{budget, Budget, Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
@@ -18,10 +20,10 @@ fn allocations_cross_and_frees_clear_the_soft_limit() {
     // 24 bytes of slack-class blocks (trailer) and 4096-byte exact fits
     // (the scope's arena).
     let small: Vec<Box<[u8; 24]>> =
-        CACHE.in_scope(|| (0..100).map(|_| Box::new([1; 24])).collect());
+        CACHE.in_scope(|| black_box((0..100).map(|_| Box::new([1; 24])).collect()));
     assert!(!CACHE.over_budget(), "{:?}", CACHE.budget_status());
-    let page = CACHE.in_scope(|| vec![7u8; 4096]);
-    let mut grown = CACHE.in_scope(|| Vec::<u8>::with_capacity(3000));
+    let page = CACHE.in_scope(|| black_box(vec![7u8; 4096]));
+    let mut grown = CACHE.in_scope(|| black_box(Vec::<u8>::with_capacity(3000)));
     assert!(CACHE.over_budget(), "{:?}", CACHE.budget_status());
     let status = CACHE.budget_status().unwrap();
     assert_eq!(status.live_bytes, CACHE.stats().live_bytes);
@@ -48,7 +50,7 @@ fn a_hard_limit_refuses_try_reserve_only_inside_fallible() {
     assert!(ok.is_ok());
     // Outside `fallible` nothing is refused: an infallible allocation that
     // failed would abort the process.
-    let big = PARENT.in_scope(|| vec![0u8; 3 << 20]);
+    let big = PARENT.in_scope(|| black_box(vec![0u8; 3 << 20]));
     assert!(PARENT.over_budget());
     drop((v, big));
     assert!(!PARENT.over_budget());

@@ -100,10 +100,11 @@ fn leaked_block_after_crossing_is_reported_with_its_final_size() {
     let check = LeakCheck::begin(&S);
     let mut layout = Layout::from_size_align(24, 8).unwrap();
     // SAFETY: non-zero size.
-    let mut p = S.in_scope(|| unsafe { alloc(layout) });
+    let mut p = std::hint::black_box(S.in_scope(|| unsafe { alloc(layout) }));
     for size in [32, 40, 4096] {
-        // SAFETY: `p` is live with `layout`.
-        p = unsafe { realloc(p, layout, size) };
+        // SAFETY: `p` is live with `layout`. black_box: the optimiser may
+        // not merge or drop the calls whose effect this test observes.
+        p = std::hint::black_box(unsafe { realloc(p, layout, size) });
         layout = Layout::from_size_align(size, 8).unwrap();
     }
     let report = check.finish().expect_err("the block is still live");
