@@ -398,17 +398,11 @@ pub(super) unsafe fn realloc<B: Backend>(
         return q;
     }
     let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_size);
-    counters::count_free(
+    move_counts(
+        a,
         slot,
-        tag.scope(),
-        layout.size() as u64,
-        a.usable(old_reserved) as u64,
-    );
-    counters::count_alloc(
-        slot,
-        tag.scope(),
-        new_size as u64,
-        a.usable(new_reserved) as u64,
+        (tag.scope(), layout, old_reserved),
+        (tag.scope(), new_layout, new_reserved),
     );
     if new_kind.has_trailer() {
         // SAFETY: `q` has `new_reserved.size()` bytes, room for the tag
@@ -459,17 +453,25 @@ unsafe fn realloc_by_copy<B: Backend>(
     // SAFETY: `p` is a live block of `kind` made with `layout`; its record,
     // if any, was moved to `q` above.
     unsafe { free_block(a, slot, p, layout, kind) };
-    counters::count_free(
+    move_counts(
+        a,
         slot,
-        tag.scope(),
-        layout.size() as u64,
-        a.usable(old_reserved) as u64,
-    );
-    counters::count_alloc(
-        slot,
-        new_scope,
-        new_layout.size() as u64,
-        a.usable(new_reserved) as u64,
+        (tag.scope(), layout, old_reserved),
+        (new_scope, new_layout, new_reserved),
     );
     q
+}
+
+/// Counts a reallocation as the free of the old block and the allocation
+/// of the new one; each side is (scope, requested layout, layout reserved
+/// from jemalloc).
+#[inline(always)]
+fn move_counts<B: Backend>(
+    a: &TrackingAlloc<B>,
+    slot: ShardSlot,
+    old: (ScopeId, Layout, Layout),
+    new: (ScopeId, Layout, Layout),
+) {
+    counters::count_free(slot, old.0, old.1.size() as u64, a.usable(old.2) as u64);
+    counters::count_alloc(slot, new.0, new.1.size() as u64, a.usable(new.2) as u64);
 }

@@ -167,7 +167,9 @@ impl<B: Backend> TrackingAlloc<B> {
 /// budget is set).
 #[inline(always)]
 fn admitted(bytes: usize) -> bool {
-    crate::budget::admits(thread_state::current_scope(), bytes as u64)
+    // The scope is only read when some budget could refuse.
+    !crate::budget::any_budget()
+        || crate::budget::admits(thread_state::current_scope(), bytes as u64)
 }
 
 /// Runs the accounting of one allocation on this thread's state and returns

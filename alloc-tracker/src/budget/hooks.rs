@@ -124,6 +124,13 @@ fn chain(scope: ScopeId) -> impl Iterator<Item = ScopeId> {
     .take(MAX_DEPTH)
 }
 
+/// Whether any scope has a budget: lets a caller skip working out the
+/// scope (a thread-local read) when no hook can act.
+#[inline(always)]
+pub(crate) fn any_budget() -> bool {
+    ANY_BUDGET.load(Ordering::Relaxed)
+}
+
 /// Whether an allocation of `bytes` in `scope` may go ahead under the hard
 /// limits of `scope` and its ancestors. Always `true` outside a
 /// [`fallible`](super::fallible) section: an infallible allocation that

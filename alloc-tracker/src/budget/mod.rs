@@ -82,8 +82,9 @@ mod hooks;
 mod limit;
 mod watch;
 
-pub use hooks::MAX_DEPTH;
 #[doc(hidden)]
+pub(crate) use hooks::any_budget;
+pub use hooks::MAX_DEPTH;
 pub use hooks::{admits, on_alloc, on_free};
 pub use limit::{budgets, fallible, Budget, BudgetStatus, HardBelowSoft};
 pub use watch::{watch, BudgetEvent, BudgetWatch};
