@@ -43,7 +43,7 @@ struct Row {
 }
 
 fn print_rows(rows: &[Row]) {
-    println!("| workload | bare jemalloc | tracking (by address) | + usable sizes | trailer (old) | System | **tracking / jemalloc** | + usable / jemalloc | trailer / jemalloc | target |");
+    println!("| workload | bare jemalloc | tracking (hybrid, default) | + usable sizes | trailer (old) | System | **tracking / jemalloc** | + usable / jemalloc | trailer / jemalloc | target |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} {}", r.unit));
@@ -330,7 +330,7 @@ fn main() {
     println!();
     println!("per-thread cost, 2 threads / 1 thread: bare jemalloc {:.3}x, tracking {:.3}x (target: tracking within 10% of its 1-thread cost)", j2 / j1, t2 / t1);
     println!();
-    println!("| resident memory, 1M live objects | bare jemalloc (stats.resident) | tracking (by address) | overhead | trailer (old) | overhead | bare RSS | tracking RSS | target |");
+    println!("| resident memory, 1M live objects | bare jemalloc (stats.resident) | tracking (hybrid, default) | overhead | trailer (old) | overhead | bare RSS | tracking RSS | target |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let resident = |what: &str, args: &[&str], target: &str| {
         let b = prog("mixed-jemalloc", args);
