@@ -11,6 +11,48 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Declares a unit struct `$name` whose `GlobalAlloc` forwards to the
+/// static allocator `$target`.
+///
+/// A workload generic over `A: GlobalAlloc` called with `&TRACKING` and
+/// with `&TRAILER` (two statics of one type, configured differently) is
+/// one instantiation that branches on the configuration at run time. A
+/// program's `#[global_allocator]` does not: its `__rust_alloc` shim calls
+/// one known static, whose configuration folds to constants. One forwarding
+/// type per static gives each its own instantiation, as in a program.
+#[macro_export]
+macro_rules! via_static {
+    ($name:ident => $target:path) => {
+        #[doc = concat!("Forwards to `", stringify!($target), "`.")]
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name;
+
+        // SAFETY: forwards every call, with its arguments, to `$target`.
+        unsafe impl ::std::alloc::GlobalAlloc for $name {
+            #[inline(always)]
+            unsafe fn alloc(&self, l: ::std::alloc::Layout) -> *mut u8 {
+                // SAFETY: the caller's contract.
+                unsafe { ::std::alloc::GlobalAlloc::alloc(&$target, l) }
+            }
+            #[inline(always)]
+            unsafe fn alloc_zeroed(&self, l: ::std::alloc::Layout) -> *mut u8 {
+                // SAFETY: the caller's contract.
+                unsafe { ::std::alloc::GlobalAlloc::alloc_zeroed(&$target, l) }
+            }
+            #[inline(always)]
+            unsafe fn dealloc(&self, p: *mut u8, l: ::std::alloc::Layout) {
+                // SAFETY: the caller's contract.
+                unsafe { ::std::alloc::GlobalAlloc::dealloc(&$target, p, l) }
+            }
+            #[inline(always)]
+            unsafe fn realloc(&self, p: *mut u8, l: ::std::alloc::Layout, n: usize) -> *mut u8 {
+                // SAFETY: the caller's contract.
+                unsafe { ::std::alloc::GlobalAlloc::realloc(&$target, p, l, n) }
+            }
+        }
+    };
+}
+
 /// Blocks alive at once in the churn workloads.
 pub const CHURN_LIVE: usize = 1000;
 

@@ -24,6 +24,12 @@ static TRACKING_USABLE: TrackingAlloc<Jemalloc> =
 static TRAILER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
 
+// One type per static, so that each is called the way a program's
+// `#[global_allocator]` calls it (see `via_static!`).
+alloc_bench::via_static!(Tracking => TRACKING);
+alloc_bench::via_static!(TrackingUsable => TRACKING_USABLE);
+alloc_bench::via_static!(Trailer => TRAILER);
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
@@ -113,15 +119,15 @@ fn main() {
                     $body
                 }
                 Which::Tracking => {
-                    let $a = &TRACKING;
+                    let $a = &Tracking;
                     $body
                 }
                 Which::TrackingUsable => {
-                    let $a = &TRACKING_USABLE;
+                    let $a = &TrackingUsable;
                     $body
                 }
                 Which::Trailer => {
-                    let $a = &TRAILER;
+                    let $a = &Trailer;
                     $body
                 }
                 Which::System => {
@@ -209,7 +215,7 @@ fn main() {
     for _ in 0..rounds {
         let run = |threads, tracked: bool| {
             let d = if tracked {
-                scope.in_scope(|| alloc_bench::parallel_churn(&TRACKING, threads, pr))
+                scope.in_scope(|| alloc_bench::parallel_churn(&Tracking, threads, pr))
             } else {
                 alloc_bench::parallel_churn(&Jemalloc, threads, pr)
             };
@@ -295,14 +301,14 @@ fn main() {
     for _ in 0..rounds {
         plain.push(
             check_scope
-                .in_scope(|| alloc_bench::churn_lifo(&TRACKING, rec_rounds))
+                .in_scope(|| alloc_bench::churn_lifo(&Tracking, rec_rounds))
                 .as_nanos() as f64
                 / rec_ops,
         );
         let check = alloc_tracker::leak::LeakCheck::begin(check_scope);
         rec.push(
             check_scope
-                .in_scope(|| alloc_bench::churn_lifo(&TRACKING, rec_rounds))
+                .in_scope(|| alloc_bench::churn_lifo(&Tracking, rec_rounds))
                 .as_nanos() as f64
                 / rec_ops,
         );

@@ -23,6 +23,10 @@ static BY_ADDRESS: TrackingAlloc<Jemalloc> =
 static TRAILER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
 
+alloc_bench::via_static!(Tracking => TRACKING);
+alloc_bench::via_static!(ByAddress => BY_ADDRESS);
+alloc_bench::via_static!(Trailer => TRAILER);
+
 fn run<A: GlobalAlloc>(a: &A, workload: &str, rounds: usize) {
     let _ = match workload {
         "churn" => alloc_bench::churn_lifo(a, rounds),
@@ -51,9 +55,9 @@ fn main() {
     let _in = scope.enter();
     match alloc.as_str() {
         "jemalloc" => run(&Jemalloc, workload, rounds),
-        "tracking" => run(&TRACKING, workload, rounds),
-        "by-address" => run(&BY_ADDRESS, workload, rounds),
-        "trailer" => run(&TRAILER, workload, rounds),
+        "tracking" => run(&Tracking, workload, rounds),
+        "by-address" => run(&ByAddress, workload, rounds),
+        "trailer" => run(&Trailer, workload, rounds),
         other => {
             eprintln!("unknown allocator {other}");
             std::process::exit(2);
