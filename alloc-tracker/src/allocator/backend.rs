@@ -87,7 +87,7 @@ mod geometry {
 /// jemalloc's usable size for `size` bytes (`sz_s2u_compute`): the smallest
 /// size class that holds `size`, with four classes per power of two.
 #[inline(always)]
-fn jemalloc_s2u(size: usize) -> usize {
+const fn jemalloc_s2u(size: usize) -> usize {
     use geometry::*;
     if size <= TINY_MIN {
         return TINY_MIN;
@@ -114,7 +114,7 @@ fn jemalloc_s2u(size: usize) -> usize {
 /// (`sz_sa2u`), which is what `mallocx`/`rallocx` reserve and what
 /// `thread.allocated` counts.
 #[inline(always)]
-pub(crate) fn jemalloc_size_class(size: usize, align: usize) -> usize {
+pub(crate) const fn jemalloc_size_class(size: usize, align: usize) -> usize {
     use geometry::*;
     if size <= SMALL_MAXCLASS && align <= PAGE {
         let usize_ = jemalloc_s2u((size + align - 1) & !(align - 1));
@@ -130,34 +130,40 @@ pub(crate) fn jemalloc_size_class(size: usize, align: usize) -> usize {
 }
 
 #[cfg(feature = "jemalloc")]
+/// Bit `s` is set when a request of `s` bytes (alignment at most 16 and at
+/// most `s`) leaves two bytes of slack in its jemalloc size class; computed
+/// at compile time from [`jemalloc_size_class`] (1.8 KiB).
+static SLACK: [u64; geometry::SMALL_MAXCLASS / 64 + 1] = {
+    let mut table = [0u64; geometry::SMALL_MAXCLASS / 64 + 1];
+    let mut size = 1;
+    while size <= geometry::SMALL_MAXCLASS {
+        if jemalloc_size_class(size + 2, 1) == jemalloc_size_class(size, 1) {
+            table[size / 64] |= 1 << (size % 64);
+        }
+        size += 1;
+    }
+    table
+};
+
+#[cfg(feature = "jemalloc")]
 /// Whether two more bytes after a request of `layout` still fit in the size
 /// class jemalloc gives `layout` (so a trailer costs no memory).
 ///
-/// The common case (alignment at most 16 and at most the size, a small
-/// size class) is a few instructions: jemalloc's small classes are 8 and
-/// the multiples of 16 with at most three significant bits (16, 32, 48, 64,
-/// 80, 96, 112, 128, 160, ...), and a request has no slack exactly when its
-/// size, rounded up to even, is a class. Everything else uses the size-class
+/// The common case (alignment at most 8, a small size class) is one bit of
+/// a table: with such an alignment jemalloc's class depends on the size
+/// alone (small classes are multiples of 8, so rounding the size up to the
+/// alignment first changes nothing). Everything else uses the size-class
 /// arithmetic.
 #[inline(always)]
 pub(crate) fn trailer_fits(layout: Layout) -> bool {
     let (size, align) = (layout.size(), layout.align());
-    if align <= 16 && align <= size && size <= geometry::SMALL_MAXCLASS {
-        let x = (size + 1) & !1;
-        if x <= 8 {
-            return x < 8;
-        }
-        let bits = usize::BITS - x.leading_zeros();
-        // `bits >= 4` here; for `x < 16` the mask keeps the low four bits,
-        // so no `x` in 10..=14 is taken for a class.
-        let low = ((1usize << bits.saturating_sub(3)) - 1) | 15;
-        return x & low != 0;
+    if align <= 8 && size <= geometry::SMALL_MAXCLASS {
+        return SLACK[size / 64] >> (size % 64) & 1 != 0;
     }
     trailer_fits_slow(size, align)
 }
 
 #[cfg(feature = "jemalloc")]
-#[cold]
 #[inline(never)]
 fn trailer_fits_slow(size: usize, align: usize) -> bool {
     size.checked_add(2)
