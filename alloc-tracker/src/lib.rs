@@ -453,6 +453,7 @@ pub mod report;
 pub mod sampling;
 mod scope;
 mod stats;
+mod switches;
 mod thread_state;
 
 #[cfg(feature = "jemalloc")]

@@ -268,7 +268,9 @@ fn charged(kind: Kind, scope: ScopeId) -> ScopeId {
 ///
 /// # Safety
 /// As [`core::alloc::GlobalAlloc::alloc`]: `layout` has a non-zero size.
-#[inline(always)]
+// Out of line: the fast path (`fast_path.rs`) stays a small function that
+// saves few registers, and calls this for every other case.
+#[inline(never)]
 pub(super) unsafe fn alloc<B: Backend>(
     a: &TrackingAlloc<B>,
     layout: Layout,
@@ -306,7 +308,8 @@ pub(super) unsafe fn alloc<B: Backend>(
 /// # Safety
 /// As [`core::alloc::GlobalAlloc::dealloc`]: `p` is a live block of this
 /// allocator made with `layout`.
-#[inline(always)]
+// Out of line, as `alloc`.
+#[inline(never)]
 pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layout: Layout) {
     let slot = shard();
     let kind = Kind::of(a, p, layout);
@@ -330,7 +333,8 @@ pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layou
 /// As [`core::alloc::GlobalAlloc::realloc`]: `p` is a live block of this
 /// allocator made with `layout`; `new_size` is non-zero and, rounded up to
 /// `layout.align()`, does not overflow `isize`.
-#[inline(always)]
+// Out of line, as `alloc`.
+#[inline(never)]
 pub(super) unsafe fn realloc<B: Backend>(
     a: &TrackingAlloc<B>,
     p: *mut u8,

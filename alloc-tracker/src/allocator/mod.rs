@@ -15,6 +15,8 @@ mod backend;
 #[cfg(feature = "jemalloc")]
 mod by_address;
 mod exit_hook;
+#[cfg(feature = "jemalloc")]
+mod fast_path;
 mod tag;
 mod thread_exit;
 mod trailer;
@@ -368,11 +370,23 @@ impl<B: Backend> TrackingAlloc<B> {
 // so the caller's guarantees. `dealloc`/`realloc` of a block take the same
 // branch as the `alloc` that made it: the choice is a constant of the
 // allocator value.
+//
+// `#[inline(always)]`: inlined into the `#[global_allocator]` shim, the
+// allocator value is a known static and the choice of placement and of
+// usable sizes folds to constants; what is left is the fast path
+// (`fast_path.rs`) and calls to the out-of-line general paths.
 unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         #[cfg(feature = "jemalloc")]
         if self.by_address() {
+            if self.attribution == Attribution::Hybrid {
+                // SAFETY: the caller's contract for `alloc`; a hybrid
+                // over jemalloc (`by_address`).
+                if let Some(p) = unsafe { fast_path::alloc(self, layout, false) } {
+                    return p;
+                }
+            }
             // SAFETY: the caller's contract for `alloc`.
             return unsafe { by_address::alloc(self, layout, false) };
         }
@@ -380,10 +394,17 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         unsafe { self.trailer_alloc(layout) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         #[cfg(feature = "jemalloc")]
         if self.by_address() {
+            if self.attribution == Attribution::Hybrid {
+                // SAFETY: the caller's contract for `alloc_zeroed`; a hybrid
+                // over jemalloc (`by_address`).
+                if let Some(p) = unsafe { fast_path::alloc(self, layout, true) } {
+                    return p;
+                }
+            }
             // SAFETY: the caller's contract for `alloc_zeroed`.
             return unsafe { by_address::alloc(self, layout, true) };
         }
@@ -391,10 +412,19 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         unsafe { self.trailer_alloc_zeroed(layout) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         #[cfg(feature = "jemalloc")]
         if self.by_address() {
+            if self.attribution == Attribution::Hybrid {
+                // SAFETY: the caller's contract for `dealloc`; a hybrid over
+                // jemalloc. The block was made by `fast_path::alloc` or
+                // `by_address::alloc` (same allocator value, same branch),
+                // which make the same blocks for a layout and scope.
+                if unsafe { fast_path::dealloc(self, p, layout) } {
+                    return;
+                }
+            }
             // SAFETY: the caller's contract for `dealloc`; the block was made
             // by `by_address::alloc` (same allocator value, same branch).
             return unsafe { by_address::dealloc(self, p, layout) };
@@ -403,10 +433,17 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
         unsafe { self.trailer_dealloc(p, layout) }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         #[cfg(feature = "jemalloc")]
         if self.by_address() {
+            if self.attribution == Attribution::Hybrid {
+                // SAFETY: the caller's contract for `realloc`; a hybrid over
+                // jemalloc, whose blocks either path reallocates.
+                if let Some(q) = unsafe { fast_path::realloc(self, p, layout, new_size) } {
+                    return q;
+                }
+            }
             // SAFETY: the caller's contract for `realloc`; the block was made
             // by `by_address` (same allocator value, same branch).
             return unsafe { by_address::realloc(self, p, layout, new_size) };

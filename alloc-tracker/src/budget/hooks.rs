@@ -2,7 +2,7 @@
 //! only for budgeted scopes and only while at least one budget is set.
 //!
 //! ```text
-//! alloc in scope S ──> ANY_BUDGET? ──no──> return          (one relaxed load)
+//! alloc in scope S ──> any budget? ──no──> return         (one relaxed load)
 //!                          │yes
 //!                          v
 //!          for B in S, parent(S), parent(parent(S)), ...:
@@ -14,13 +14,10 @@
 //! parent chain reads the scope table's lock-free entries; it is bounded by
 //! [`MAX_DEPTH`].
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::scope::{ScopeId, MAX_SCOPES};
 
-/// Set while any scope has a budget: the hot path's only check when none
-/// has.
-pub(super) static ANY_BUDGET: AtomicBool = AtomicBool::new(false);
 /// Soft limit per scope in bytes; 0 = no budget.
 pub(super) static SOFT: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// Hard limit per scope in bytes for fallible allocations; 0 = none.
@@ -61,7 +58,7 @@ thread_local! {
 #[doc(hidden)]
 #[inline]
 pub fn on_alloc(scope: ScopeId, bytes: u64) {
-    if ANY_BUDGET.load(Ordering::Relaxed) {
+    if crate::switches::budgets() {
         charge(scope, bytes as i64);
     }
 }
@@ -75,7 +72,7 @@ pub fn on_alloc(scope: ScopeId, bytes: u64) {
 #[doc(hidden)]
 #[inline]
 pub fn on_free(scope: ScopeId, bytes: u64) {
-    if ANY_BUDGET.load(Ordering::Relaxed) {
+    if crate::switches::budgets() {
         charge(scope, -(bytes as i64));
     }
 }
@@ -128,7 +125,7 @@ fn chain(scope: ScopeId) -> impl Iterator<Item = ScopeId> {
 /// scope (a thread-local read) when no hook can act.
 #[inline(always)]
 pub(crate) fn any_budget() -> bool {
-    ANY_BUDGET.load(Ordering::Relaxed)
+    crate::switches::budgets()
 }
 
 /// Whether an allocation of `bytes` in `scope` may go ahead under the hard
@@ -141,7 +138,7 @@ pub(crate) fn any_budget() -> bool {
 #[doc(hidden)]
 #[inline]
 pub fn admits(scope: ScopeId, bytes: u64) -> bool {
-    if !ANY_BUDGET.load(Ordering::Relaxed) {
+    if !crate::switches::budgets() {
         return true;
     }
     admits_slow(scope, bytes)

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use super::hooks::{ANY_BUDGET, CROSSINGS, GENERATION, HARD, HIGH, LIVE, REFUSED, SOFT};
+use super::hooks::{CROSSINGS, GENERATION, HARD, HIGH, LIVE, REFUSED, SOFT};
 use crate::scope::{Scope, ScopeId, MAX_SCOPES};
 
 /// Limits on a scope's live bytes, its children included.
@@ -124,7 +124,7 @@ impl ScopeId {
                 Ordering::Relaxed,
             );
             HIGH.fetch_max(i + 1, Ordering::Relaxed);
-            ANY_BUDGET.store(true, Ordering::Relaxed);
+            crate::switches::set_budgets(true);
         }
         let live = LIVE[i].load(Ordering::Relaxed);
         let old = SOFT[i].swap(budget.soft, Ordering::SeqCst);
@@ -146,7 +146,7 @@ impl ScopeId {
         GENERATION.fetch_add(1, Ordering::SeqCst);
         let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
         if !SOFT[..high].iter().any(|s| s.load(Ordering::Relaxed) != 0) {
-            ANY_BUDGET.store(false, Ordering::Relaxed);
+            crate::switches::set_budgets(false);
         }
     }
 

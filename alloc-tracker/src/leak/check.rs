@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::report::LeakReport;
-use crate::sampling::{self, RECORDING_CHECKS};
+use crate::sampling;
 use crate::scope::{registry, ScopeId};
 use crate::stats::ScopeStats;
 
@@ -155,7 +155,7 @@ impl LeakCheck {
         let members = registry::subtree(opts.scope);
         let mut recorded = Vec::new();
         if opts.sites == Sites::Record {
-            RECORDING_CHECKS.fetch_add(1, Ordering::SeqCst);
+            crate::switches::recording_started();
             for &s in &members {
                 registry::recording(s).fetch_add(1, Ordering::SeqCst);
             }
@@ -311,7 +311,7 @@ impl Drop for LeakCheck {
             for &s in &self.recorded {
                 registry::stop_recording(s);
             }
-            RECORDING_CHECKS.fetch_sub(1, Ordering::SeqCst);
+            crate::switches::recording_ended();
         }
     }
 }

@@ -14,7 +14,7 @@
 //! never touch the table. Everything here except the allocation hook's countdown
 //! is off the hot path and runs under the re-entrancy guard.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::allocator::Tag;
 use crate::scope::{registry, ScopeId};
@@ -56,9 +56,6 @@ impl Sampling {
 
 /// Mean sampling interval in bytes; 0 = off.
 static INTERVAL: AtomicU64 = AtomicU64::new(0);
-/// Active leak checks that record; the hot path looks at the per-scope
-/// counts only when this is non-zero.
-pub(crate) static RECORDING_CHECKS: AtomicUsize = AtomicUsize::new(0);
 /// How often a thread re-reads the sampling configuration while sampling
 /// is off, in bytes allocated: switching sampling on reaches every other
 /// thread within this many bytes of its allocations (one cold call per
@@ -115,7 +112,7 @@ pub(crate) fn decide(t: &ThreadState, scope: ScopeId, bytes: usize) -> Option<Sp
     let left = t.sample_countdown.get();
     if left > bytes as u64 {
         t.sample_countdown.set(left - bytes as u64);
-        if RECORDING_CHECKS.load(Ordering::Relaxed) == 0 {
+        if !crate::switches::recording() {
             return None;
         }
         if registry::recording(scope).load(Ordering::Relaxed) == 0 {
@@ -142,8 +139,8 @@ pub(crate) fn on_alloc(t: &ThreadState, tag: Tag, addr: usize, bytes: usize) -> 
 #[inline(never)]
 fn countdown_slow(t: &ThreadState, scope: ScopeId, bytes: usize, left: u64) -> Option<Special> {
     let interval = INTERVAL.load(Ordering::Relaxed);
-    let recording = RECORDING_CHECKS.load(Ordering::Relaxed) != 0
-        && registry::recording(scope).load(Ordering::Relaxed) != 0;
+    let recording =
+        crate::switches::recording() && registry::recording(scope).load(Ordering::Relaxed) != 0;
     let exact = recording.then_some(Special { weight: None });
     if interval == 0 {
         t.sample_countdown.set(OFF_RECHECK_BYTES);
@@ -188,7 +185,7 @@ fn exponential(t: &ThreadState, mean: u64) -> u64 {
 #[inline(never)]
 pub(crate) fn record(tag: Tag, addr: usize, bytes: usize, special: Special) -> Tag {
     let weight = special.weight;
-    let exact = RECORDING_CHECKS.load(Ordering::Relaxed) != 0
+    let exact = crate::switches::recording()
         && registry::recording(tag.scope()).load(Ordering::Relaxed) != 0;
     if weight.is_none() && !exact {
         return tag;

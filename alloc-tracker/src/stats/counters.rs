@@ -57,6 +57,12 @@ impl ShardSlot {
         ShardSlot(n)
     }
 
+    /// Whether this is an owned shard (its thread is the only writer).
+    #[inline(always)]
+    pub(crate) fn is_owned(self) -> bool {
+        (self.0 as usize) < MAX_SHARDS
+    }
+
     /// The owned shard's number, if this is one.
     pub(crate) fn owned_shard(self) -> Option<u16> {
         ((self.0 as usize) < MAX_SHARDS).then_some(self.0)
@@ -193,6 +199,27 @@ fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usabl
     if usable != 0 {
         bump(&line.free_usable, usable);
     }
+}
+
+/// Counts an allocation of `bytes` (`usable` reserved) in `scope` on the
+/// calling thread's owned shard, without the budget hook: the hot path's
+/// fast case, which has checked that the thread owns a shard
+/// (`slot.owned_shard()` is `Some`) and that no budget is set.
+#[inline(always)]
+pub(crate) fn count_alloc_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
+    alloc_on(
+        line(slot.0 as usize, scope),
+        bump_owned,
+        scope,
+        bytes,
+        usable,
+    );
+}
+
+/// The free side of [`count_alloc_owned`], under the same conditions.
+#[inline(always)]
+pub(crate) fn count_free_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
+    free_on(line(slot.0 as usize, scope), bump_owned, bytes, usable);
 }
 
 /// The line of `scope` in shard `shard`. Both indices are clamped into range

@@ -55,6 +55,7 @@ mod hooks;
 mod tcache;
 
 use hooks::HOOKS;
+pub(crate) use tcache::ready_tcache_flag;
 pub(crate) use tcache::release_tcaches;
 use tcache::tcache_flag;
 
@@ -408,6 +409,24 @@ pub(crate) enum Placement {
     /// No arena could be made: jemalloc's automatic arenas, untagged,
     /// charged to `UNSCOPED` (counted in [`AttributionStats`]).
     Unattributed,
+}
+
+/// The `mallocx` flags (arena and tcache, no alignment) for a new block of
+/// `scope` made by the thread owning `slot`, when the scope keeps its own
+/// arenas and this thread's arena and tcache of it exist already: the
+/// fast path's lookup. `None` sends the caller to [`place`], which makes
+/// what is missing.
+#[inline(always)]
+pub(crate) fn ready_alloc_flags(slot: ShardSlot, scope: ScopeId) -> Option<i32> {
+    if is_tagged_only(scope) {
+        return None;
+    }
+    let a = ARENA_OF[scope.index()][arena_slot(slot)].load(Ordering::Acquire);
+    if a == 0 || a >= FAILED {
+        return None;
+    }
+    let tcache = ready_tcache_flag(slot, scope)?;
+    Some(ffi::MALLOCX_ARENA((a - 1) as usize) | tcache)
 }
 
 /// Chooses the arena for a new block of `scope` made by `slot`'s thread.

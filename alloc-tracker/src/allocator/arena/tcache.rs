@@ -38,6 +38,18 @@ pub(super) fn tcache_flag(slot: ShardSlot, scope: Option<ScopeId>) -> i32 {
     }
 }
 
+/// The `MALLOCX_TCACHE` flag of the tcache that `slot`'s thread (an owned
+/// shard) has for `scope`'s arenas, if it has made one; `None` when it has
+/// not (or could not: [`tcache_flag`] knows what to do then).
+#[inline(always)]
+pub(crate) fn ready_tcache_flag(slot: ShardSlot, scope: ScopeId) -> Option<i32> {
+    let shard = slot.owned_shard()?;
+    match counters::tcache_cell(shard, scope).load(Ordering::Relaxed) {
+        0 | NO_TCACHE => None,
+        t => Some(ffi::MALLOCX_TCACHE((t - 1) as usize)),
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn create_tcache(shard: u16, scope: Option<ScopeId>, cell: &AtomicU32) -> i32 {

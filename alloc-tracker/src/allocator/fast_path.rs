@@ -1,0 +1,259 @@
+//! The hybrid's common cases in straight-line code, on a thread in its
+//! ordinary state.
+//!
+//! ```text
+//! alloc(layout)                                dealloc(p, layout)
+//!   thread owns a shard, not in tracker code     thread owns a shard
+//!   no budget set, no recording leak check       no budget set
+//!   layout has slack (1 bit of a table):         layout has slack:
+//!     malloc fast path (size + 2)                  tag = trailer; no live record
+//!     trailer = scope                              sdallocx fast path
+//!   exact fit, scoped (arena, tcache exist):     exact fit: owner(p), one load
+//!     mallocx(scope arena, thread's tcache)        scope s: sdallocx(thread's tcache of s)
+//!   exact fit, unscoped: malloc fast path          automatic: sdallocx fast path
+//!   sampling countdown does not run out
+//!   count on the own shard                       count on the own shard
+//! ```
+//!
+//! Anything else returns `None`/`false` *before* changing anything, and
+//! the general path in `by_address.rs`, which handles every case, runs
+//! instead (only a free of a block with slack, once the block is back to
+//! jemalloc, leaves its counting to the general code). The blocks made here
+//! are the blocks the general path makes for the same layout and scope
+//! (`Kind::AutoTrailer`, `Kind::Scope`, `Kind::Auto`), so either path frees
+//! the other's. `docs/attribution.md` ("The fast path") has the instruction
+//! counts that motivated it.
+
+use core::alloc::Layout;
+use core::ptr;
+
+use super::arena::{self, Owner};
+use super::backend::trailer_fits;
+use super::{trailer, Backend, Tag, TrackingAlloc};
+use crate::scope::ScopeId;
+use crate::stats::counters::{self, ShardSlot};
+use crate::thread_state;
+
+/// Whether no budget and no recording leak check wants to see
+/// allocations (otherwise only the general path counts them).
+#[inline(always)]
+fn globals_quiet() -> bool {
+    crate::switches::quiet()
+}
+
+/// Allocates a block of `layout` if the thread and the tracker are in the
+/// fast case; `None` (nothing changed) otherwise.
+///
+/// # Safety
+/// As [`core::alloc::GlobalAlloc::alloc`]; `a` is a hybrid allocator over
+/// this crate's jemalloc.
+#[inline(always)]
+pub(super) unsafe fn alloc<B: Backend>(
+    a: &TrackingAlloc<B>,
+    layout: Layout,
+    zero: bool,
+) -> Option<*mut u8> {
+    let size = layout.size();
+    let slack = trailer_fits(layout);
+    let (scope, slot, flags) = thread_state::with(|t| {
+        let slot = t.shard.get();
+        if !slot.is_owned() || t.busy.get() || !globals_quiet() {
+            return None;
+        }
+        let scope = t.scope.get();
+        let flags = if slack || scope == ScopeId::UNSCOPED {
+            0
+        } else {
+            arena::ready_alloc_flags(slot, scope)?
+        };
+        // The sampling countdown: a sample is the general path's business.
+        let left = t.sample_countdown.get();
+        if left <= size as u64 {
+            return None;
+        }
+        t.sample_countdown.set(left - size as u64);
+        Some((scope, slot, flags))
+    })
+    .flatten()?;
+    let (p, reserved) = if slack {
+        // The layout has slack: adding the trailer neither overflows nor
+        // changes the size class.
+        let outer = trailer::outer_layout_of_live(layout);
+        // SAFETY: `outer` has a non-zero size (at least the tag's).
+        let p = unsafe {
+            if zero {
+                a.backend.alloc_zeroed(outer)
+            } else {
+                a.backend.alloc(outer)
+            }
+        };
+        if !p.is_null() {
+            // SAFETY: `p` is a fresh block of `outer.size()` bytes.
+            unsafe { trailer::write_unchecked(p, layout, Tag::new(scope).to_bits()) };
+        }
+        (p, outer)
+    } else if scope == ScopeId::UNSCOPED {
+        // SAFETY: `layout` has a non-zero size (caller contract).
+        let p = unsafe {
+            if zero {
+                a.backend.alloc_zeroed(layout)
+            } else {
+                a.backend.alloc(layout)
+            }
+        };
+        (p, layout)
+    } else {
+        let zero_flag = if zero {
+            tikv_jemalloc_sys::MALLOCX_ZERO
+        } else {
+            0
+        };
+        let flags = flags | arena::align_flags(layout) | zero_flag;
+        // SAFETY: `layout.size()` is non-zero and valid for its alignment;
+        // `flags` name the scope's arena and this thread's tcache of it.
+        (unsafe { arena::mallocx_unchecked(size, flags) }, layout)
+    };
+    if p.is_null() {
+        // A failed allocation changes no counter.
+        return Some(ptr::null_mut());
+    }
+    counters::count_alloc_owned(slot, scope, size as u64, a.usable(reserved) as u64);
+    Some(p)
+}
+
+/// Frees `p`, a block of `layout`, if the fast case holds; `false` (nothing
+/// done) otherwise.
+///
+/// # Safety
+/// As [`core::alloc::GlobalAlloc::dealloc`]; `a` is a hybrid allocator over
+/// this crate's jemalloc, which made `p`.
+#[inline(always)]
+pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layout: Layout) -> bool {
+    let bytes = layout.size() as u64;
+    if trailer_fits(layout) {
+        // SAFETY: a hybrid block of a layout with slack carries its tag at
+        // `layout.size()` (`Kind::AutoTrailer`).
+        let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
+        if tag.has_record() {
+            return false;
+        }
+        let outer = trailer::outer_layout_of_live(layout);
+        // SAFETY: made by the backend with `outer` (caller contract).
+        unsafe { a.backend.dealloc(p, outer) };
+        let usable = a.usable(outer) as u64;
+        match owned_quiet_shard() {
+            Some(slot) => counters::count_free_owned(slot, tag.scope(), bytes, usable),
+            None => count_free_general(tag.scope(), bytes, usable),
+        }
+        return true;
+    }
+    let Some(slot) = owned_quiet_shard() else {
+        return false;
+    };
+    let scope = match arena::owner(p) {
+        Owner::Automatic => {
+            // SAFETY: an automatic-arena block without a trailer, made by
+            // the backend with `layout` (`Kind::Auto`).
+            unsafe { a.backend.dealloc(p, layout) };
+            ScopeId::UNSCOPED
+        }
+        Owner::Scope(s) => {
+            let Some(tcache) = arena::ready_tcache_flag(slot, s) else {
+                return false;
+            };
+            let flags = tcache | arena::align_flags(layout);
+            // SAFETY: a block of `s`'s arenas requested with `layout.size()`
+            // bytes (`Kind::Scope`), freed through this thread's tcache of
+            // that scope.
+            unsafe { arena::sdallocx_unchecked(p, layout.size(), flags) };
+            s
+        }
+        Owner::Tagged => return false,
+    };
+    counters::count_free_owned(slot, scope, bytes, a.usable(layout) as u64);
+    true
+}
+
+/// Reallocates `p` (a block of `layout`) to `new_size` bytes where it
+/// stays a block of the same kind (slack to slack, exact fit to exact fit)
+/// and the fast case holds; `None` (nothing done) otherwise.
+///
+/// # Safety
+/// As [`core::alloc::GlobalAlloc::realloc`]; `a` is a hybrid allocator over
+/// this crate's jemalloc, which made `p`.
+#[inline(always)]
+pub(super) unsafe fn realloc<B: Backend>(
+    a: &TrackingAlloc<B>,
+    p: *mut u8,
+    layout: Layout,
+    new_size: usize,
+) -> Option<*mut u8> {
+    let new_layout = Layout::from_size_align(new_size, layout.align()).ok()?;
+    let slot =
+        thread_state::with(|t| t.shard.get()).filter(|slot| slot.is_owned() && globals_quiet())?;
+    let slack = trailer_fits(layout);
+    if slack != trailer_fits(new_layout) {
+        return None;
+    }
+    let (q, scope, old_reserved, new_reserved) = if slack {
+        // SAFETY: a hybrid block of a layout with slack carries its tag at
+        // `layout.size()` (`Kind::AutoTrailer`).
+        let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
+        if tag.has_record() {
+            return None;
+        }
+        let (outer, new_outer) = (
+            trailer::outer_layout_of_live(layout),
+            trailer::outer_layout_of_live(new_layout),
+        );
+        // SAFETY: made by the backend with `outer` (caller contract); the
+        // new size is non-zero and valid for the alignment (`new_layout`).
+        let q = unsafe { a.backend.realloc(p, outer, new_outer.size()) };
+        if !q.is_null() {
+            // SAFETY: `q` has `new_outer.size()` bytes, room for the tag.
+            unsafe { trailer::write_unchecked(q, new_layout, tag.to_bits()) };
+        }
+        (q, tag.scope(), outer, new_outer)
+    } else {
+        let (q, scope) = match arena::owner(p) {
+            // SAFETY: an automatic block without a trailer made by the
+            // backend with `layout` (`Kind::Auto`); it stays one.
+            Owner::Automatic => (
+                unsafe { a.backend.realloc(p, layout, new_size) },
+                ScopeId::UNSCOPED,
+            ),
+            Owner::Scope(s) => {
+                let flags = arena::ready_alloc_flags(slot, s)? | arena::align_flags(new_layout);
+                // SAFETY: a block of `s`'s arenas (`Kind::Scope`); if it
+                // moves, it moves to this thread's arena of `s` through
+                // this thread's tcache of `s`.
+                (unsafe { arena::rallocx_unchecked(p, new_size, flags) }, s)
+            }
+            Owner::Tagged => return None,
+        };
+        (q, scope, layout, new_layout)
+    };
+    if q.is_null() {
+        // The old block and every counter are unchanged.
+        return Some(q);
+    }
+    let (old_usable, new_usable) = (a.usable(old_reserved), a.usable(new_reserved));
+    counters::count_free_owned(slot, scope, layout.size() as u64, old_usable as u64);
+    counters::count_alloc_owned(slot, scope, new_size as u64, new_usable as u64);
+    Some(q)
+}
+
+/// This thread's shard if it owns one and no budget is set.
+#[inline(always)]
+fn owned_quiet_shard() -> Option<ShardSlot> {
+    thread_state::with(|t| t.shard.get())
+        .filter(|slot| slot.is_owned() && !crate::budget::any_budget())
+}
+
+/// Counts a free the fast case could not (no owned shard yet, budgets).
+#[cold]
+#[inline(never)]
+fn count_free_general(scope: ScopeId, bytes: u64, usable: u64) {
+    let slot = thread_state::with(crate::scope::shard_of).unwrap_or(ShardSlot::SHARED);
+    counters::count_free(slot, scope, bytes, usable);
+}
