@@ -4,7 +4,7 @@
 //! ```text
 //! alloc(layout)                                dealloc(p, layout)
 //!   thread owns a shard, not in tracker code     thread owns a shard
-//!   no budget set, no recording leak check       no budget set
+//!   no budget set, no leak check records scope   no budget set
 //!   layout has slack (1 bit of a table):         layout has slack:
 //!     malloc fast path (size + 2)                  tag = trailer; no live record
 //!     trailer = scope                              sdallocx fast path
@@ -26,6 +26,7 @@
 
 use core::alloc::Layout;
 use core::ptr;
+use core::sync::atomic::Ordering;
 
 use super::arena::{self, Owner};
 use super::backend::trailer_fits;
@@ -34,11 +35,20 @@ use crate::scope::ScopeId;
 use crate::stats::counters::{self, ShardSlot};
 use crate::thread_state;
 
-/// Whether no budget and no recording leak check wants to see
-/// allocations (otherwise only the general path counts them).
+/// Whether no budget and no recording leak check of `scope` wants to see
+/// an allocation in `scope` (otherwise only the general path counts it).
+/// One load while no budget is set and no check records anywhere.
 #[inline(always)]
-fn globals_quiet() -> bool {
-    crate::switches::quiet()
+fn quiet_for(scope: ScopeId) -> bool {
+    crate::switches::quiet() || quiet_while_others_record(scope)
+}
+
+/// Recording checks run, but maybe not over `scope`: its allocations stay
+/// on the fast path unless a budget is set or a check records `scope`.
+#[inline(never)]
+fn quiet_while_others_record(scope: ScopeId) -> bool {
+    !crate::switches::budgets()
+        && crate::scope::registry::recording(scope).load(Ordering::Relaxed) == 0
 }
 
 /// Allocates a block of `layout` if the thread and the tracker are in the
@@ -57,10 +67,13 @@ pub(super) unsafe fn alloc<B: Backend>(
     let slack = trailer_fits(layout);
     let (scope, slot, flags) = thread_state::with(|t| {
         let slot = t.shard.get();
-        if !slot.is_owned() || t.busy.get() || !globals_quiet() {
+        if !slot.is_owned() || t.busy.get() {
             return None;
         }
         let scope = t.scope.get();
+        if !quiet_for(scope) {
+            return None;
+        }
         let flags = if slack || scope == ScopeId::UNSCOPED {
             0
         } else {
@@ -189,8 +202,9 @@ pub(super) unsafe fn realloc<B: Backend>(
     new_size: usize,
 ) -> Option<*mut u8> {
     let new_layout = Layout::from_size_align(new_size, layout.align()).ok()?;
-    let slot =
-        thread_state::with(|t| t.shard.get()).filter(|slot| slot.is_owned() && globals_quiet())?;
+    // Reallocations never start a record (`sampling::on_realloc` only
+    // keeps one), so only budgets send them to the general path.
+    let slot = owned_quiet_shard()?;
     let slack = trailer_fits(layout);
     if slack != trailer_fits(new_layout) {
         return None;
