@@ -42,6 +42,11 @@ pub(crate) struct CkptState {
     pub(crate) manifest: Manifest,
     /// Post-publication steps still to do (retried at the next run).
     pub(crate) cleanup_pending: bool,
+    /// The chain is longer than `max_incrementals` and waits for the next
+    /// run's GC: the last GC was deferred over the checkpoint budget, or
+    /// the chain was found so at open. The file-leak invariant's bound on
+    /// the chain length waits meanwhile.
+    pub(crate) gc_pending: bool,
 }
 
 /// Engine counters.
@@ -103,6 +108,9 @@ pub struct DbStats {
     pub memtable_budget_runs: u64,
     /// Runs that went over the checkpoint budget (rolled back).
     pub checkpoints_over_budget: u64,
+    /// GCs deferred over the checkpoint budget (abandoned, the chain kept
+    /// for the next run's GC; the runs themselves succeeded).
+    pub gcs_deferred_over_budget: u64,
     /// Writes that waited because the memtable was over its ceiling.
     pub writes_throttled: u64,
     /// Total time those writes waited.
@@ -227,6 +235,7 @@ impl Db {
         )?;
         let faults: Arc<Faults> = Arc::clone(&options.faults);
         let mem = MemControl::new(&options);
+        let gc_pending = gc::incrementals(&rec.manifest) > options.max_incrementals;
         let trends = crate::scopes::within(&ENGINE, || Trends::new(&options));
         let inner = crate::scopes::within(&ENGINE, || {
             Arc::new(Inner {
@@ -242,6 +251,7 @@ impl Db {
                 ckpt: Mutex::new(CkptState {
                     manifest: rec.manifest,
                     cleanup_pending: true,
+                    gc_pending,
                 }),
                 faults,
                 ckpt_scopes,
@@ -449,7 +459,9 @@ impl Db {
         ck.manifest.chain.iter().map(|m| m.name()).collect()
     }
 
-    /// Checks the file-leak invariant now.
+    /// Checks the file-leak invariant now. While a GC deferred over the
+    /// checkpoint budget is pending, the chain may hold more than
+    /// `max_incrementals` incrementals.
     ///
     /// # Errors
     /// The I/O error of listing the directory; `Ok(Err(_))` is a violation.
@@ -459,7 +471,7 @@ impl Db {
             &*self.inner.storage,
             &self.inner.dir,
             &ck.manifest,
-            self.inner.opts.max_incrementals,
+            gc::allowed_incrementals(&ck, self.inner.opts.max_incrementals),
         )
     }
 
@@ -516,6 +528,7 @@ impl Db {
             frozen_memtables,
             memtable_budget_runs: inner.mem.memtable_runs.load(Ordering::Relaxed),
             checkpoints_over_budget: inner.mem.over_budget_runs.load(Ordering::Relaxed),
+            gcs_deferred_over_budget: inner.mem.gcs_deferred.load(Ordering::Relaxed),
             writes_throttled: inner.mem.throttled_writes.load(Ordering::Relaxed),
             throttled: Duration::from_nanos(inner.mem.throttled_nanos.load(Ordering::Relaxed)),
             trends_flagged: inner.trends.flagged.load(Ordering::Relaxed),

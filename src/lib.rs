@@ -129,7 +129,8 @@ pub use checkpoint::fault::Faults;
 pub use checkpoint::file::{FileKind, FileMeta};
 pub use checkpoint::leak_guard::{Frame, LeakReport, LeakSite};
 pub use checkpoint::{
-    CheckpointKind, CheckpointReport, CheckpointRun, Checkpointer, Drain, GcReport, Phase,
+    CheckpointKind, CheckpointReport, CheckpointRun, Checkpointer, Drain, GcDeferred, GcReport,
+    Phase,
 };
 pub use db::{Db, DbStats};
 pub use error::{

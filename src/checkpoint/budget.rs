@@ -18,7 +18,10 @@
 //!   [`Db::set_checkpoint_budget`]): a soft budget on the run's
 //!   `checkpoint` scope (children included), armed when a run begins. The
 //!   run checks it at safe points before publication ([`RunBudget::check`])
-//!   and fails with [`CheckpointError::OverBudget`], rolled back.
+//!   and fails with [`CheckpointError::OverBudget`], rolled back. GC, after
+//!   the run's publication, checks the same budget at its own safe points
+//!   and is *deferred* over it, the run still succeeding (see
+//!   `checkpoint::gc`, "GC and the checkpoint budget").
 //!
 //! Nothing here runs inside the allocator: the allocator only counts and
 //! flags; these checks read the flag and the crossing counter.
@@ -57,6 +60,8 @@ pub(crate) struct MemControl {
     base: AtomicU64,
     pub(crate) memtable_runs: AtomicU64,
     pub(crate) over_budget_runs: AtomicU64,
+    /// GCs deferred over the checkpoint budget.
+    pub(crate) gcs_deferred: AtomicU64,
     pub(crate) throttled_writes: AtomicU64,
     pub(crate) throttled_nanos: AtomicU64,
     /// Signalled after every run, for throttled writers.
@@ -72,6 +77,7 @@ impl MemControl {
             base: AtomicU64::new(0),
             memtable_runs: AtomicU64::new(0),
             over_budget_runs: AtomicU64::new(0),
+            gcs_deferred: AtomicU64::new(0),
             throttled_writes: AtomicU64::new(0),
             throttled_nanos: AtomicU64::new(0),
             drained: (Mutex::new(()), Condvar::new()),
@@ -183,6 +189,18 @@ impl RunBudget {
             base,
             crossings,
         })
+    }
+
+    /// The same budget, its checks counting only crossings from now on:
+    /// for GC, after the run's own checks have passed.
+    pub(crate) fn since_now(self) -> RunBudget {
+        RunBudget {
+            crossings: self
+                .scope
+                .budget_status()
+                .map_or(self.crossings, |s| s.crossings),
+            ..self
+        }
     }
 
     /// A safe point of the run at `at`: fails if the scope is over the
