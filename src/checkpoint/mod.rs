@@ -32,7 +32,7 @@ use crate::db::{CkptState, Inner};
 use crate::error::{CheckpointError, FileLeak, StorageError};
 use crate::memtable::Memtable;
 use crate::options::LeakMode;
-use crate::scopes::{CHECKPOINT_RESULTS, ENGINE, MEMTABLE};
+use crate::scopes::{CHECKPOINT_RESULTS, ENGINE};
 use fault::{CrashPoint, FailPoint};
 use file::{EntryRef, FileKind, FileMeta, Manifest, MANIFEST, MANIFEST_TMP};
 pub use gc::{GcDeferred, GcReport};
@@ -275,7 +275,7 @@ impl CheckpointRun<'_> {
         self.fence = wal.last_lsn();
         let mut st = inner.state.write().unwrap_or_else(|e| e.into_inner());
         if !st.active.is_empty() {
-            crate::scopes::within(&MEMTABLE, || {
+            crate::scopes::within(inner.mem.memtable_scope(), || {
                 let m = std::mem::take(&mut st.active);
                 st.frozen.push(Arc::new(m));
             });
@@ -555,7 +555,7 @@ impl CheckpointRun<'_> {
     fn apply_to_memory(&mut self, consumed: usize) {
         let mut st = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
-        crate::scopes::within(&MEMTABLE, || {
+        crate::scopes::within(self.inner.mem.memtable_scope(), || {
             let n = consumed.min(st.frozen.len());
             let done: Vec<Arc<Memtable>> = st.frozen.drain(..n).collect();
             let base = Arc::make_mut(&mut st.base);
