@@ -2,7 +2,8 @@
 //!
 //! - `incremental`, `global`: what a run collects.
 //! - `file`: data-file and manifest formats, publication.
-//! - `gc`: compaction of the chain and the file-leak invariant.
+//! - `gc`: compaction of the chain (deferred over the checkpoint budget)
+//!   and the file-leak invariant.
 //! - `leak_guard`: the one seam to the tracker's leak checker.
 //! - `budget`: the memtable and checkpoint memory budgets.
 //! - `fault`: fault injection (feature `fault-injection`).
