@@ -19,7 +19,7 @@ use crate::error::{CheckpointError, FileLeak, LockError, OpenError, StorageError
 use crate::memtable::Memtable;
 use crate::options::{LeakMode, Options, Runner, SyncPolicy};
 use crate::recovery::{self, RecoveryReport};
-use crate::scopes::{CheckpointScopes, ENGINE, MEMTABLE};
+use crate::scopes::{CheckpointScopes, MemtableScope, ENGINE};
 use crate::storage::{DirLock, Storage};
 use crate::trend::Trends;
 use crate::wal::record::Op;
@@ -42,6 +42,11 @@ pub(crate) struct CkptState {
     pub(crate) manifest: Manifest,
     /// Post-publication steps still to do (retried at the next run).
     pub(crate) cleanup_pending: bool,
+    /// The chain is longer than `max_incrementals` and waits for the next
+    /// run's GC: the last GC was deferred over the checkpoint budget, or
+    /// the chain was found so at open. The file-leak invariant's bound on
+    /// the chain length waits meanwhile.
+    pub(crate) gc_pending: bool,
 }
 
 /// Engine counters.
@@ -103,6 +108,9 @@ pub struct DbStats {
     pub memtable_budget_runs: u64,
     /// Runs that went over the checkpoint budget (rolled back).
     pub checkpoints_over_budget: u64,
+    /// GCs deferred over the checkpoint budget (abandoned, the chain kept
+    /// for the next run's GC; the runs themselves succeeded).
+    pub gcs_deferred_over_budget: u64,
     /// Writes that waited because the memtable was over its ceiling.
     pub writes_throttled: u64,
     /// Total time those writes waited.
@@ -211,13 +219,15 @@ impl Db {
             }
         }
         let ckpt_scopes = CheckpointScopes::for_new_db().map_err(OpenError::CheckpointScope)?;
+        let memtable = MemtableScope::for_new_db().map_err(OpenError::MemtableScope)?;
+        let memtable_id = memtable.id;
         let storage = Arc::clone(&options.storage);
         storage.create_dir_all(dir)?;
         let lock = storage.lock_dir(dir).map_err(|e| match e {
             LockError::Held { holder } => OpenError::locked(dir, holder),
             LockError::Storage(e) => OpenError::Storage(e),
         })?;
-        let rec = recovery::recover(&*storage, dir)?;
+        let rec = recovery::recover(&*storage, dir, memtable_id)?;
         let wal = Wal::resume(
             Arc::clone(&storage),
             dir,
@@ -226,7 +236,8 @@ impl Db {
             options.wal_segment_bytes,
         )?;
         let faults: Arc<Faults> = Arc::clone(&options.faults);
-        let mem = MemControl::new(&options);
+        let mem = MemControl::new(&options, memtable);
+        let gc_pending = gc::incrementals(&rec.manifest) > options.max_incrementals;
         let trends = crate::scopes::within(&ENGINE, || Trends::new(&options));
         let inner = crate::scopes::within(&ENGINE, || {
             Arc::new(Inner {
@@ -237,11 +248,12 @@ impl Db {
                 state: RwLock::new(State {
                     active: rec.active,
                     frozen: Vec::new(),
-                    base: crate::scopes::within(&MEMTABLE, || Arc::new(rec.base)),
+                    base: crate::scopes::within(memtable_id, || Arc::new(rec.base)),
                 }),
                 ckpt: Mutex::new(CkptState {
                     manifest: rec.manifest,
                     cleanup_pending: true,
+                    gc_pending,
                 }),
                 faults,
                 ckpt_scopes,
@@ -311,7 +323,7 @@ impl Db {
         // checkpoint fence sees either both the record and the entry or
         // neither.
         let mut st = inner.state.write().unwrap_or_else(|e| e.into_inner());
-        crate::scopes::within(&MEMTABLE, || {
+        crate::scopes::within(inner.mem.memtable_scope(), || {
             st.active
                 .insert(key.to_vec(), value.map(<[u8]>::to_vec), lsn)
         });
@@ -420,7 +432,8 @@ impl Db {
         self.checkpointer().begin(kind)?.finish()
     }
 
-    /// Whether the `memtable` scope is over the memtable budget
+    /// Whether this database's memtable scope ([`memtable_scope`](Self::memtable_scope))
+    /// is over the memtable budget
     /// ([`OptionsBuilder::memtable_budget`](crate::OptionsBuilder::memtable_budget)):
     /// a checkpoint run is due. Two relaxed loads: for owners that run
     /// checkpoints themselves ([`Runner::Manual`]); the background runner
@@ -449,7 +462,9 @@ impl Db {
         ck.manifest.chain.iter().map(|m| m.name()).collect()
     }
 
-    /// Checks the file-leak invariant now.
+    /// Checks the file-leak invariant now. While a GC deferred over the
+    /// checkpoint budget is pending, the chain may hold more than
+    /// `max_incrementals` incrementals.
     ///
     /// # Errors
     /// The I/O error of listing the directory; `Ok(Err(_))` is a violation.
@@ -459,7 +474,7 @@ impl Db {
             &*self.inner.storage,
             &self.inner.dir,
             &ck.manifest,
-            self.inner.opts.max_incrementals,
+            gc::allowed_incrementals(&ck, self.inner.opts.max_incrementals),
         )
     }
 
@@ -483,6 +498,16 @@ impl Db {
     /// [`ScopeId::path`]: alloc_tracker::ScopeId::path
     pub fn checkpoint_scope(&self) -> alloc_tracker::ScopeId {
         self.inner.ckpt_scopes.run
+    }
+
+    /// This database's instance of the [`MEMTABLE`](crate::scopes::MEMTABLE)
+    /// scope (`ckptdb/memtable#n`), where its active and frozen memtables
+    /// and its checkpointed base table are charged, and where its memtable
+    /// budget is set: another database's memtable never counts in it.
+    /// Valid while the `Db` lives, like
+    /// [`checkpoint_scope`](Self::checkpoint_scope).
+    pub fn memtable_scope(&self) -> alloc_tracker::ScopeId {
+        self.inner.mem.memtable_scope()
     }
 
     /// Counters and sizes.
@@ -516,6 +541,7 @@ impl Db {
             frozen_memtables,
             memtable_budget_runs: inner.mem.memtable_runs.load(Ordering::Relaxed),
             checkpoints_over_budget: inner.mem.over_budget_runs.load(Ordering::Relaxed),
+            gcs_deferred_over_budget: inner.mem.gcs_deferred.load(Ordering::Relaxed),
             writes_throttled: inner.mem.throttled_writes.load(Ordering::Relaxed),
             throttled: Duration::from_nanos(inner.mem.throttled_nanos.load(Ordering::Relaxed)),
             trends_flagged: inner.trends.flagged.load(Ordering::Relaxed),

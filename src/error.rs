@@ -165,6 +165,11 @@ pub enum OpenError {
     /// changed.
     #[error("no checkpoint scope for this database: {0}")]
     CheckpointScope(alloc_tracker::ScopeError),
+    /// The tracker's scope table had no free id for this database's
+    /// memtable scope instance (`ckptdb/memtable#n`). Nothing was read or
+    /// changed.
+    #[error("no memtable scope for this database: {0}")]
+    MemtableScope(alloc_tracker::ScopeError),
 }
 
 impl OpenError {

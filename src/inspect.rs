@@ -314,7 +314,8 @@ pub fn inspect(dir: impl AsRef<Path>) -> Result<Inspection, StorageError> {
 
     let lock = lock_state(dir);
 
-    let recovery = recovery::recover(&storage, dir).map(|rec| {
+    // Read-only, no `Db`: the recovered table goes to the memtable kind.
+    let recovery = recovery::recover(&storage, dir, crate::scopes::MEMTABLE.id()).map(|rec| {
         let mut keys = rec.base.len() as u64;
         for (k, e) in rec.active.iter() {
             match (rec.base.contains_key(k), e.value.is_some()) {

@@ -70,12 +70,13 @@
 //! The exact per-scope figures also drive the engine (see `docs/design.md`,
 //! "Memory budgets and leak trends"):
 //! [`OptionsBuilder::memtable_budget`] starts a checkpoint run when the
-//! `memtable` scope holds that many bytes above the checkpointed base
-//! (memory-driven flush), [`OptionsBuilder::memtable_ceiling`] makes
+//! database's own `memtable` scope instance ([`Db::memtable_scope`]) holds
+//! that many bytes above the checkpointed base (memory-driven flush), [`OptionsBuilder::memtable_ceiling`] makes
 //! writers wait (bounded, never failing) above a ceiling, and
 //! [`OptionsBuilder::checkpoint_budget`] fails a run whose `checkpoint`
 //! scope goes over it with [`CheckpointError::OverBudget`], rolled back
-//! like a failed save. In production leak mode the engine watches
+//! like a failed save; a GC over it, after the run's publication, is
+//! deferred to the next run ([`CheckpointReport::gc_deferred`]). In production leak mode the engine watches
 //! `ckptdb/checkpoint-results`, and the scopes marked with
 //! [`OptionsBuilder::watch_flat_scope`], for steady growth across runs
 //! ([`CheckpointReport::trends`], [`DbStats::trends_flagged`]).
@@ -83,7 +84,8 @@
 //! # Checkpoint files and GC
 //!
 //! After GC at most one base (global or compacted) checkpoint plus the
-//! incrementals after it are registered and on disk; the engine checks
+//! incrementals after it are registered and on disk (more incrementals
+//! while a GC deferred over the checkpoint budget is pending); the engine checks
 //! this file-leak invariant after every run and reports a violation like a
 //! memory leak ([`CheckpointError::FileLeak`]).
 //!
@@ -129,7 +131,8 @@ pub use checkpoint::fault::Faults;
 pub use checkpoint::file::{FileKind, FileMeta};
 pub use checkpoint::leak_guard::{Frame, LeakReport, LeakSite};
 pub use checkpoint::{
-    CheckpointKind, CheckpointReport, CheckpointRun, Checkpointer, Drain, GcReport, Phase,
+    CheckpointKind, CheckpointReport, CheckpointRun, Checkpointer, Drain, GcDeferred, GcReport,
+    Phase,
 };
 pub use db::{Db, DbStats};
 pub use error::{

@@ -252,8 +252,9 @@ impl OptionsBuilder {
     /// runner is woken by the write that crosses it; with
     /// [`Runner::Manual`] the owner polls
     /// [`Db::memtable_over_budget`](crate::Db::memtable_over_budget).
-    /// 0 (the default): no budget. The `memtable` scope is process-wide:
-    /// with several databases open it counts all their memtables.
+    /// 0 (the default): no budget. Each database has its own instance of
+    /// the `memtable` scope ([`Db::memtable_scope`](crate::Db::memtable_scope)),
+    /// so the budget counts this database's memtable only.
     pub fn memtable_budget(mut self, bytes: u64) -> Self {
         self.opts.memtable_budget = bytes;
         self

@@ -14,8 +14,9 @@
 //!    damage, or a gap between the checkpoint and the WAL, is a typed
 //!    error.
 //!
-//! Transient work is charged to [`RECOVERY`]; the recovered table to
-//! [`MEMTABLE`].
+//! Transient work is charged to [`RECOVERY`]; the recovered table to the
+//! memtable scope the caller gives (the database's own instance of
+//! [`MEMTABLE`](crate::scopes::MEMTABLE)).
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,9 @@ use crate::checkpoint::file::{self, Manifest, MANIFEST};
 use crate::checkpoint::global::Base;
 use crate::error::{Corruption, RecoveryError};
 use crate::memtable::Memtable;
-use crate::scopes::{ENGINE, MEMTABLE, RECOVERY, WAL};
+use alloc_tracker::ScopeId;
+
+use crate::scopes::{ENGINE, RECOVERY, WAL};
 use crate::storage::Storage;
 use crate::wal::reader::{scan_segment, Position};
 use crate::wal::record::Op;
@@ -59,8 +62,13 @@ pub(crate) struct Recovered {
 }
 
 /// Recovers the database in `dir` (which exists; `Db::open` creates and
-/// locks it first).
-pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, RecoveryError> {
+/// locks it first). The recovered base table and active memtable are
+/// charged to `memtable`.
+pub(crate) fn recover(
+    storage: &dyn Storage,
+    dir: &Path,
+    memtable: ScopeId,
+) -> Result<Recovered, RecoveryError> {
     let _scope = crate::scopes::enter(&RECOVERY);
     let names = storage.list(dir)?;
     let manifest = if names.iter().any(|n| n == MANIFEST) {
@@ -89,7 +97,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
         }
         let data = storage.read(&path)?;
         file::decode_data_file(&path, &data, meta, |k, v| {
-            crate::scopes::within(&MEMTABLE, || match v {
+            crate::scopes::within(memtable, || match v {
                 Some(v) => {
                     base.insert(k.to_vec(), v.to_vec());
                 }
@@ -140,7 +148,7 @@ pub(crate) fn recover(storage: &dyn Storage, dir: &Path) -> Result<Recovered, Re
         let end = scan_segment(&path, &data, position, strict_prev, |lsn, op| {
             if lsn > ckpt {
                 replayed += 1;
-                crate::scopes::within(&MEMTABLE, || match op {
+                crate::scopes::within(memtable, || match op {
                     Op::Put { key, value } => {
                         active.insert(key.to_vec(), Some(value.to_vec()), lsn)
                     }

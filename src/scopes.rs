@@ -6,7 +6,8 @@
 //! ```text
 //! ckptdb                      Db handle, manifest state kept in memory
 //! ├── wal                     record encoding, segment bookkeeping
-//! ├── memtable                active/frozen memtables and the checkpointed base
+//! ├── memtable                the kind: one instance per open database
+//! │   └── memtable#n          one database's active/frozen memtables and checkpointed base
 //! ├── recovery                open-time parsing (transient)
 //! ├── storage                 open file handles of FileStorage
 //! ├── errors                  error values (they outlive the operation that failed)
@@ -27,6 +28,14 @@
 //! run's leak check sees only its own database. `CHECKPOINT`'s figures with
 //! children are the sum over every database.
 //!
+//! Likewise each `Db` keeps its memtables in its own instance of
+//! [`MEMTABLE`] (`ckptdb/memtable#n`, [`Db::memtable_scope`]), so that its
+//! memtable budget counts its own memtable only; `MEMTABLE`'s figures with
+//! children are the sum over every database (the kind itself holds
+//! nothing, except the table `ckptdb inspect` recovers without a `Db`).
+//!
+//! [`Db::memtable_scope`]: crate::Db::memtable_scope
+//!
 //! [`CHECKPOINT`] is deliberately not under [`ENGINE`]: its subtree must hold
 //! only what a run allocates, so that "live bytes back to zero" is exactly
 //! the leak check. Whatever outlives a run is built in [`CHECKPOINT_RESULTS`],
@@ -38,7 +47,9 @@ use alloc_tracker::Scope;
 pub static ENGINE: Scope = Scope::new("ckptdb");
 /// The write-ahead log.
 pub static WAL: Scope = Scope::child_of(&ENGINE, "wal");
-/// Memtables and the checkpointed base table.
+/// Memtables and the checkpointed base table: each database keeps its own
+/// in its own instance of it (`memtable#n`); its figures with children sum
+/// every database's.
 pub static MEMTABLE: Scope = Scope::child_of(&ENGINE, "memtable");
 /// Open-time recovery (should drain once `open` returns).
 pub static RECOVERY: Scope = Scope::child_of(&ENGINE, "recovery");
@@ -139,5 +150,52 @@ impl CheckpointScopes {
             gc,
             _instance: instance,
         })
+    }
+}
+
+impl Drop for CheckpointScopes {
+    fn drop(&mut self) {
+        // The checkpoint budget armed on the run's scope: a recycled id
+        // would otherwise keep it.
+        if self.run.budget().is_some() {
+            self.run.clear_budget();
+        }
+    }
+}
+
+/// One database's instance of [`MEMTABLE`] (`ckptdb/memtable#n`), where its
+/// memtables and base table are charged and its memtable budget is set.
+/// Held by the database for its life; dropping it clears the budget set on
+/// it and releases the instance (drop it after the memtables, so that it is
+/// drained and its id recycled at once).
+#[derive(Debug)]
+pub(crate) struct MemtableScope {
+    /// The instance.
+    pub(crate) id: ScopeId,
+    /// Owns `id`: released on drop.
+    _instance: ScopeInstance,
+}
+
+impl MemtableScope {
+    /// A fresh instance of [`MEMTABLE`] for a new database.
+    ///
+    /// # Errors
+    /// [`ScopeError::TableFull`] when the tracker's scope table has no free
+    /// id.
+    pub(crate) fn for_new_db() -> Result<Self, ScopeError> {
+        let instance = MEMTABLE.instance()?;
+        Ok(MemtableScope {
+            id: instance.id(),
+            _instance: instance,
+        })
+    }
+}
+
+impl Drop for MemtableScope {
+    fn drop(&mut self) {
+        // A recycled id would otherwise keep this database's budget.
+        if self.id.budget().is_some() {
+            self.id.clear_budget();
+        }
     }
 }

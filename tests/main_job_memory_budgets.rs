@@ -40,6 +40,8 @@ fn run(extra: &[&str]) -> String {
 
 #[test]
 fn budgets_act_and_say_so() {
+    // (GC of the chain needs more than 4 MiB too: it is deferred, the run
+    // line says so, and the chain waits for a GC the budget admits.)
     let stdout = run(&[
         "--memtable-budget",
         "1MiB",
@@ -75,6 +77,15 @@ fn budgets_act_and_say_so() {
     );
     assert!(
         stdout.contains("runs started by the memtable budget"),
+        "{stdout}"
+    );
+    let deferred = lines
+        .iter()
+        .filter(|l| l.contains("gc: deferred over checkpoint budget") && l.contains("drained: yes"))
+        .count();
+    assert!(deferred >= 1, "{stdout}");
+    assert!(
+        stdout.contains(&format!("{deferred} GCs deferred over it")),
         "{stdout}"
     );
     assert!(

@@ -4,8 +4,9 @@
 //! under a smaller budget; over the ceiling writers are throttled, never
 //! failed.
 //!
-//! The `memtable` scope is process-wide: the tests take `common::serial()`
-//! so that only one database writes to it at a time.
+//! Each database has its own memtable scope instance (see
+//! `two_databases_have_their_own_memtable_budget.rs`); the tests still
+//! take `common::serial()` so that their timings do not overlap.
 
 mod common;
 

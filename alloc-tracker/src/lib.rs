@@ -358,7 +358,9 @@
 //! allocation and never runs user code in the allocator; a hard limit can
 //! only refuse allocations inside a [`budget::fallible`] section (a
 //! `try_reserve`), since refusing an infallible one aborts the process.
-//! See [`budget`] for the semantics and the cost.
+//! See [`budget`] for the semantics and the cost. Reports list every
+//! budgeted scope with its limits, live bytes and crossings
+//! ([`report::BudgetReport`]).
 //!
 //! # Reading figures and reports
 //!

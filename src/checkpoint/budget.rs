@@ -2,7 +2,9 @@
 //! per-scope budgets (`alloc_tracker::budget`).
 //!
 //! - **Memtable budget** ([`OptionsBuilder::memtable_budget`]): a soft
-//!   budget on the `ckptdb/memtable` scope. Crossing it starts a
+//!   budget on the database's own instance of the `ckptdb/memtable` scope
+//!   (`memtable#n`: another database's memtable never counts in it).
+//!   Crossing it starts a
 //!   checkpoint run (the background runner is woken by the writer that
 //!   sees [`ScopeId::over_budget`] after its insert; a manual owner polls
 //!   [`Db::memtable_over_budget`]). The scope also holds the checkpointed
@@ -18,7 +20,10 @@
 //!   [`Db::set_checkpoint_budget`]): a soft budget on the run's
 //!   `checkpoint` scope (children included), armed when a run begins. The
 //!   run checks it at safe points before publication ([`RunBudget::check`])
-//!   and fails with [`CheckpointError::OverBudget`], rolled back.
+//!   and fails with [`CheckpointError::OverBudget`], rolled back. GC, after
+//!   the run's publication, checks the same budget at its own safe points
+//!   and is *deferred* over it, the run still succeeding (see
+//!   `checkpoint::gc`, "GC and the checkpoint budget").
 //!
 //! Nothing here runs inside the allocator: the allocator only counts and
 //! flags; these checks read the flag and the crossing counter.
@@ -37,7 +42,7 @@ use alloc_tracker::{Budget, ScopeId};
 
 use crate::error::CheckpointError;
 use crate::options::Options;
-use crate::scopes::MEMTABLE;
+use crate::scopes::MemtableScope;
 
 /// The longest a write waits while the memtable is over its ceiling.
 pub const MAX_THROTTLE: Duration = Duration::from_secs(1);
@@ -48,6 +53,10 @@ const THROTTLE_POLL: Duration = Duration::from_millis(5);
 /// One database's budgets and their counters.
 #[derive(Debug)]
 pub(crate) struct MemControl {
+    /// The database's memtable scope instance, where the memtable budget is
+    /// set. Owned here: it is released after the memtables (`Inner`'s
+    /// `state`, declared before `mem`) are dropped.
+    memtable: MemtableScope,
     memtable_budget: u64,
     memtable_ceiling: u64,
     /// Bytes of the run's own allocations; 0 = none. Changed at run time.
@@ -57,6 +66,8 @@ pub(crate) struct MemControl {
     base: AtomicU64,
     pub(crate) memtable_runs: AtomicU64,
     pub(crate) over_budget_runs: AtomicU64,
+    /// GCs deferred over the checkpoint budget.
+    pub(crate) gcs_deferred: AtomicU64,
     pub(crate) throttled_writes: AtomicU64,
     pub(crate) throttled_nanos: AtomicU64,
     /// Signalled after every run, for throttled writers.
@@ -64,18 +75,26 @@ pub(crate) struct MemControl {
 }
 
 impl MemControl {
-    pub(crate) fn new(opts: &Options) -> Self {
+    pub(crate) fn new(opts: &Options, memtable: MemtableScope) -> Self {
         MemControl {
+            memtable,
             memtable_budget: opts.memtable_budget,
             memtable_ceiling: opts.memtable_ceiling,
             checkpoint_budget: AtomicU64::new(opts.checkpoint_budget),
             base: AtomicU64::new(0),
             memtable_runs: AtomicU64::new(0),
             over_budget_runs: AtomicU64::new(0),
+            gcs_deferred: AtomicU64::new(0),
             throttled_writes: AtomicU64::new(0),
             throttled_nanos: AtomicU64::new(0),
             drained: (Mutex::new(()), Condvar::new()),
         }
+    }
+
+    /// The database's memtable scope (`memtable#n`): its memtables and
+    /// base table are charged there.
+    pub(crate) fn memtable_scope(&self) -> ScopeId {
+        self.memtable.id
     }
 
     /// The checkpoint budget in bytes (0: none).
@@ -91,15 +110,15 @@ impl MemControl {
     /// Whether the memtable is over its budget: two relaxed loads.
     #[inline]
     pub(crate) fn memtable_over_budget(&self) -> bool {
-        self.memtable_budget != 0 && MEMTABLE.over_budget()
+        self.memtable_budget != 0 && self.memtable_scope().over_budget()
     }
 
     /// The memtable scope's live bytes as the budget counts them.
     fn memtable_live(&self) -> u64 {
-        MEMTABLE.budget_status().map_or_else(
-            || MEMTABLE.stats_with_children().live_bytes,
-            |s| s.live_bytes,
-        )
+        let scope = self.memtable_scope();
+        scope
+            .budget_status()
+            .map_or_else(|| scope.stats_with_children().live_bytes, |s| s.live_bytes)
     }
 
     /// Re-sets the memtable budget to `base + budget`, `base` being the
@@ -109,7 +128,8 @@ impl MemControl {
         if self.memtable_budget != 0 {
             let base = self.memtable_live().saturating_sub(dirty);
             self.base.store(base, Ordering::Relaxed);
-            MEMTABLE.set_budget(Budget::soft(base.saturating_add(self.memtable_budget)));
+            self.memtable_scope()
+                .set_budget(Budget::soft(base.saturating_add(self.memtable_budget)));
         }
         self.drained.1.notify_all();
     }
@@ -183,6 +203,18 @@ impl RunBudget {
             base,
             crossings,
         })
+    }
+
+    /// The same budget, its checks counting only crossings from now on:
+    /// for GC, after the run's own checks have passed.
+    pub(crate) fn since_now(self) -> RunBudget {
+        RunBudget {
+            crossings: self
+                .scope
+                .budget_status()
+                .map_or(self.crossings, |s| s.crossings),
+            ..self
+        }
     }
 
     /// A safe point of the run at `at`: fails if the scope is over the

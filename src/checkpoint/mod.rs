@@ -2,7 +2,8 @@
 //!
 //! - `incremental`, `global`: what a run collects.
 //! - `file`: data-file and manifest formats, publication.
-//! - `gc`: compaction of the chain and the file-leak invariant.
+//! - `gc`: compaction of the chain (deferred over the checkpoint budget)
+//!   and the file-leak invariant.
 //! - `leak_guard`: the one seam to the tracker's leak checker.
 //! - `budget`: the memtable and checkpoint memory budgets.
 //! - `fault`: fault injection (feature `fault-injection`).
@@ -32,9 +33,10 @@ use crate::db::{CkptState, Inner};
 use crate::error::{CheckpointError, FileLeak, StorageError};
 use crate::memtable::Memtable;
 use crate::options::LeakMode;
-use crate::scopes::{CHECKPOINT_RESULTS, ENGINE, MEMTABLE};
+use crate::scopes::{CHECKPOINT_RESULTS, ENGINE};
 use fault::{CrashPoint, FailPoint};
 use file::{EntryRef, FileKind, FileMeta, Manifest, MANIFEST, MANIFEST_TMP};
+pub use gc::{GcDeferred, GcReport};
 use global::Base;
 use leak_guard::{Expect, LeakCause, LeakReport};
 
@@ -72,16 +74,6 @@ pub enum Drain {
     Unchecked,
 }
 
-/// What GC did in a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct GcReport {
-    /// Files merged into the compacted file.
-    pub merged_files: usize,
-    /// Name of the compacted file.
-    pub compacted: String,
-}
-
 /// The report of one run, returned by [`CheckpointRun::finish`].
 ///
 /// Built in the `ckptdb/checkpoint-results` scope: it outlives the run.
@@ -110,8 +102,12 @@ pub struct CheckpointReport {
     pub bytes_written: u64,
     /// Whether there was nothing to checkpoint (no file written).
     pub empty: bool,
-    /// GC, if it ran.
+    /// GC, if it ran and published a compacted checkpoint.
     pub gc: Option<GcReport>,
+    /// GC, if it was due but went over the checkpoint budget and was
+    /// abandoned (the chain kept, retried at the next run). Never `Some`
+    /// together with [`gc`](Self::gc).
+    pub gc_deferred: Option<GcDeferred>,
     /// File-leak invariant violation seen (production mode only).
     pub file_leak: Option<FileLeak>,
     /// Leak trends flagged after this run: long-lived scopes that grew at
@@ -145,6 +141,8 @@ pub struct Checkpointer<'db> {
 ///                                                                  Published ──cleanup, GC──► Finished
 ///                                                                      │
 ///                                     error after rename: cleanup_pending, retried at next run
+///                                     GC over the checkpoint budget: GC abandoned (its file
+///                                     removed, chain kept), the run still finishes (see `gc`)
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -235,6 +233,7 @@ impl<'db> Checkpointer<'db> {
             bytes_written: 0,
             empty: true,
             gc: None,
+            gc_deferred: None,
             file_leak: None,
             trends: Vec::new(),
         });
@@ -277,7 +276,7 @@ impl CheckpointRun<'_> {
         self.fence = wal.last_lsn();
         let mut st = inner.state.write().unwrap_or_else(|e| e.into_inner());
         if !st.active.is_empty() {
-            crate::scopes::within(&MEMTABLE, || {
+            crate::scopes::within(inner.mem.memtable_scope(), || {
                 let m = std::mem::take(&mut st.active);
                 st.frozen.push(Arc::new(m));
             });
@@ -434,7 +433,7 @@ impl CheckpointRun<'_> {
                 // Safe point: the entries are collected, nothing written.
                 let r = self.check_budget("after collect").and_then(|()| {
                     crate::scopes::within(self.inner.ckpt_scopes.write, || {
-                        self.write_data_file(&meta, &entries, true)
+                        self.write_data_file(&meta, &entries)
                     })
                 });
                 drop(entries);
@@ -473,14 +472,12 @@ impl CheckpointRun<'_> {
         } else {
             self.phase = Phase::Published;
         }
-        if gc::incrementals(&self.state.manifest) > inner.opts.max_incrementals {
-            crate::scopes::within(self.inner.ckpt_scopes.gc, || self.gc())?;
-        }
+        self.gc_if_due()?;
         let verdict = gc::check_invariant(
             &*inner.storage,
             &inner.dir,
             &self.state.manifest,
-            inner.opts.max_incrementals,
+            gc::allowed_incrementals(&self.state, inner.opts.max_incrementals),
         )?;
         if let Err(v) = verdict {
             inner.stats.record_file_leak();
@@ -501,14 +498,13 @@ impl CheckpointRun<'_> {
     }
 
     /// Writes `entries` to a temp file, fsyncs, renames it to its final
-    /// name and fsyncs the directory. Returns (bytes, entries). With
-    /// `check_budget`, a budget safe point once the batches are encoded,
-    /// before anything is written.
+    /// name and fsyncs the directory. Returns (bytes, entries). A budget
+    /// safe point once the batches are encoded, before anything is written
+    /// (`after encode`).
     fn write_data_file(
         &mut self,
         meta: &FileMeta,
         entries: &[EntryRef<'_>],
-        check_budget: bool,
     ) -> Result<(u64, u64), CheckpointError> {
         let inner = self.inner;
         let storage = &*inner.storage;
@@ -519,9 +515,7 @@ impl CheckpointRun<'_> {
         inner.faults.fail(FailPoint::DataWrite, &tmp)?;
         storage.create(&tmp)?;
         let batches = encode_parallel(inner, entries);
-        if check_budget {
-            self.check_budget("after encode")?;
-        }
+        self.check_budget("after encode")?;
         let mut crc = crc32fast::Hasher::new();
         let mut bytes = (file::HEADER_LEN + file::FOOTER_LEN) as u64;
         storage.append(&tmp, &file::encode_header(meta, entries.len() as u64))?;
@@ -562,7 +556,7 @@ impl CheckpointRun<'_> {
     fn apply_to_memory(&mut self, consumed: usize) {
         let mut st = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
-        crate::scopes::within(&MEMTABLE, || {
+        crate::scopes::within(self.inner.mem.memtable_scope(), || {
             let n = consumed.min(st.frozen.len());
             let done: Vec<Arc<Memtable>> = st.frozen.drain(..n).collect();
             let base = Arc::make_mut(&mut st.base);
@@ -653,68 +647,6 @@ impl CheckpointRun<'_> {
         inner.faults.crash(CrashPoint::AfterStaleDelete);
         self.state.cleanup_pending = false;
         Ok(())
-    }
-
-    /// Compacts the chain into one file.
-    fn gc(&mut self) -> Result<(), CheckpointError> {
-        let inner = self.inner;
-        let old = crate::scopes::within(&ENGINE, || self.state.manifest.clone());
-        let meta = FileMeta {
-            kind: FileKind::Compacted,
-            id: old.next_file_id,
-            lsn_start: 0,
-            lsn_end: old.checkpoint_lsn,
-        };
-        let merged_files = old.chain.len();
-        let published_lsn = old.checkpoint_lsn;
-        let written = {
-            let buffers = gc::read_chain(&*inner.storage, &inner.dir, &old).map_err(|source| {
-                CheckpointError::Cleanup {
-                    published_lsn,
-                    source,
-                }
-            })?;
-            let entries = gc::merge_chain(&inner.dir, &old, &buffers)?;
-            // GC runs after publication: no budget check here (see the
-            // design notes, "Memory budgets").
-            let r = self.write_data_file(&meta, &entries, false);
-            drop(entries);
-            drop(buffers);
-            r
-        };
-        if let Err(e) = written {
-            self.rollback();
-            return Err(match e {
-                CheckpointError::Storage(source) => CheckpointError::Cleanup {
-                    published_lsn,
-                    source,
-                },
-                other => other,
-            });
-        }
-        inner.faults.crash(CrashPoint::AfterGcWrite);
-        let mut next = old;
-        next.generation += 1;
-        next.next_file_id = meta.id + 1;
-        next.chain.clear();
-        crate::scopes::within(&ENGINE, || next.chain.push(meta));
-        if let Err(e) = self.publish(next) {
-            self.rollback();
-            self.phase = Phase::Published;
-            return Err(CheckpointError::Cleanup {
-                published_lsn: self.state.manifest.checkpoint_lsn,
-                source: e,
-            });
-        }
-        inner.faults.crash(CrashPoint::AfterGcPublish);
-        self.report(|r| {
-            r.gc = Some(GcReport {
-                merged_files,
-                compacted: meta.name(),
-            });
-            r.files_written.push(meta.name());
-        });
-        self.cleanup_with_retries()
     }
 
     /// Removes the files this run wrote and did not publish.

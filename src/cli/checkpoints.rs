@@ -110,6 +110,19 @@ pub(crate) fn describe(r: &RunResult) -> String {
     if let Some(gc) = &rep.gc {
         let _ = write!(s, "gc: {} files -> {}  ", gc.merged_files, gc.compacted);
     }
+    if let Some(d) = &rep.gc_deferred {
+        let what = if d.crossed {
+            format!("went over it before the check {}", d.at)
+        } else {
+            format!("{} live {}", human_bytes(d.live_bytes), d.at)
+        };
+        let _ = write!(
+            s,
+            "gc: deferred over checkpoint budget, {} files kept for the next run ({what}; budget {})  ",
+            d.chain_files,
+            human_bytes(d.budget_bytes)
+        );
+    }
     if let Some(t) = r.trigger {
         let _ = write!(s, "trigger: {t}  ");
     }

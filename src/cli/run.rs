@@ -298,7 +298,7 @@ impl<'c> Driver<'c> {
             }
             if let Some(b) = a.checkpoint_budget {
                 parts.push(format!(
-                    "checkpoint runs {} each (rolled back and retried over it)",
+                    "checkpoint runs {} each (rolled back and retried over it; GC deferred over it)",
                     human_bytes(b)
                 ));
             }
@@ -780,9 +780,13 @@ impl<'c> Driver<'c> {
         if a.memtable_budget.is_some() || a.checkpoint_budget.is_some() || stats.trends_flagged > 0
         {
             println!(
-                "memory budgets: {} runs started by the memtable budget, {} attempts over the checkpoint budget (rolled back), {} writes throttled ({:.1} ms in all); leak trends flagged: {}",
+                "memory budgets: {} runs started by the memtable budget, {} attempts over the checkpoint budget (rolled back), {} GCs deferred over it, {} writes throttled ({:.1} ms in all); leak trends flagged: {}",
                 self.by_budget,
                 self.over_budget,
+                self.runs
+                    .iter()
+                    .filter(|r| r.report.gc_deferred.is_some())
+                    .count(),
                 stats.writes_throttled + self.throttled_before.0,
                 (stats.throttled + self.throttled_before.1).as_secs_f64() * 1e3,
                 stats.trends_flagged

@@ -43,3 +43,45 @@ impl Report {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "jemalloc")]
+    #[test]
+    fn json_carries_the_budgets_and_their_crossings() {
+        static BUDGETED: crate::Scope = crate::Scope::new("report-json-budgeted");
+        let report = crate::report::text::tests::report_with_crossed_budget(&BUDGETED);
+        let json = report.to_json();
+        let v: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
+        let entry = v["budgets"]
+            .as_array()
+            .expect("a budgets array")
+            .iter()
+            .find(|b| b["scope"] == "report-json-budgeted")
+            .unwrap_or_else(|| panic!("no budget entry in {json}"));
+        assert_eq!(entry["crossings"], 3, "{entry}");
+        assert_eq!(entry["soft_bytes"], 1000, "{entry}");
+        assert_eq!(entry["over"], true, "{entry}");
+        let back = Report::from_json(&json).expect("reads back");
+        assert_eq!(back.budgets, report.budgets);
+    }
+
+    #[test]
+    fn json_without_budgets_still_reads() {
+        // A report written before budgets were reported has no such field.
+        let report = Report {
+            schema_version: SCHEMA_VERSION,
+            ..Report::default()
+        };
+        let mut v: serde_json::Value = serde_json::from_str(&report.to_json()).expect("valid JSON");
+        let removed = v
+            .as_object_mut()
+            .and_then(|o| o.remove("budgets"))
+            .expect("the field is written");
+        assert_eq!(removed, serde_json::json!([]));
+        let back = Report::from_json(&v.to_string()).expect("reads without budgets");
+        assert!(back.budgets.is_empty());
+    }
+}

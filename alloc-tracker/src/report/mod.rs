@@ -4,7 +4,8 @@
 //!   bytes and allocations, totals, peak), the call sites of live memory
 //!   (sampled, and optionally the exact sites of a
 //!   [`LeakReport`](crate::leak::LeakReport)), jemalloc's own figures with
-//!   the untracked difference, the timestamp, the process id and the
+//!   the untracked difference, the budgets ([`BudgetReport`]: limits, live
+//!   bytes, crossings, refusals), the timestamp, the process id and the
 //!   tracker's own overhead. Take one with [`Report::take`].
 //! - Formats ([`Format`]): the human table (`Display`,
 //!   [`Report::write_text`]), JSON ([`Report::to_json`], feature `json`,
@@ -197,7 +198,8 @@ pub use diff::{ReportDiff, ScopeDelta, SiteDelta};
 pub use dump::{dump, DumpError, Format};
 pub use folded::{LEAK_ROOT_PREFIX, UNSAMPLED_FRAME};
 pub use model::{
-    JemallocFigures, Report, ScopeReport, SiteReport, SiteSource, UntrackedBasis, SCHEMA_VERSION,
+    BudgetReport, JemallocFigures, Report, ScopeReport, SiteReport, SiteSource, UntrackedBasis,
+    SCHEMA_VERSION,
 };
 pub use prometheus::METRIC_PREFIX;
 pub use text::human_bytes;

@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::budget::BudgetStatus;
 use crate::leak::LeakReport;
 use crate::sampling::{self, Frame};
 use crate::scope::ScopeId;
@@ -14,7 +15,8 @@ use crate::thread_state;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// One snapshot of the process: every scope as a tree, the call sites known
-/// for each scope, jemalloc's own figures and the tracker's overhead.
+/// for each scope, the budgets and their events, jemalloc's own figures and
+/// the tracker's overhead.
 ///
 /// Take one with [`Report::take`]; render it with the `write_*`/`to_*`
 /// methods or [`Report::write_format`]; compare two with [`Report::diff`].
@@ -49,6 +51,49 @@ pub struct Report {
     /// jemalloc's own process figures; `None` without the `jemalloc`
     /// feature or when its statistics could not be read.
     pub jemalloc: Option<JemallocFigures>,
+    /// Every scope with a budget ([`crate::budget`]) when the report was
+    /// taken, in id order: its limits, live bytes and crossings. Empty when
+    /// no budget is set, and in JSON reports written before budgets were
+    /// reported (the field is optional there).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub budgets: Vec<BudgetReport>,
+}
+
+/// One budgeted scope of a [`Report`]: a [`BudgetStatus`] with the scope's
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct BudgetReport {
+    /// Path of the budgeted scope.
+    pub scope: String,
+    /// The soft limit in bytes.
+    pub soft_bytes: u64,
+    /// The hard limit in bytes, if any.
+    pub hard_bytes: Option<u64>,
+    /// Live bytes of the scope and its children, as the budget counts them.
+    pub live_bytes: u64,
+    /// Whether `live_bytes > soft_bytes` when the report was taken.
+    pub over: bool,
+    /// Upward crossings of the soft limit since the budget was first set.
+    pub crossings: u64,
+    /// Allocations refused by the hard limit (in fallible sections).
+    pub refused: u64,
+}
+
+impl BudgetReport {
+    /// A budget entry for the scope at `path` with the given status.
+    pub fn new(path: impl Into<String>, status: &BudgetStatus) -> BudgetReport {
+        BudgetReport {
+            scope: path.into(),
+            soft_bytes: status.soft_bytes,
+            hard_bytes: status.hard_bytes,
+            live_bytes: status.live_bytes,
+            over: status.over,
+            crossings: status.crossings,
+            refused: status.refused,
+        }
+    }
 }
 
 /// One scope of a [`Report`].
@@ -230,7 +275,8 @@ impl JemallocFigures {
 // === impl Report ===
 
 impl Report {
-    /// Reads every scope, the sampled sites and jemalloc's figures.
+    /// Reads every scope, the sampled sites, the budgets and jemalloc's
+    /// figures.
     ///
     /// Everything it allocates is charged to [`ScopeId::INTERNAL`], so
     /// taking a report does not change the figures of the scopes it
@@ -249,7 +295,14 @@ impl Report {
                     frames: s.frames,
                 })
                 .collect();
-            Report::from_parts(snap, sites, overhead)
+            let budgets = crate::budget::budgets()
+                .into_iter()
+                .map(|(scope, status)| BudgetReport::new(scope.path(), &status))
+                .collect();
+            Report {
+                budgets,
+                ..Report::from_parts(snap, sites, overhead)
+            }
         })
     }
 
@@ -300,6 +353,7 @@ impl Report {
             overhead,
             sites,
             jemalloc,
+            budgets: Vec::new(),
         }
     }
 
@@ -327,6 +381,11 @@ impl Report {
     /// The first scope with this path.
     pub fn scope(&self, path: &str) -> Option<&ScopeReport> {
         self.scopes.iter().find(|s| s.path == path)
+    }
+
+    /// The budget of the scope with this path, if it had one.
+    pub fn budget(&self, path: &str) -> Option<&BudgetReport> {
+        self.budgets.iter().find(|b| b.scope == path)
     }
 
     /// The sites of the scope with this path.

@@ -1,9 +1,9 @@
 //! The human table: scopes as an indented tree sorted by live bytes, the
-//! top sites, then jemalloc's figures.
+//! budgets (when any is set), the top sites, then jemalloc's figures.
 
 use std::fmt::{self, Write as _};
 
-use super::model::{Report, SiteSource, UntrackedBasis};
+use super::model::{BudgetReport, Report, SiteSource, UntrackedBasis};
 
 /// How many sites the table lists.
 const TOP_SITES: usize = 10;
@@ -130,6 +130,7 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if hidden > 0 {
         writeln!(f, "({hidden} scopes without allocations not shown)")?;
     }
+    render_budgets(&r.budgets, f)?;
 
     // Top sites.
     writeln!(f)?;
@@ -215,8 +216,46 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     Ok(())
 }
 
+/// The budgets section: one line per budgeted scope; nothing without
+/// budgets.
+fn render_budgets(budgets: &[BudgetReport], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if budgets.is_empty() {
+        return Ok(());
+    }
+    writeln!(f)?;
+    writeln!(f, "budgets ({}):", budgets.len())?;
+    let width = budgets
+        .iter()
+        .map(|b| b.scope.chars().count())
+        .max()
+        .unwrap_or(0);
+    for b in budgets {
+        let mut line = format!(
+            "  {:<width$}  {} live, soft limit {}",
+            b.scope,
+            human_bytes(b.live_bytes),
+            human_bytes(b.soft_bytes),
+        );
+        if let Some(hard) = b.hard_bytes {
+            let _ = write!(line, ", hard limit {}", human_bytes(hard));
+        }
+        let _ = write!(
+            line,
+            ": {}, {} crossing{}",
+            if b.over { "OVER" } else { "within" },
+            b.crossings,
+            if b.crossings == 1 { "" } else { "s" }
+        );
+        if b.hard_bytes.is_some() || b.refused > 0 {
+            let _ = write!(line, ", {} refused", b.refused);
+        }
+        writeln!(f, "{line}")?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -229,5 +268,90 @@ mod tests {
         assert_eq!(human_bytes(5 << 40), "5120.0 GiB");
         assert_eq!(signed_bytes(-2048), "-2.0 KiB");
         assert_eq!(signed_bytes(7), "+7 B");
+    }
+
+    /// Sets a budget on `scope`, crosses it three times (ending over it),
+    /// takes a report and clears the budget.
+    #[cfg(feature = "jemalloc")]
+    pub(crate) fn report_with_crossed_budget(scope: &crate::Scope) -> Report {
+        use crate::Budget;
+        let budget = Budget::soft(1000)
+            .hard(1 << 20)
+            .unwrap_or(Budget::soft(1000));
+        scope.set_budget(budget);
+        for _ in 0..2 {
+            let v = scope.in_scope(|| std::hint::black_box(vec![1u8; 2000]));
+            drop(v);
+        }
+        let kept = scope.in_scope(|| std::hint::black_box(vec![1u8; 1500]));
+        let report = Report::take();
+        scope.clear_budget();
+        drop(kept);
+        report
+    }
+
+    #[cfg(feature = "jemalloc")]
+    #[test]
+    fn a_crossed_budget_is_listed_with_its_crossings() {
+        static BUDGETED: crate::Scope = crate::Scope::new("report-text-budgeted");
+        let report = report_with_crossed_budget(&BUDGETED);
+        let b = report
+            .budget("report-text-budgeted")
+            .expect("the budgeted scope is in the report");
+        assert_eq!((b.soft_bytes, b.hard_bytes), (1000, Some(1 << 20)));
+        assert_eq!(b.crossings, 3);
+        assert!(b.over && b.live_bytes >= 1500, "{b:?}");
+        assert_eq!(b.refused, 0);
+
+        let text = report.to_text();
+        assert!(text.contains("\nbudgets ("), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.contains("report-text-budgeted") && l.contains("soft limit"))
+            .unwrap_or_else(|| panic!("no budget line in\n{text}"));
+        for part in [
+            "soft limit 1000 B",
+            "hard limit 1.0 MiB",
+            "OVER",
+            "3 crossings",
+            "0 refused",
+        ] {
+            assert!(line.contains(part), "{part:?} not in {line:?}");
+        }
+    }
+
+    #[test]
+    fn a_report_without_budgets_prints_no_budget_section() {
+        let mut report = Report::default();
+        let mut scope = crate::report::ScopeReport::new(7, "cache", None);
+        scope.own.live_bytes = 4096;
+        scope.own.total_allocs = 1;
+        scope.with_children = scope.own;
+        report.scopes.push(scope);
+        let text = report.to_text();
+        assert!(text.contains("cache"), "{text}");
+        assert!(!text.contains("budget"), "{text}");
+        assert!(!text.contains("soft limit"), "{text}");
+    }
+
+    #[test]
+    fn budget_lines_without_a_hard_limit_omit_it() {
+        let mut report = Report::default();
+        report.budgets.push(crate::report::BudgetReport {
+            scope: "jobs".to_string(),
+            soft_bytes: 2048,
+            live_bytes: 100,
+            crossings: 1,
+            ..Default::default()
+        });
+        let text = report.to_text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("jobs"))
+            .unwrap_or_default();
+        assert_eq!(
+            line.trim(),
+            "jobs  100 B live, soft limit 2.0 KiB: within, 1 crossing"
+        );
     }
 }
