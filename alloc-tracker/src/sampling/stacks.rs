@@ -181,6 +181,11 @@ fn is_allocator_entry(function: &str) -> bool {
     ENTRIES.contains(&function)
         || function.contains("as core::alloc::global::GlobalAlloc>::alloc")
         || function.contains("as core::alloc::global::GlobalAlloc>::realloc")
+        // The hot path is inlined into the shim, which may itself be
+        // inlined into std's `alloc::alloc::alloc`, and reaches the general
+        // path with a tail call: then no frame names the shim or
+        // `GlobalAlloc`, and the outermost tracker frame is the entry.
+        || function.starts_with("alloc_tracker::allocator::")
 }
 
 /// The runtime's frame that calls `main` or a spawned thread's closure:
@@ -260,7 +265,21 @@ pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
 
 #[cfg(test)]
 mod tests {
-    use super::Frame;
+    use super::{is_allocator_entry, Frame};
+
+    #[test]
+    fn the_tracker_allocator_frames_end_the_trimmed_part() {
+        // Reached by a tail call from the inlined shim: no shim frame.
+        assert!(is_allocator_entry(
+            "alloc_tracker::allocator::by_address::alloc"
+        ));
+        assert!(is_allocator_entry("__rustc::__rust_alloc"));
+        // A user's closure run by `in_scope` is the program's, not ours.
+        assert!(!is_allocator_entry(
+            "alloc_tracker::scope::ScopeId::in_scope"
+        ));
+        assert!(!is_allocator_entry("alloc::alloc::alloc"));
+    }
 
     #[test]
     fn display_shortens_std_and_local_paths() {
