@@ -402,6 +402,9 @@ pub(crate) fn release(id: ScopeId) -> (u64, u64) {
         };
         if info.lifetime == Lifetime::Transient {
             info.lifetime = Lifetime::Released;
+            // Its budget goes with it (the next scope on its id must not
+            // inherit it).
+            crate::budget::scope_released(s);
             TRANSIENT_LIVE.fetch_sub(1, Ordering::Relaxed);
             // No longer an instance context for new sub-scopes.
             KIND_OF[s.index()].store(NONE, Ordering::Release);
@@ -571,6 +574,8 @@ impl Table {
         };
         PEAKS[id.index()].store(0, Ordering::Relaxed);
         PARENT_OF[id.index()].store(NONE, Ordering::Relaxed);
+        // Cleared at release already, unless it was set again since.
+        crate::budget::scope_released(id);
         thread_state::internal(|| self.free.push_back(id.0));
         // The parent may have been waiting for this child.
         if let Some(p) = info.parent {
@@ -599,6 +604,8 @@ impl Table {
         // Every scope's parent, for readers that must not take the lock (the
         // budget hooks inside the allocator; instance resolution).
         PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);
+        // What the budget hooks cached for the id's previous scope.
+        crate::budget::scope_installed(id);
         if info.lifetime == Lifetime::Transient {
             TRANSIENT_LIVE.fetch_add(1, Ordering::Relaxed);
             KIND_OF[id.index()].store(info.kind.map_or(id.0, |k| k.0), Ordering::Release);
