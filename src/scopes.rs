@@ -110,7 +110,8 @@ pub(crate) fn enter(scope: impl Into<ScopeId>) -> Option<ScopeGuard> {
 
 /// The scopes one database's checkpoint runs are charged to: its own
 /// instance of [`CHECKPOINT`] and the phase scopes below that instance.
-/// Held by the database for its life; dropping it releases the instance.
+/// Held by the database for its life; dropping it releases the instance
+/// (which clears the checkpoint budget armed on it).
 #[derive(Debug)]
 pub(crate) struct CheckpointScopes {
     /// The run (`checkpoint#n`); must drain after each run.
@@ -153,21 +154,11 @@ impl CheckpointScopes {
     }
 }
 
-impl Drop for CheckpointScopes {
-    fn drop(&mut self) {
-        // The checkpoint budget armed on the run's scope: a recycled id
-        // would otherwise keep it.
-        if self.run.budget().is_some() {
-            self.run.clear_budget();
-        }
-    }
-}
-
 /// One database's instance of [`MEMTABLE`] (`ckptdb/memtable#n`), where its
 /// memtables and base table are charged and its memtable budget is set.
-/// Held by the database for its life; dropping it clears the budget set on
-/// it and releases the instance (drop it after the memtables, so that it is
-/// drained and its id recycled at once).
+/// Held by the database for its life; dropping it releases the instance,
+/// which clears the budget set on it (drop it after the memtables, so that
+/// it is drained and its id recycled at once).
 #[derive(Debug)]
 pub(crate) struct MemtableScope {
     /// The instance.
@@ -188,14 +179,5 @@ impl MemtableScope {
             id: instance.id(),
             _instance: instance,
         })
-    }
-}
-
-impl Drop for MemtableScope {
-    fn drop(&mut self) {
-        // A recycled id would otherwise keep this database's budget.
-        if self.id.budget().is_some() {
-            self.id.clear_budget();
-        }
     }
 }

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
-use assert_cmd::Command;
+mod common;
+use common::main_job::{ckptdb, inspect};
 
 // It opens a `Db` in this process too: strict leak mode (the default in
 // debug builds) refuses to open without the tracker.
@@ -40,7 +41,7 @@ fn snapshot(dir: &Path) -> Snapshot {
 fn inspect_does_not_modify_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("db");
-    Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+    ckptdb()
         .args(["--writes", "6000", "--threads", "2", "--keys", "2000"])
         .args(["--value-size", "8..64", "--checkpoint-every", "2000"])
         .args(["--restart", "never", "--progress", "off", "--data-dir"])
@@ -63,7 +64,7 @@ fn inspect_does_not_modify_the_directory() {
     std::fs::write(data.join("ckpt-00000000000000000099.dat.tmp"), b"half").unwrap();
 
     let before = snapshot(&data);
-    let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+    let out = ckptdb()
         .arg("inspect")
         .arg("--data-dir")
         .arg(&data)
@@ -82,18 +83,6 @@ fn inspect_does_not_modify_the_directory() {
     );
     assert!(stdout.contains("replay the WAL from LSN"), "{stdout}");
     assert!(stdout.contains("nothing was modified"), "{stdout}");
-}
-
-fn inspect(data: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
-        .arg("inspect")
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    stdout
 }
 
 fn lock_lines(stdout: &str) -> Vec<&str> {
@@ -120,7 +109,7 @@ fn inspect_says_whether_the_database_is_open() {
 
     // Opened and closed by the main job: a LOCK file nobody holds, listed
     // on its own line only (not among the other files).
-    Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+    ckptdb()
         .args(["--writes", "2000", "--threads", "1", "--keys", "500"])
         .args(["--value-size", "8..64", "--checkpoint-every", "1000"])
         .args(["--restart", "never", "--progress", "off", "--data-dir"])

@@ -4,38 +4,31 @@
 //! one, and the job still ends clean with the data recovered at the
 //! restart.
 
-use assert_cmd::Command;
+mod common;
+use common::main_job::{ckptdb, stdout_of};
 
 fn run(extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
-        .args([
-            "run",
-            "--writes",
-            "20000",
-            "--threads",
-            "2",
-            "--keys",
-            "8000",
-            "--value-size",
-            "512..2048",
-            "--checkpoint-every",
-            "0",
-            "--progress",
-            "off",
-        ])
-        .args(extra)
-        .timeout(std::time::Duration::from_secs(120))
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stdout
+    stdout_of(
+        ckptdb()
+            .args([
+                "run",
+                "--writes",
+                "20000",
+                "--threads",
+                "2",
+                "--keys",
+                "8000",
+                "--value-size",
+                "512..2048",
+                "--checkpoint-every",
+                "0",
+                "--progress",
+                "off",
+            ])
+            .args(extra)
+            .timeout(std::time::Duration::from_secs(120)),
+        0,
+    )
 }
 
 #[test]
@@ -103,7 +96,7 @@ fn bad_budgets_are_usage_errors() {
         &["--memtable-budget", "2MiB", "--memtable-ceiling", "1MiB"],
         &["--checkpoint-budget", "lots"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
+        let out = ckptdb()
             .args(["run", "--writes", "10", "--progress", "off"])
             .args(args)
             .output()

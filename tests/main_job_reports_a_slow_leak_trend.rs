@@ -4,45 +4,39 @@
 //! printed with the site that grew, `remember_run_summary`. Without the
 //! flag, no trend is reported.
 
-use assert_cmd::Command;
+mod common;
+use common::main_job::{ckptdb, stdout_of};
 
 #[global_allocator]
 static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 
 fn run(extra: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ckptdb"))
-        .args([
-            "run",
-            "--writes",
-            "16000",
-            "--threads",
-            "2",
-            "--keys",
-            "4000",
-            "--value-size",
-            "16..256",
-            "--checkpoint-every",
-            "1000",
-            // A mean interval of 64 B samples a 400-byte allocation with
-            // probability 1 - exp(-400/64) > 0.99: the growing site is seen.
-            "--sample-bytes",
-            "64",
-            "--progress",
-            "off",
-        ])
-        .args(extra)
-        .timeout(std::time::Duration::from_secs(180))
-        .output()
-        .expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    stdout
+    stdout_of(
+        ckptdb()
+            .args([
+                "run",
+                "--writes",
+                "16000",
+                "--threads",
+                "2",
+                "--keys",
+                "4000",
+                "--value-size",
+                "16..256",
+                "--checkpoint-every",
+                "1000",
+                // A mean interval of 64 B samples a 400-byte allocation with
+                // probability 1 - exp(-400/64) > 0.99: the growing site is seen.
+                "--sample-bytes",
+                "64",
+                "--progress",
+                "off",
+            ])
+            .args(extra)
+            .timeout(std::time::Duration::from_secs(180)),
+        0,
+    )
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! run drains, the planted leak is flagged with its function and exit code
 //! 1, the JSON report parses, and a reused data directory is recovered.
 
-use std::path::Path;
-
 use assert_cmd::Command;
+
+mod common;
+use common::main_job::{ckptdb, inspect, stdout_of};
 
 // Like every test crate of the engine (it only runs the binary, but a test
 // added here that opens a `Db` in strict mode needs the tracker).
@@ -14,7 +15,7 @@ static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
 
 /// The binary with a small, quick workload.
 fn small_run(extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ckptdb"));
+    let mut cmd = ckptdb();
     cmd.args([
         "run",
         "--writes",
@@ -33,19 +34,6 @@ fn small_run(extra: &[&str]) -> Command {
     .args(extra)
     .timeout(std::time::Duration::from_secs(120));
     cmd
-}
-
-fn stdout_of(cmd: &mut Command, code: i32) -> String {
-    let out = cmd.output().expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stdout
 }
 
 fn checkpoint_lines(stdout: &str) -> Vec<&str> {
@@ -180,12 +168,6 @@ fn reusing_a_data_directory_recovers_it_and_inspect_shows_the_chain() {
     assert!(inspect.contains("checkpoint LSN 40000"), "{inspect}");
     assert!(inspect.contains("load base checkpoint ckpt-"), "{inspect}");
     assert!(inspect.contains("WAL segments"), "{inspect}");
-}
-
-fn inspect(data: &Path) -> String {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ckptdb"));
-    cmd.arg("inspect").arg("--data-dir").arg(data);
-    stdout_of(&mut cmd, 0)
 }
 
 #[test]

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+mod common;
+use common::main_job::{ckptdb, stdout_of};
+
 // Like every test crate of the engine (it only runs the binary, but a test
 // added here that opens a `Db` in strict mode needs the tracker).
 #[global_allocator]
@@ -16,7 +19,7 @@ static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
 
 /// The binary with a small, quick workload.
 fn small_run(extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ckptdb"));
+    let mut cmd = ckptdb();
     cmd.args([
         "run",
         "--writes",
@@ -37,19 +40,6 @@ fn small_run(extra: &[&str]) -> Command {
     .args(extra)
     .timeout(std::time::Duration::from_secs(180));
     cmd
-}
-
-fn run(cmd: &mut Command, code: i32) -> String {
-    let out = cmd.output().expect("the binary runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stdout
 }
 
 /// The CSV of a timeline: points per scope (seconds, bytes) and markers
@@ -142,7 +132,7 @@ fn check_svg(path: &Path, labels: &[&str]) {
 fn clean_run_timeline_matches_its_report_and_drains_at_every_run() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
-    let stdout = run(
+    let stdout = stdout_of(
         small_run(&[
             "--timeline",
             p("t.svg").to_str().unwrap(),
@@ -205,7 +195,7 @@ fn clean_run_timeline_matches_its_report_and_drains_at_every_run() {
 fn leaking_run_is_a_step_in_the_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let p = |n: &str| dir.path().join(n);
-    let stdout = run(
+    let stdout = stdout_of(
         small_run(&[
             "--inject-leak",
             "--timeline",

@@ -1,6 +1,9 @@
 //! Test helpers: temp dirs, `CrashStorage` (live vs durable bytes, freeze
-//! after N syncs), `FaultyStorage` (I/O error countdown).
+//! after N syncs), `FaultyStorage` (I/O error countdown); `main_job`: the
+//! main binary run as a subprocess.
 #![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub mod main_job;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;

@@ -29,6 +29,10 @@ pub(super) static LIVE: [AtomicI64; MAX_SCOPES] = [const { AtomicI64::new(0) }; 
 pub(super) static CROSSINGS: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// Allocations refused by a hard limit in a fallible section.
 pub(super) static REFUSED: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+/// Bumped each time a released scope's budget state is reset for the next
+/// scope on its id (see `limit::scope_released`): lets watchers tell a new
+/// owner's crossing count from the old one's.
+pub(super) static OWNERS: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES];
 /// Bumped by every budget change: invalidates [`COVER`].
 pub(super) static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// Per scope, cached: `GENERATION` (high 16 bits) when it was computed,
@@ -109,6 +113,18 @@ fn charge(scope: ScopeId, delta: i64) {
         }
         s = crate::scope::registry::parent_lock_free(id);
     }
+}
+
+/// A scope was installed on `id`, a fresh or a recycled one, under its
+/// parent (already published for lock-free readers): the cover cached for
+/// the id's previous scope says nothing of the new one's ancestors. Called
+/// by the scope table under its lock: lock-free, allocation-free.
+pub(crate) fn scope_installed(id: ScopeId) {
+    let generation = GENERATION.load(Ordering::SeqCst) & 0xffff;
+    let covered = chain(id).any(|s| SOFT[s.index()].load(Ordering::SeqCst) != 0);
+    // A budget set meanwhile bumps the generation: this entry is then
+    // computed again on the next charge.
+    COVER[id.index()].store((generation << 16) | covered as u32, Ordering::Relaxed);
 }
 
 /// `scope` and its ancestors, innermost first, at most [`MAX_DEPTH`].

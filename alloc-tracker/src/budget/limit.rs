@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use super::hooks::{CROSSINGS, GENERATION, HARD, HIGH, LIVE, REFUSED, SOFT};
+use super::hooks::{CROSSINGS, GENERATION, HARD, HIGH, LIVE, OWNERS, REFUSED, SOFT};
 use crate::scope::{Scope, ScopeId, MAX_SCOPES};
 
 /// Limits on a scope's live bytes, its children included.
@@ -100,7 +100,8 @@ pub struct BudgetStatus {
     pub live_bytes: u64,
     /// Whether `live_bytes > soft_bytes`.
     pub over: bool,
-    /// Upward crossings of the soft limit since the budget was first set.
+    /// Upward crossings of the soft limit since the budget was first set
+    /// on this scope (a scope on a recycled id starts from 0).
     pub crossings: u64,
     /// Allocations refused by the hard limit.
     pub refused: u64,
@@ -111,18 +112,20 @@ pub struct BudgetStatus {
 impl ScopeId {
     /// Sets or changes this scope's budget. Its live bytes, children
     /// included, are counted from now on (starting from the exact current
-    /// figure when the scope had no budget).
+    /// figure when the scope had no budget). A transient scope's budget is
+    /// cleared when the scope is released.
     pub fn set_budget(self, budget: Budget) {
         let i = self.index();
+        // Read before taking `SETTING`: the scope table takes it under its
+        // own lock when it releases scopes, so it must not be taken the
+        // other way round.
+        let exact = self.stats_with_children().live_bytes as i64;
         let _lock = SETTING
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         HARD[i].store(budget.hard.unwrap_or(0), Ordering::Relaxed);
         if SOFT[i].load(Ordering::Relaxed) == 0 {
-            LIVE[i].store(
-                self.stats_with_children().live_bytes as i64,
-                Ordering::Relaxed,
-            );
+            LIVE[i].store(exact, Ordering::Relaxed);
             HIGH.fetch_max(i + 1, Ordering::Relaxed);
             crate::switches::set_budgets(true);
         }
@@ -137,17 +140,10 @@ impl ScopeId {
 
     /// Removes this scope's budget; the scope stops being counted.
     pub fn clear_budget(self) {
-        let i = self.index();
         let _lock = SETTING
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        SOFT[i].store(0, Ordering::SeqCst);
-        HARD[i].store(0, Ordering::Relaxed);
-        GENERATION.fetch_add(1, Ordering::SeqCst);
-        let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
-        if !SOFT[..high].iter().any(|s| s.load(Ordering::Relaxed) != 0) {
-            crate::switches::set_budgets(false);
-        }
+        clear(self.index());
     }
 
     /// This scope's budget, if it has one.
@@ -210,6 +206,46 @@ impl Scope {
 
 /// Serialises budget changes (never taken by the allocator).
 static SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Removes the budget at index `i` (with [`SETTING`] held), and turns the
+/// hot path's budget switch off when it was the last one.
+fn clear(i: usize) {
+    SOFT[i].store(0, Ordering::SeqCst);
+    HARD[i].store(0, Ordering::Relaxed);
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
+    if !SOFT[..high].iter().any(|s| s.load(Ordering::Relaxed) != 0) {
+        crate::switches::set_budgets(false);
+    }
+}
+
+/// The owner of `id` released it, or its id is being recycled: its budget
+/// goes with it, history included (crossings, refusals), so that the next
+/// scope on its id starts with none. Called by the scope table with its
+/// lock held (budget changes never take that lock while holding
+/// [`SETTING`]), never by the allocator. Four relaxed loads for a scope
+/// that never had a budget.
+pub(crate) fn scope_released(id: ScopeId) {
+    let i = id.index();
+    let untouched = SOFT[i].load(Ordering::Relaxed) == 0
+        && LIVE[i].load(Ordering::Relaxed) == 0
+        && CROSSINGS[i].load(Ordering::Relaxed) == 0
+        && REFUSED[i].load(Ordering::Relaxed) == 0;
+    if untouched {
+        return;
+    }
+    let _lock = SETTING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if SOFT[i].load(Ordering::Relaxed) != 0 {
+        clear(i);
+    }
+    LIVE[i].store(0, Ordering::Relaxed);
+    CROSSINGS[i].store(0, Ordering::Relaxed);
+    REFUSED[i].store(0, Ordering::Relaxed);
+    // Watchers compare crossing counts per owner.
+    OWNERS[i].fetch_add(1, Ordering::Release);
+}
 
 /// Budgeted scopes with their status, for watchers and reports.
 pub fn budgets() -> Vec<(ScopeId, BudgetStatus)> {

@@ -84,7 +84,9 @@ mod watch;
 
 #[doc(hidden)]
 pub(crate) use hooks::any_budget;
+pub(crate) use hooks::scope_installed;
 pub use hooks::MAX_DEPTH;
 pub use hooks::{admits, on_alloc, on_free};
+pub(crate) use limit::scope_released;
 pub use limit::{budgets, fallible, Budget, BudgetStatus, HardBelowSoft};
 pub use watch::{watch, BudgetEvent, BudgetWatch};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::hooks::{HIGH, OWNERS};
 use super::{budgets, BudgetStatus};
 use crate::scope::{ScopeId, MAX_SCOPES};
 use crate::thread_state;
@@ -71,20 +72,34 @@ pub fn watch(
     let thread = std::thread::Builder::new()
         .name("alloc-tracker-budget".into())
         .spawn(move || {
-            let mut seen: Vec<u64> = thread_state::internal(|| vec![0; MAX_SCOPES]);
+            // Per index: the scope's owner count and the crossings seen
+            // (a recycled id's new scope counts crossings from 0).
+            let mut seen: Vec<(u32, u64)> = thread_state::internal(|| vec![(0, 0); MAX_SCOPES]);
+            let owner = |i: usize| OWNERS[i].load(Ordering::Acquire);
             for (s, b) in thread_state::internal(budgets) {
-                seen[s.index()] = b.crossings;
+                seen[s.index()] = (owner(s.index()), b.crossings);
             }
             while !stop_flag.load(Ordering::Relaxed) {
                 std::thread::park_timeout(every);
                 if stop_flag.load(Ordering::Relaxed) {
                     break;
                 }
-                for (scope, status) in thread_state::internal(budgets) {
-                    let last = &mut seen[scope.index()];
-                    if status.crossings > *last {
-                        let new_crossings = status.crossings - *last;
-                        *last = status.crossings;
+                let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
+                for (i, last) in seen.iter_mut().enumerate().take(high) {
+                    // The owner is read before the status: only a release,
+                    // a reuse of the id, a new budget and a crossing all
+                    // between the two reads could be miscounted.
+                    let now = owner(i);
+                    let scope = ScopeId(i as u16);
+                    let Some(status) = scope.budget_status() else {
+                        continue;
+                    };
+                    if last.0 != now {
+                        *last = (now, 0);
+                    }
+                    if status.crossings > last.1 {
+                        let new_crossings = status.crossings - last.1;
+                        last.1 = status.crossings;
                         on_event(BudgetEvent {
                             scope,
                             status,

@@ -57,8 +57,9 @@ use crate::stats::ScopeStats;
 ///   released ([`ScopeId::is_released`], `released` in snapshots, `(released)`
 ///   in reports), still under its kind's figures, until its blocks are
 ///   freed; then its totals are folded into its parent and its id is
-///   recycled. Do not enter a released scope's id afterwards: once
-///   recycled, it names another scope.
+///   recycled. A budget set on any of them is cleared at release, with its
+///   history: the next scope on the id starts without one. Do not enter a
+///   released scope's id afterwards: once recycled, it names another scope.
 #[must_use = "the instance is released when dropped"]
 pub struct ScopeInstance {
     id: ScopeId,

@@ -1,29 +1,38 @@
 //! The [`Db`] handle: open/put/get/delete/scan/close, wiring the WAL, the
-//! memtables, the checkpointer and its background runner.
+//! memtables, the checkpointer and its background runner.//!
+//! - here: the handle and its shared state: open, the write and read
+//!   paths, close;
+//! - `stats`: the engine's counters and the [`DbStats`] snapshot;
+//! - `runner`: the background checkpoint runner.
+
+mod runner;
+mod stats;
 
 use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use crate::checkpoint::budget::MemControl;
 use crate::checkpoint::fault::Faults;
 use crate::checkpoint::file::Manifest;
 use crate::checkpoint::global::Base;
-use crate::checkpoint::leak_guard::{self, LeakReport};
+use crate::checkpoint::leak_guard;
 use crate::checkpoint::{gc, CheckpointKind, CheckpointReport, Checkpointer};
 use crate::error::{CheckpointError, FileLeak, LockError, OpenError, StorageError, WriteError};
 use crate::memtable::Memtable;
-use crate::options::{LeakMode, Options, Runner, SyncPolicy};
+use crate::options::{LeakMode, Options, Runner};
 use crate::recovery::{self, RecoveryReport};
 use crate::scopes::{CheckpointScopes, MemtableScope, ENGINE};
 use crate::storage::{DirLock, Storage};
 use crate::trend::Trends;
 use crate::wal::record::Op;
 use crate::wal::Wal;
+use runner::spawn_runner;
+pub(crate) use stats::Counters;
+pub use stats::DbStats;
 
 /// Memtables and the checkpointed base.
 #[derive(Debug, Default)]
@@ -48,77 +57,6 @@ pub(crate) struct CkptState {
     /// the chain length waits meanwhile.
     pub(crate) gc_pending: bool,
 }
-
-/// Engine counters.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    runs_ok: AtomicU64,
-    runs_failed: AtomicU64,
-    leaks: AtomicU64,
-    leaked_bytes: AtomicU64,
-    file_leaks: AtomicU64,
-}
-
-impl Counters {
-    pub(crate) fn record_run(&self, ok: bool) {
-        let c = if ok { &self.runs_ok } else { &self.runs_failed };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_leak(&self, leak: &LeakReport) {
-        self.leaks.fetch_add(1, Ordering::Relaxed);
-        self.leaked_bytes
-            .fetch_add(leak.leaked_bytes, Ordering::Relaxed);
-    }
-
-    pub(crate) fn record_file_leak(&self) {
-        self.file_leaks.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A snapshot of the engine's counters and sizes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DbStats {
-    /// Checkpoint runs that succeeded.
-    pub checkpoints_ok: u64,
-    /// Checkpoint runs that failed.
-    pub checkpoints_failed: u64,
-    /// Runs whose scope did not drain.
-    pub leaks_detected: u64,
-    /// Bytes those runs left live.
-    pub leaked_bytes: u64,
-    /// Runs after which the file-leak invariant did not hold.
-    pub file_leaks_detected: u64,
-    /// LSN of the last write.
-    pub last_lsn: u64,
-    /// LSN of the last write known durable in the WAL.
-    pub durable_lsn: u64,
-    /// LSN covered by the published checkpoint chain.
-    pub checkpoint_lsn: u64,
-    /// Checkpoint files registered.
-    pub chain_files: usize,
-    /// WAL segment files.
-    pub wal_segments: usize,
-    /// Accounted bytes of the active and frozen memtables (dirty data).
-    pub dirty_bytes: u64,
-    /// Frozen memtables waiting for a checkpoint.
-    pub frozen_memtables: usize,
-    /// Background runs started because the memtable crossed its budget.
-    pub memtable_budget_runs: u64,
-    /// Runs that went over the checkpoint budget (rolled back).
-    pub checkpoints_over_budget: u64,
-    /// GCs deferred over the checkpoint budget (abandoned, the chain kept
-    /// for the next run's GC; the runs themselves succeeded).
-    pub gcs_deferred_over_budget: u64,
-    /// Writes that waited because the memtable was over its ceiling.
-    pub writes_throttled: u64,
-    /// Total time those writes waited.
-    pub throttled: Duration,
-    /// Leak trends flagged after checkpoint runs (production mode).
-    pub trends_flagged: u64,
-}
-
 /// Shared engine state.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -337,7 +275,7 @@ impl Db {
     }
 
     /// Sets `key` to `value`. Returns the write's LSN. Durable when it
-    /// returns under [`SyncPolicy::EveryWrite`]; otherwise once
+    /// returns under [`SyncPolicy::EveryWrite`](crate::SyncPolicy::EveryWrite); otherwise once
     /// [`durable_lsn`](Self::durable_lsn) reaches the LSN.
     ///
     /// # Errors
@@ -509,45 +447,6 @@ impl Db {
     pub fn memtable_scope(&self) -> alloc_tracker::ScopeId {
         self.inner.mem.memtable_scope()
     }
-
-    /// Counters and sizes.
-    pub fn stats(&self) -> DbStats {
-        let inner = &*self.inner;
-        let (last_lsn, durable_lsn, wal_segments) = {
-            let wal = inner.wal.lock().unwrap_or_else(|e| e.into_inner());
-            (wal.last_lsn(), wal.synced_lsn(), wal.segment_count())
-        };
-        let (dirty_bytes, frozen_memtables) = {
-            let st = inner.state.read().unwrap_or_else(|e| e.into_inner());
-            (Inner::dirty_bytes(&st), st.frozen.len())
-        };
-        let (checkpoint_lsn, chain_files) = {
-            let ck = inner.ckpt.lock().unwrap_or_else(|e| e.into_inner());
-            (ck.manifest.checkpoint_lsn, ck.manifest.chain.len())
-        };
-        let c = &inner.stats;
-        DbStats {
-            checkpoints_ok: c.runs_ok.load(Ordering::Relaxed),
-            checkpoints_failed: c.runs_failed.load(Ordering::Relaxed),
-            leaks_detected: c.leaks.load(Ordering::Relaxed),
-            leaked_bytes: c.leaked_bytes.load(Ordering::Relaxed),
-            file_leaks_detected: c.file_leaks.load(Ordering::Relaxed),
-            last_lsn,
-            durable_lsn,
-            checkpoint_lsn,
-            chain_files,
-            wal_segments,
-            dirty_bytes,
-            frozen_memtables,
-            memtable_budget_runs: inner.mem.memtable_runs.load(Ordering::Relaxed),
-            checkpoints_over_budget: inner.mem.over_budget_runs.load(Ordering::Relaxed),
-            gcs_deferred_over_budget: inner.mem.gcs_deferred.load(Ordering::Relaxed),
-            writes_throttled: inner.mem.throttled_writes.load(Ordering::Relaxed),
-            throttled: Duration::from_nanos(inner.mem.throttled_nanos.load(Ordering::Relaxed)),
-            trends_flagged: inner.trends.flagged.load(Ordering::Relaxed),
-        }
-    }
-
     fn shutdown(&mut self) -> Result<(), StorageError> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
@@ -589,11 +488,6 @@ impl Drop for Db {
         }
     }
 }
-
-/// The longest back-off before the background runner retries a run that
-/// went over the checkpoint budget.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
-
 /// Production mode without the tracker: said once per process, at the
 /// first such open.
 fn warn_not_installed_once(missing: alloc_tracker::NotInstalled) {
@@ -604,82 +498,4 @@ fn warn_not_installed_once(missing: alloc_tracker::NotInstalled) {
              (reported as unchecked)"
         );
     });
-}
-
-fn spawn_runner(inner: Arc<Inner>) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("ckptdb-checkpointer".into())
-        .spawn(move || run_background(&inner))
-}
-
-/// The background runner: checkpoints on the interval, when dirty bytes
-/// exceed the threshold or when the memtable is over its budget; also
-/// drives group-commit syncs. A run over the checkpoint budget is retried
-/// after a back-off (doubling from one tick up to [`MAX_RETRY_DELAY`]).
-fn run_background(inner: &Inner) {
-    let opts = &inner.opts;
-    let mut tick = opts.checkpoint_interval.min(Duration::from_millis(50));
-    if let SyncPolicy::GroupCommit { max_delay, .. } = opts.sync {
-        tick = tick.min(max_delay);
-    }
-    let mut last_run = Instant::now();
-    let mut runs: u64 = 0;
-    let mut retry_delay = tick;
-    let mut retry_at: Option<Instant> = None;
-    let checkpointer = Checkpointer { inner };
-    loop {
-        {
-            let g = inner.wake.0.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = inner.wake.1.wait_timeout(g, tick);
-        }
-        if inner.is_closed() {
-            return;
-        }
-        {
-            let mut wal = inner.wal.lock().unwrap_or_else(|e| e.into_inner());
-            if !wal.is_poisoned() {
-                if let Err(e) = wal.sync_if_due() {
-                    tracing::error!(error = %e, "group commit sync failed");
-                }
-            }
-        }
-        let dirty = {
-            let st = inner.state.read().unwrap_or_else(|e| e.into_inner());
-            Inner::dirty_bytes(&st)
-        };
-        let by_budget = inner.mem.memtable_over_budget();
-        if last_run.elapsed() < opts.checkpoint_interval
-            && dirty < opts.checkpoint_dirty_bytes
-            && !by_budget
-        {
-            continue;
-        }
-        if retry_at.is_some_and(|t| Instant::now() < t) {
-            continue;
-        }
-        if by_budget {
-            inner.mem.memtable_runs.fetch_add(1, Ordering::Relaxed);
-        }
-        runs += 1;
-        let kind = if runs % u64::from(opts.global_every) == 0 {
-            CheckpointKind::Global
-        } else {
-            CheckpointKind::Incremental
-        };
-        match checkpointer.begin(kind).and_then(|run| run.finish()) {
-            Ok(report) => {
-                retry_at = None;
-                retry_delay = tick;
-                tracing::debug!(?report, by_budget, "background checkpoint");
-            }
-            Err(CheckpointError::Closed) => return,
-            Err(e @ CheckpointError::OverBudget { .. }) => {
-                tracing::warn!(error = %e, retry_in = ?retry_delay, "checkpoint over budget; retrying");
-                retry_at = Some(Instant::now() + retry_delay);
-                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
-            }
-            Err(e) => tracing::error!(error = %e, "background checkpoint failed"),
-        }
-        last_run = Instant::now();
-    }
 }

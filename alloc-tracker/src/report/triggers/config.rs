@@ -1,23 +1,12 @@
-//! When reports are written without being asked: at exit, periodically,
-//! on SIGUSR1; configured by a builder or by environment variables.
-//!
-//! Every trigger of the process writes through one lock ([`Target::dump_logged`]),
-//! so triggers never race each other; each dump also writes its own
-//! temporary file ([`Report::write_to_file`](super::Report::write_to_file)),
-//! so on-demand dumps from other threads cannot corrupt the file either.
-//! At exit the periodic and SIGUSR1 threads are stopped and joined before
-//! the exit dump is written.
+//! What triggers dumps and where they go: the options of [`Dumps`], from a
+//! builder or from the `ALLOC_TRACKER_DUMP*` variables, validated before
+//! anything starts; and the errors that name what is wrong with them.
 
 use std::fmt;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::dump::{dump, Format};
-use crate::scope::ScopeId;
-use crate::thread_state;
+use crate::report::dump::Format;
 
 /// The report file written at exit, periodically and on signal.
 pub const ENV_DUMP: &str = "ALLOC_TRACKER_DUMP";
@@ -240,45 +229,10 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::new(secs, (nanos % NANOS) as u32))
 }
 
-/// Where and how dumps are written.
-#[derive(Debug, Clone)]
-struct Target {
-    path: PathBuf,
-    format: Format,
-}
-
-/// Held by every triggered dump: the exit, periodic and SIGUSR1 triggers
-/// of the process write one at a time.
-static DUMP_LOCK: Mutex<()> = Mutex::new(());
-
-impl Target {
-    /// Dumps, printing any error (or panic) on stderr. Triggered dumps are
-    /// serialised by [`DUMP_LOCK`].
-    fn dump_logged(&self, why: &str) {
-        thread_state::internal(|| {
-            let _one_at_a_time = DUMP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                dump(&self.path, self.format)
-            }));
-            let mut stderr = std::io::stderr();
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let _ = writeln!(stderr, "alloc-tracker: {why} dump failed: {e}");
-                }
-                Err(payload) => {
-                    let _ = writeln!(stderr, "alloc-tracker: {why} dump panicked");
-                    std::mem::forget(payload);
-                }
-            }
-        })
-    }
-}
-
 /// Builds a [`Dumps`] configuration; see [`Dumps::builder`].
 #[derive(Debug, Clone, Default)]
 pub struct DumpsBuilder {
-    path: Option<PathBuf>,
+    pub(super) path: Option<PathBuf>,
     format: Option<Format>,
     at_exit: bool,
     every: Option<Duration>,
@@ -419,25 +373,17 @@ impl DumpsBuilder {
             return Err(OptionsError::SignalUnavailable);
         }
         Ok(Dumps {
-            target: Target { path, format },
+            path,
+            format,
             at_exit: self.at_exit,
             every: self.every,
             on_signal: self.on_signal,
         })
     }
 
-    /// Validates the options and starts the triggers
-    /// ([`Dumps::install`]).
-    ///
-    /// # Errors
-    /// See [`build`](Self::build) and [`Dumps::install`].
-    pub fn install(self) -> Result<DumpHandle, OptionsError> {
-        self.build()?.install()
-    }
-
     /// The variable to blame for `problem` when the options came from the
     /// environment, with its value.
-    fn blame(&self, problem: OptionsError) -> EnvError {
+    pub(super) fn blame(&self, problem: OptionsError) -> EnvError {
         let culprit = match problem {
             OptionsError::ZeroInterval | OptionsError::InvalidDuration => ENV_DUMP_EVERY,
             OptionsError::SignalUnavailable => ENV_DUMP_SIGNAL,
@@ -474,8 +420,6 @@ fn parse_switch(v: &str) -> Option<bool> {
     }
 }
 
-// === impl Dumps ===
-
 /// A validated set of dump triggers.
 ///
 /// ```no_run
@@ -494,35 +438,11 @@ fn parse_switch(v: &str) -> Option<bool> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dumps {
-    target: Target,
-    at_exit: bool,
-    every: Option<Duration>,
-    on_signal: bool,
-}
-
-/// The exit-time target, read by the `atexit` hook; replaced by every
-/// install that asks for it.
-static EXIT_TARGET: Mutex<Option<Target>> = Mutex::new(None);
-
-/// The periodic and SIGUSR1 threads still running, stopped by
-/// [`DumpHandle::stop`] or, at the latest, by the exit hook.
-static RUNNING: Mutex<Vec<Arc<Trigger>>> = Mutex::new(Vec::new());
-
-/// At exit: stop and join every periodic and SIGUSR1 thread (a dump in
-/// progress finishes first), then write the exit dump, so the exit dump is
-/// the last one and nothing races it.
-fn exit_dump() {
-    let running = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(PoisonError::into_inner));
-    for trigger in running {
-        trigger.stop();
-    }
-    let target = EXIT_TARGET
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    if let Some(target) = target {
-        target.dump_logged("exit-time");
-    }
+    pub(super) path: PathBuf,
+    pub(super) format: Format,
+    pub(super) at_exit: bool,
+    pub(super) every: Option<Duration>,
+    pub(super) on_signal: bool,
 }
 
 impl Dumps {
@@ -533,276 +453,13 @@ impl Dumps {
 
     /// The report file.
     pub fn path(&self) -> &Path {
-        &self.target.path
+        &self.path
     }
 
     /// The report format.
     pub fn format(&self) -> Format {
-        self.target.format
+        self.format
     }
-
-    /// Arms the triggers: registers the exit dump, starts the periodic
-    /// thread and the SIGUSR1 thread. Their work runs in
-    /// [`ScopeId::INTERNAL`], so it does not change other scopes' figures;
-    /// failed dumps are reported on stderr and never panic the program.
-    /// Triggered dumps are written one at a time, each through its own
-    /// temporary file, so the report file is always a complete report.
-    ///
-    /// Installing again replaces the exit-time target; periodic and signal
-    /// threads of earlier installs keep running until stopped. An exit
-    /// hook (registered by the first install) stops every periodic and
-    /// SIGUSR1 thread when the process exits normally, before the exit dump
-    /// if there is one.
-    ///
-    /// # Errors
-    /// [`OptionsError::ExitHookUnavailable`],
-    /// [`OptionsError::SignalUnavailable`] or [`OptionsError::SpawnFailed`];
-    /// whatever was started before the failure is stopped again.
-    pub fn install(self) -> Result<DumpHandle, OptionsError> {
-        thread_state::internal(|| {
-            let mut handle = DumpHandle {
-                triggers: Vec::new(),
-            };
-            if self.at_exit {
-                let mut slot = EXIT_TARGET.lock().unwrap_or_else(PoisonError::into_inner);
-                let first = slot.is_none();
-                *slot = Some(self.target.clone());
-                drop(slot);
-                if first && !register_exit_hook() {
-                    *EXIT_TARGET.lock().unwrap_or_else(PoisonError::into_inner) = None;
-                    return Err(OptionsError::ExitHookUnavailable);
-                }
-            } else if self.every.is_some() || self.on_signal {
-                // Without an exit dump the hook only stops the threads, so
-                // none is killed mid-dump; not fatal if it cannot register
-                // (a dump cut short leaves at most a temporary file, never
-                // a partial report).
-                let _ = register_exit_hook();
-            }
-            if let Some(every) = self.every {
-                handle.start(spawn_periodic(self.target.clone(), every)?);
-            }
-            if self.on_signal {
-                match signal::spawn(self.target.clone()) {
-                    Ok(stopper) => handle.start(Trigger::Signal(Mutex::new(Some(stopper)))),
-                    Err(e) => {
-                        handle.stop();
-                        return Err(e);
-                    }
-                }
-            }
-            Ok(handle)
-        })
-    }
-}
-
-/// Registers [`exit_dump`] with `atexit` once per process.
-fn register_exit_hook() -> bool {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *REGISTERED.get_or_init(|| crate::allocator::at_exit(exit_dump))
-}
-
-/// Spawns a tracker thread that runs `work` in the internal scope.
-fn spawn_internal(
-    name: &str,
-    work: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>, OptionsError> {
-    thread_state::internal(|| {
-        thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || ScopeId::INTERNAL.in_scope(work))
-            .map_err(|_| OptionsError::SpawnFailed)
-    })
-}
-
-/// A stop flag the periodic thread sleeps on.
-#[derive(Debug, Default)]
-struct Stop {
-    stopped: Mutex<bool>,
-    wake: Condvar,
-}
-
-/// A running trigger thread and what stops it; stopping is idempotent.
-#[derive(Debug)]
-enum Trigger {
-    /// The periodic thread: its stop flag and its handle.
-    Periodic(Arc<Stop>, Mutex<Option<JoinHandle<()>>>),
-    /// The SIGUSR1 thread.
-    Signal(Mutex<Option<signal::Stopper>>),
-}
-
-impl Trigger {
-    /// Stops the thread and waits for it (a dump in progress finishes
-    /// first). Does nothing if it was stopped already.
-    fn stop(&self) {
-        match self {
-            Trigger::Periodic(stop, thread) => {
-                *stop.stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
-                stop.wake.notify_all();
-                let thread = thread.lock().unwrap_or_else(PoisonError::into_inner).take();
-                if let Some(t) = thread {
-                    let _ = t.join();
-                }
-            }
-            Trigger::Signal(stopper) => {
-                let stopper = stopper
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                if let Some(s) = stopper {
-                    signal::stop(s);
-                }
-            }
-        }
-    }
-}
-
-fn spawn_periodic(target: Target, every: Duration) -> Result<Trigger, OptionsError> {
-    let stop = Arc::new(Stop::default());
-    let stop2 = Arc::clone(&stop);
-    let thread = spawn_internal("alloc-tracker-dump", move || loop {
-        let stopped = stop2.stopped.lock().unwrap_or_else(PoisonError::into_inner);
-        let (stopped, _) = stop2
-            .wake
-            .wait_timeout_while(stopped, every, |s| !*s)
-            .unwrap_or_else(PoisonError::into_inner);
-        if *stopped {
-            return;
-        }
-        drop(stopped);
-        target.dump_logged("periodic");
-    })?;
-    Ok(Trigger::Periodic(stop, Mutex::new(Some(thread))))
-}
-
-#[cfg(all(unix, feature = "signal"))]
-mod signal {
-    use std::thread::JoinHandle;
-
-    use signal_hook::consts::SIGUSR1;
-    use signal_hook::iterator::{Handle, Signals};
-
-    use super::{spawn_internal, OptionsError, Target};
-
-    /// What stops a SIGUSR1 thread.
-    pub(super) type Stopper = (Handle, JoinHandle<()>);
-
-    /// Registers SIGUSR1 with signal-hook (its handler only writes to a
-    /// self-pipe) and dumps from a thread that reads the pipe.
-    pub(super) fn spawn(target: Target) -> Result<Stopper, OptionsError> {
-        let mut signals = Signals::new([SIGUSR1]).map_err(|_| OptionsError::SignalUnavailable)?;
-        let handle = signals.handle();
-        match spawn_internal("alloc-tracker-sigusr1", move || {
-            for _ in signals.forever() {
-                target.dump_logged("SIGUSR1");
-            }
-        }) {
-            Ok(thread) => Ok((handle, thread)),
-            Err(e) => {
-                handle.close();
-                Err(e)
-            }
-        }
-    }
-
-    pub(super) fn stop((handle, thread): Stopper) {
-        handle.close();
-        let _ = thread.join();
-    }
-}
-
-#[cfg(not(all(unix, feature = "signal")))]
-mod signal {
-    use super::{OptionsError, Target};
-
-    /// Never made: SIGUSR1 dumps are unavailable in this build.
-    #[derive(Debug)]
-    pub(super) enum Stopper {}
-
-    pub(super) fn spawn(_target: Target) -> Result<Stopper, OptionsError> {
-        Err(OptionsError::SignalUnavailable)
-    }
-
-    pub(super) fn stop(stopper: Stopper) {
-        match stopper {}
-    }
-}
-
-/// The running triggers of one [`Dumps::install`].
-///
-/// Dropping it leaves them running until the process exits (the usual
-/// case: install once at startup); the exit hook stops them before the
-/// exit dump. [`stop`](Self::stop) ends the periodic and SIGUSR1 threads
-/// earlier. The exit dump stays armed either way.
-#[derive(Debug)]
-pub struct DumpHandle {
-    triggers: Vec<Arc<Trigger>>,
-}
-
-impl DumpHandle {
-    /// Keeps `trigger` in this handle and in the process's list.
-    fn start(&mut self, trigger: Trigger) {
-        let trigger = Arc::new(trigger);
-        RUNNING
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(Arc::clone(&trigger));
-        self.triggers.push(trigger);
-    }
-
-    /// Stops the periodic and SIGUSR1 threads and waits for them (a dump
-    /// in progress finishes first). After this, SIGUSR1 is ignored rather
-    /// than killing the process.
-    pub fn stop(mut self) {
-        let mine = std::mem::take(&mut self.triggers);
-        RUNNING
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|t| !mine.iter().any(|m| Arc::ptr_eq(t, m)));
-        for t in mine {
-            t.stop();
-        }
-    }
-}
-
-/// Installs the dump triggers named by the environment, if
-/// [`ENV_DUMP`] (`ALLOC_TRACKER_DUMP`) is set: call it once at startup,
-/// before any work, so a bad setting stops the program early.
-///
-/// ```no_run
-/// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// fn main() -> std::process::ExitCode {
-///     // ALLOC_TRACKER_DUMP=/tmp/report.json ./my-program
-///     if let Err(e) = alloc_tracker::report::dump_triggers_from_env() {
-///         eprintln!("error: {e}"); // names the variable, its value, what it accepts
-///         return std::process::ExitCode::from(2);
-///     }
-///     // ... the report is written when main returns.
-///     std::process::ExitCode::SUCCESS
-/// }
-/// ```
-///
-/// Returns `Ok(None)` when no variable is set.
-///
-/// # Errors
-/// [`EnvError`] naming the variable and its value: unparsable values,
-/// [`ENV_DUMP_EVERY`], [`ENV_DUMP_SIGNAL`] or [`ENV_DUMP_FORMAT`] without
-/// [`ENV_DUMP`], a report path that is a directory or whose directory does
-/// not exist, a format not compiled in.
-pub fn dump_triggers_from_env() -> Result<Option<DumpHandle>, EnvError> {
-    thread_state::internal(|| {
-        let builder = Dumps::builder().from_env()?;
-        if builder.path.is_none() {
-            return Ok(None);
-        }
-        builder
-            .clone()
-            .install()
-            .map(Some)
-            .map_err(|problem| builder.blame(problem))
-    })
 }
 
 #[cfg(test)]

@@ -8,9 +8,21 @@
 //! recovered state is compared with the state before the close. At the end
 //! it prints the allocation report by scope and jemalloc's figures, and
 //! writes the requested report files.
+//!
+//! - here: the entry point and the run loop (open, write phases, the
+//!   restart, checkpoints as they fall due);
+//! - `setup`: from the validated arguments to the engine's options and the
+//!   data directory;
+//! - `writers`: the writer threads and the counters they share;
+//! - `summary`: what is printed before and after the run, the report
+//!   files and the verdict.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+mod setup;
+mod summary;
+mod writers;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use alloc_tracker::integrations::http::MetricsServer;
@@ -20,16 +32,16 @@ use alloc_tracker::report::Report;
 use alloc_tracker::sampling::{set_sampling, Sampling};
 use alloc_tracker::Scope;
 use ckptdb::workload::{WorkOp, Workload};
-use ckptdb::{
-    CheckpointError, CheckpointKind, Db, LeakMode, OpenError, Options, Runner, SyncPolicy,
-    WriteError,
-};
+use ckptdb::{CheckpointError, CheckpointKind, Db, OpenError, Options, WriteError};
 
-use super::args::{LeakSites, Restart, RunArgs, RunConfig, SyncArg, TimelineFormat};
+use super::args::{Restart, RunArgs, RunConfig};
 use super::checkpoints::{self, RunResult};
 use super::exit::{chain, CliError, Outcome};
 use super::progress::Progress;
 use alloc_tracker::report::human_bytes;
+use setup::data_dir;
+use summary::timeline_scopes;
+use writers::{writer, Shared};
 
 /// The binary's own allocations, kept apart from the engine's scopes in
 /// the report.
@@ -98,54 +110,6 @@ pub(crate) fn run(args: RunArgs) -> Result<Outcome, CliError> {
     outcome
 }
 
-/// The data directory: the given one (created if missing, checked
-/// writable) or a new temporary one.
-fn data_dir(given: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>), CliError> {
-    let Some(dir) = given else {
-        let t = tempfile::Builder::new()
-            .prefix("ckptdb-run-")
-            .tempdir()
-            .map_err(|e| {
-                CliError::usage(format!("cannot create a temporary data directory: {e}"))
-            })?;
-        return Ok((t.path().to_path_buf(), Some(t)));
-    };
-    let unusable = |e: std::io::Error| {
-        CliError::usage(format!("cannot use data directory {}: {e}", dir.display()))
-    };
-    if dir.exists() && !dir.is_dir() {
-        return Err(CliError::usage(format!(
-            "cannot use data directory {}: it exists and is not a directory",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(dir).map_err(unusable)?;
-    // Writable? A probe file, removed at once; it is not an engine file, so
-    // it never confuses recovery.
-    let probe = dir.join(format!(".ckptdb-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"probe").map_err(unusable)?;
-    std::fs::remove_file(&probe).map_err(unusable)?;
-    Ok((dir.to_path_buf(), None))
-}
-
-/// Counters shared with the writer threads.
-#[derive(Debug, Default)]
-struct Shared {
-    /// Writes claimed (may exceed the limit by one per thread).
-    claimed: AtomicU64,
-    /// Writes applied.
-    done: AtomicU64,
-    /// Value bytes written.
-    value_bytes: AtomicU64,
-    /// Set to stop the writers (deadline, error).
-    stop: AtomicBool,
-    /// Writes may only be claimed below this number: when the writers reach
-    /// a checkpoint's write count they wait for the driving thread to run
-    /// it, so a run has exactly one checkpoint per `--checkpoint-every`
-    /// writes, however the threads are scheduled. `u64::MAX` = no gate.
-    gate: AtomicU64,
-}
-
 /// State of one `run` invocation.
 struct Driver<'c> {
     cfg: &'c RunConfig,
@@ -182,148 +146,9 @@ impl std::fmt::Debug for Driver<'_> {
 }
 
 impl<'c> Driver<'c> {
-    fn new(cfg: &'c RunConfig, shared: &'c Shared, dir: PathBuf) -> Result<Driver<'c>, CliError> {
-        let a = &cfg.args;
-        let sync = match a.sync {
-            SyncArg::Group => SyncPolicy::GroupCommit {
-                max_batch: 256,
-                max_delay: Duration::from_millis(5),
-            },
-            SyncArg::EveryWrite => SyncPolicy::EveryWrite,
-            SyncArg::None => SyncPolicy::None,
-        };
-        let builder = Options::builder()
-            .runner(Runner::Manual)
-            .leak_mode(LeakMode::Production)
-            // `--leak-sites off` means counts only for the engine's own
-            // check too: its stack capture per allocation of a run was most
-            // of the tracker's cost in this job (docs/main-job-profile.md).
-            .record_leak_sites(a.leak_sites == LeakSites::Record)
-            .sync(sync)
-            .max_incrementals(a.max_incrementals as usize)
-            .memtable_budget(a.memtable_budget.unwrap_or(0))
-            .memtable_ceiling(a.memtable_ceiling.unwrap_or(0))
-            .checkpoint_budget(a.checkpoint_budget.unwrap_or(0));
-        let faults = std::sync::Arc::new(ckptdb::Faults::default());
-        if let Some(bytes) = a.inject_slow_leak {
-            faults.set_results_leak(usize::try_from(bytes).unwrap_or(usize::MAX));
-        }
-        let builder = builder.faults(std::sync::Arc::clone(&faults));
-        let opts = builder
-            .build()
-            .map_err(|e| CliError::usage(format!("invalid engine options: {e}")))?;
-        Ok(Driver {
-            cfg,
-            dir,
-            opts,
-            progress: Progress::new(a.progress, a.writes),
-            shared,
-            runs: Vec::new(),
-            next_at: a.checkpoint_every,
-            last_run: Instant::now(),
-            started: Instant::now(),
-            faults,
-            leak_planted: false,
-            timeline: None,
-            by_budget: 0,
-            over_budget: 0,
-            budget_retry_at: None,
-            throttled_before: (0, Duration::ZERO),
-        })
-    }
-
     fn say(&self, line: &str) {
         self.progress.println(line);
     }
-
-    fn header(&self, temp: bool) {
-        let cfg = self.cfg;
-        let a = &cfg.args;
-        let r = self.cfg.value_range;
-        self.say(&format!(
-            "ckptdb run: {} writes by {} threads over {} keys, values {}..{} B ({} sizes), {}% deletes, seed {}",
-            a.writes,
-            a.threads,
-            a.keys,
-            r.min,
-            r.max,
-            self.cfg.value_sizes.len(),
-            a.delete_percent,
-            a.seed
-        ));
-        let mut triggers = Vec::new();
-        if a.checkpoint_every > 0 {
-            triggers.push(format!("every {} writes", a.checkpoint_every));
-        }
-        if a.checkpoint_interval_ms > 0 {
-            triggers.push(format!("every {} ms", a.checkpoint_interval_ms));
-        }
-        if let Some(b) = a.memtable_budget {
-            triggers.push(format!("at {} of memtable", human_bytes(b)));
-        }
-        if triggers.is_empty() {
-            triggers.push("only at the end".to_string());
-        }
-        self.say(&format!(
-            "  checkpoints {}, {} global, GC beyond {} incrementals; restart: {}{}",
-            triggers.join(" or "),
-            every_nth_run(a.global_every),
-            a.max_incrementals,
-            match a.restart {
-                Restart::Middle => "close + reopen in the middle",
-                Restart::Never => "none",
-            },
-            a.duration
-                .map(|d| format!("; stop after {:.1} s", d.as_secs_f64()))
-                .unwrap_or_default()
-        ));
-        self.say(&format!(
-            "  leak check after every run ({}); allocation sampling {}",
-            match a.leak_sites {
-                LeakSites::Record => "call stacks recorded",
-                LeakSites::Off => "counts only",
-            },
-            match a.sample_bytes {
-                0 => "off".to_string(),
-                n => format!("every {} on average", human_bytes(n)),
-            }
-        ));
-        if a.memtable_budget.is_some() || a.checkpoint_budget.is_some() {
-            let mut parts = Vec::new();
-            if let Some(b) = a.memtable_budget {
-                parts.push(format!("memtable {} above the base", human_bytes(b)));
-            }
-            if let Some(c) = a.memtable_ceiling {
-                parts.push(format!("writers wait above {}", human_bytes(c)));
-            }
-            if let Some(b) = a.checkpoint_budget {
-                parts.push(format!(
-                    "checkpoint runs {} each (rolled back and retried over it; GC deferred over it)",
-                    human_bytes(b)
-                ));
-            }
-            self.say(&format!("  memory budgets: {}", parts.join("; ")));
-        }
-        if a.inject_leak {
-            self.say("  --inject-leak: the engine's planted leak is switched on for one run");
-        }
-        if let Some(bytes) = a.inject_slow_leak {
-            self.say(&format!(
-                "  --inject-slow-leak: every run keeps {} more in checkpoint-results",
-                human_bytes(bytes)
-            ));
-        }
-        self.say(&format!(
-            "data directory: {}{}",
-            self.dir.display(),
-            if temp {
-                " (temporary, removed at exit)"
-            } else {
-                ""
-            }
-        ));
-    }
-
     fn drive(&mut self) -> Result<Outcome, CliError> {
         let cfg = self.cfg;
         let a = &cfg.args;
@@ -423,80 +248,7 @@ impl<'c> Driver<'c> {
         let db_stats = db.stats();
         db.close()
             .map_err(|e| CliError::failed(format!("closing the database failed: {}", chain(&e))))?;
-        println!();
-        println!("== allocation report (taken before the final close) ==");
-        print!("{report}");
-        println!();
-        println!(
-            "engine: last LSN {}, checkpoint LSN {}, {} checkpoint file(s), {} WAL segment(s); since the last open {} runs ok, {} failed, {} leaked ({})",
-            db_stats.last_lsn,
-            db_stats.checkpoint_lsn,
-            db_stats.chain_files,
-            db_stats.wal_segments,
-            db_stats.checkpoints_ok,
-            db_stats.checkpoints_failed,
-            db_stats.leaks_detected,
-            human_bytes(db_stats.leaked_bytes)
-        );
-        let mut write_failed = None;
-        for t in &cfg.reports {
-            match report.write_to_file(&t.path, t.format) {
-                Ok(()) => println!("report written: {} ({})", t.path.display(), t.format),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    write_failed = Some(e.to_string());
-                }
-            }
-        }
-        for (path, format) in &cfg.timelines {
-            let Some(t) = &timeline else { break };
-            let written = match format {
-                TimelineFormat::Svg => t.write_svg(path),
-                TimelineFormat::Csv => t.write_csv(path),
-            };
-            match written {
-                Ok(()) => println!("timeline written: {}", path.display()),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    write_failed = Some(e.to_string());
-                }
-            }
-        }
-        let leaked: Vec<u64> = self
-            .runs
-            .iter()
-            .filter(|r| !r.clean())
-            .map(|r| r.number)
-            .collect();
-        let unchecked = unchecked_runs(&self.runs);
-        let verdict = if leaked.is_empty() && unchecked > 0 {
-            println!(
-                "verdict: NOT CHECKED: {unchecked} of {} checkpoint runs unchecked (the tracker is not this program's global allocator)",
-                self.runs.len()
-            );
-            Outcome::Clean
-        } else if leaked.is_empty() {
-            println!(
-                "verdict: all {} checkpoint runs drained their allocation scope",
-                self.runs.len()
-            );
-            Outcome::Clean
-        } else {
-            println!(
-                "verdict: LEAK: checkpoint run(s) {} of {} did not drain (exit code 1)",
-                leaked
-                    .iter()
-                    .map(|n| format!("#{n}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                self.runs.len()
-            );
-            Outcome::Leaked
-        };
-        match write_failed {
-            Some(e) => Err(CliError::failed(e)),
-            None => Ok(verdict),
-        }
+        self.finish(&report, &db_stats, &timeline)
     }
 
     /// Opens the database, printing what recovery found.
@@ -742,131 +494,6 @@ impl<'c> Driver<'c> {
         self.last_run = Instant::now();
         Ok(())
     }
-
-    /// Prints the totals; `writing` is the time from the first write to
-    /// the last (restart included).
-    fn summary(&self, db: &Db, writing: Duration) {
-        let done = self.shared.done.load(Ordering::Relaxed);
-        let secs = writing.as_secs_f64();
-        let value_bytes = self.shared.value_bytes.load(Ordering::Relaxed);
-        let globals = self
-            .runs
-            .iter()
-            .filter(|r| r.report.kind == CheckpointKind::Global)
-            .count();
-        let clean = self.runs.iter().filter(|r| r.clean()).count();
-        let unchecked = unchecked_runs(&self.runs);
-        println!();
-        println!(
-            "writes: {done} in {secs:.1} s ({:.0} writes/s), {} of values; {} keys live at LSN {}",
-            done as f64 / secs.max(1e-9),
-            human_bytes(value_bytes),
-            VERIFY.in_scope(|| db.scan(..).len()),
-            db.stats().last_lsn,
-        );
-        println!(
-            "checkpoints: {} runs ({} incremental, {globals} global), {} drained, {} leaked{}",
-            self.runs.len(),
-            self.runs.len() - globals,
-            clean - unchecked,
-            self.runs.len() - clean,
-            match unchecked {
-                0 => String::new(),
-                n => format!(", {n} unchecked (no tracker)"),
-            }
-        );
-        let a = &self.cfg.args;
-        let stats = db.stats();
-        if a.memtable_budget.is_some() || a.checkpoint_budget.is_some() || stats.trends_flagged > 0
-        {
-            println!(
-                "memory budgets: {} runs started by the memtable budget, {} attempts over the checkpoint budget (rolled back), {} GCs deferred over it, {} writes throttled ({:.1} ms in all); leak trends flagged: {}",
-                self.by_budget,
-                self.over_budget,
-                self.runs
-                    .iter()
-                    .filter(|r| r.report.gc_deferred.is_some())
-                    .count(),
-                stats.writes_throttled + self.throttled_before.0,
-                (stats.throttled + self.throttled_before.1).as_secs_f64() * 1e3,
-                stats.trends_flagged
-            );
-        }
-    }
-}
-
-/// One writer thread: claims writes until `limit`, the deadline, or a
-/// stop.
-fn writer(
-    db: &Db,
-    ops: &mut (dyn Iterator<Item = WorkOp> + Send + '_),
-    shared: &Shared,
-    limit: u64,
-    deadline: Option<Instant>,
-) -> Result<(), WriteError> {
-    let result = (|| {
-        for n in 0u64.. {
-            if shared.stop.load(Ordering::Relaxed) {
-                break;
-            }
-            // The driving thread may be busy with a checkpoint: check the
-            // deadline here too (every 64 writes: reading the clock costs).
-            if n % 64 == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
-            }
-            let claim = shared.claimed.fetch_add(1, Ordering::Relaxed);
-            if claim >= limit {
-                shared.claimed.fetch_sub(1, Ordering::Relaxed);
-                break;
-            }
-            if claim >= shared.gate.load(Ordering::Acquire) {
-                // A checkpoint is due at this write count: wait for it.
-                shared.claimed.fetch_sub(1, Ordering::Relaxed);
-                std::thread::sleep(Duration::from_micros(200));
-                continue;
-            }
-            let Some(op) = ops.next() else {
-                shared.claimed.fetch_sub(1, Ordering::Relaxed);
-                break;
-            };
-            match op {
-                WorkOp::Put { key, value } => {
-                    db.put(&key, &value)?;
-                    shared
-                        .value_bytes
-                        .fetch_add(value.len() as u64, Ordering::Relaxed);
-                }
-                WorkOp::Delete { key } => {
-                    db.delete(&key)?;
-                }
-            }
-            shared.done.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        shared.stop.store(true, Ordering::Relaxed);
-    }
-    result
-}
-
-/// Runs whose leak check could not see anything (no tracker installed).
-fn unchecked_runs(runs: &[RunResult]) -> usize {
-    runs.iter()
-        .filter(|r| r.report.drain == ckptdb::Drain::Unchecked)
-        .count()
-}
-
-/// The scopes drawn by `--timeline`.
-fn timeline_scopes() -> [alloc_tracker::ScopeId; 5] {
-    use ckptdb::scopes::{CHECKPOINT, CHECKPOINT_RESULTS, MEMTABLE, RECOVERY, WAL};
-    [
-        CHECKPOINT.id(),
-        MEMTABLE.id(),
-        WAL.id(),
-        CHECKPOINT_RESULTS.id(),
-        RECOVERY.id(),
-    ]
 }
 
 /// Key count and a checksum of every key and value, in key order.
@@ -882,14 +509,4 @@ fn digest(db: &Db) -> (usize, u32) {
         }
         (all.len(), h.finalize())
     })
-}
-
-/// `every run`, `every 2nd run`, `every 4th run`.
-fn every_nth_run(n: u32) -> String {
-    match n {
-        1 => "every run".to_string(),
-        2 => "every 2nd run".to_string(),
-        3 => "every 3rd run".to_string(),
-        n => format!("every {n}th run"),
-    }
 }
