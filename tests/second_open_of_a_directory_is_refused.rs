@@ -25,6 +25,19 @@ const CHILD_DIR: &str = "CKPTDB_TEST_LOCK_HOLDER_DIR";
 /// The file the child creates once it holds the lock.
 const READY: &str = "child-holds-the-lock";
 
+/// The tests of this file run one at a time. A test that spawns a child
+/// process forks this one, and between the fork and the child's `exec` the
+/// child holds a copy of every open descriptor, the LOCK file of another
+/// test's database included: that test's reopen after `close` then found
+/// the directory still locked (1 run in 5).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn open(dir: &Path) -> Result<Db, OpenError> {
     Db::open(dir, common::test_options().build().unwrap())
 }
@@ -42,6 +55,7 @@ fn assert_locked(err: OpenError, dir: &Path, pid: u32) {
 
 #[test]
 fn second_open_in_the_same_process_is_refused() {
+    let _serial = serial();
     let dir = common::tempdir();
     let a = open(dir.path()).unwrap();
     a.put(b"k1", b"a").unwrap();
@@ -102,6 +116,7 @@ fn spawn_holder(dir: &Path) -> Child {
 
 #[test]
 fn second_process_is_refused_and_a_killed_holder_blocks_nobody() {
+    let _serial = serial();
     let dir = common::tempdir();
     let mut child = spawn_holder(dir.path());
     assert_locked(open(dir.path()).unwrap_err(), dir.path(), child.id());
@@ -125,6 +140,7 @@ fn second_process_is_refused_and_a_killed_holder_blocks_nobody() {
 
 #[test]
 fn a_lock_file_nobody_holds_does_not_block() {
+    let _serial = serial();
     let dir = common::tempdir();
     std::fs::write(dir.path().join(LOCK_FILE), b"999999999\n").unwrap();
     drop(open(dir.path()).unwrap());
@@ -134,6 +150,7 @@ fn a_lock_file_nobody_holds_does_not_block() {
 
 #[test]
 fn inspect_reads_an_open_directory_without_locking_it() {
+    let _serial = serial();
     let dir = common::tempdir();
     let db = open(dir.path()).unwrap();
     db.put(b"k", b"v").unwrap();
