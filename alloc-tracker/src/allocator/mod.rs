@@ -15,6 +15,7 @@ mod backend;
 #[cfg(feature = "jemalloc")]
 mod by_address;
 mod exit_hook;
+pub(crate) mod mapped;
 mod tag;
 mod thread_exit;
 mod trailer;

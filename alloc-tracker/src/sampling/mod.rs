@@ -22,13 +22,16 @@ use crate::thread_state::{self, ThreadState};
 
 mod records;
 mod stacks;
+mod symbols;
 mod unwind;
 
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
 pub use stacks::Frame;
 pub(crate) use stacks::{release_symbol_cache, resolve, StackId};
 #[doc(hidden)]
-pub use unwind::{set_stack_unwinder, StackUnwinder};
+pub use symbols::{set_symboliser, Symboliser};
+#[doc(hidden)]
+pub use unwind::{set_stack_depth, set_stack_unwinder, StackUnwinder};
 pub use unwind::{stack_capture_stats, StackCaptureStats};
 
 /// Byte-interval sampling of allocations outside leak checks.
