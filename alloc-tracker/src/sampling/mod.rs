@@ -94,6 +94,12 @@ pub fn set_sampling(sampling: Sampling) {
     let _ = thread_state::with(|t| t.sample_countdown.set(0));
 }
 
+/// Builds the stack unwinder now (once per process) rather than inside the
+/// first recorded allocation.
+pub(crate) fn prepare_unwinder() {
+    thread_state::internal(unwind::prepare);
+}
+
 /// The current sampling configuration.
 pub fn sampling() -> Sampling {
     match INTERVAL.load(Ordering::Relaxed) {
