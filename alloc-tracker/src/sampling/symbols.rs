@@ -7,9 +7,11 @@
 //!   .debug_aranges index (begin, end, unit), built once per report
 //!                    │
 //!                    v
-//!   the unit's own addr2line::Context, made on first use: a gimli::Dwarf
-//!   whose .debug_info is that one unit (abbreviations, ranges, then lazily
-//!   its line program and functions); other sections whole, in place
+//!   one addr2line::Context over the units needed so far, at their own
+//!   offsets: .debug_info is a private copy-on-write mapping of the file in
+//!   which each run of other units is covered by one DWARF 5 type-unit
+//!   header (addr2line skips type units unparsed); a reference into a
+//!   missing unit (cross-unit inlining) adds it and remakes the context
 //!                    │
 //!                    v
 //!   find_frames: inlined frames innermost first, then the function
@@ -17,11 +19,10 @@
 //!
 //! `backtrace` (through `addr2line` 0.27's `Context`) parses every
 //! compilation unit's abbreviations and expands every unit's ranges before
-//! its first lookup: 9-10 MiB for a program of 377 units, whatever the
-//! report. Here only the units a report's frames fall in are parsed (a
-//! handful: the allocator's, the program's, a few of std's generic
-//! instances), and the executable is read through a read-only mapping
-//! rather than the heap. The caches are dropped after each report
+//! its first lookup: about 10 MiB for a program of 377 units, whatever the
+//! report. Here only the units a report's frames fall in (and those their
+//! inlined frames refer to) are parsed, and the executable is read through
+//! mappings rather than the heap. The caches are dropped after each report
 //! ([`release`]).
 //!
 //! Names and locations are the ones `backtrace` gives (it uses `addr2line`
