@@ -17,6 +17,7 @@ mod by_address;
 mod exit_hook;
 #[cfg(feature = "jemalloc")]
 mod fast_path;
+pub(crate) mod mapped;
 mod tag;
 mod thread_exit;
 mod trailer;

@@ -155,6 +155,9 @@ impl LeakCheck {
         let members = registry::subtree(opts.scope);
         let mut recorded = Vec::new();
         if opts.sites == Sites::Record {
+            // Build the stack unwinder (module list, allocator entry points)
+            // here rather than inside the first recorded allocation.
+            sampling::prepare_unwinder();
             crate::switches::recording_started();
             for &s in &members {
                 registry::recording(s).fetch_add(1, Ordering::SeqCst);

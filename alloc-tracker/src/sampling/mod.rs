@@ -22,13 +22,16 @@ use crate::thread_state::{self, ThreadState};
 
 mod records;
 mod stacks;
+mod symbols;
 mod unwind;
 
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
 pub use stacks::Frame;
 pub(crate) use stacks::{release_symbol_cache, resolve, StackId};
 #[doc(hidden)]
-pub use unwind::{set_stack_unwinder, StackUnwinder};
+pub use symbols::{set_symboliser, Symboliser};
+#[doc(hidden)]
+pub use unwind::{set_stack_depth, set_stack_unwinder, StackUnwinder};
 pub use unwind::{stack_capture_stats, StackCaptureStats};
 
 /// Byte-interval sampling of allocations outside leak checks.
@@ -86,6 +89,12 @@ pub fn set_sampling(sampling: Sampling) {
     INTERVAL.store(v, Ordering::Relaxed);
     // Re-draw this thread's countdown at its next allocation.
     let _ = thread_state::with(|t| t.sample_countdown.set(0));
+}
+
+/// Builds the stack unwinder now (once per process) rather than inside the
+/// first recorded allocation.
+pub(crate) fn prepare_unwinder() {
+    thread_state::internal(unwind::prepare);
 }
 
 /// The current sampling configuration.

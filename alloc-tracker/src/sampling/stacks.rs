@@ -36,6 +36,12 @@ type Stacks = DashMap<StackId, Box<[usize]>, BuildHasherDefault<IdHasher>>;
 
 static STACKS: Lazy<Stacks> = Lazy::new(Stacks::default);
 
+thread_local! {
+    /// The id of the last stack this thread interned (0 = none). No
+    /// destructor: read under the allocator.
+    static LAST_STACK: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Captures the current call stack. Runs under the re-entrancy guard; the
 /// walk itself writes into a stack buffer and allocates nothing.
 ///
@@ -90,7 +96,10 @@ fn intern(ips: &[usize]) -> StackId {
         .iter()
         .fold(0u64, |h, &l| (h.rotate_left(23) ^ l).wrapping_mul(K));
     let id = StackId(h);
-    if !STACKS.contains_key(&id) {
+    // Stacks are never removed: a thread that records the same stack again
+    // (a loop allocating at one site) skips the table's read lock.
+    let seen = LAST_STACK.try_with(|l| l.replace(h) == h).unwrap_or(false);
+    if !seen && !STACKS.contains_key(&id) {
         STACKS.entry(id).or_insert_with(|| ips.into());
     }
     id
@@ -201,12 +210,13 @@ fn is_runtime_start(function: &str) -> bool {
     STARTS.iter().any(|s| function.starts_with(s))
 }
 
-/// Drops the debug information `backtrace` parsed to symbolise stacks
-/// (tens of MiB for a large binary, charged to the tracker's internal
-/// scope). Called after each batch of symbolisation, so a long-running
-/// process does not keep it between reports; the next report parses again.
+/// Drops the debug information parsed to symbolise stacks (the per-unit
+/// contexts of `symbols`, and `backtrace`'s caches for shared libraries),
+/// charged to the tracker's internal scope. Called after each batch of
+/// symbolisation, so a long-running process does not keep it between
+/// reports; the next report parses again.
 pub(crate) fn release_symbol_cache() {
-    backtrace::clear_symbol_cache();
+    super::symbols::release();
 }
 
 /// Symbolises a stack, innermost frame first, with the allocator's own
@@ -218,17 +228,19 @@ pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
     let mut frames = Vec::new();
     for &ip in ips.iter() {
         let before = frames.len();
-        backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
-            let function = sym
-                .name()
-                .map(|n| format!("{n:#}"))
-                .unwrap_or_else(|| "??".to_string());
-            frames.push(Frame {
-                function,
-                file: sym.filename().map(|p| p.display().to_string()),
-                line: sym.lineno(),
+        if !super::symbols::resolve(ip, &mut frames) {
+            backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
+                let function = sym
+                    .name()
+                    .map(|n| format!("{n:#}"))
+                    .unwrap_or_else(|| "??".to_string());
+                frames.push(Frame {
+                    function,
+                    file: sym.filename().map(|p| p.display().to_string()),
+                    line: sym.lineno(),
+                });
             });
-        });
+        }
         if frames.len() == before {
             frames.push(Frame {
                 function: format!("?? ({ip:#x})"),

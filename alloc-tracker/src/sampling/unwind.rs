@@ -32,6 +32,11 @@
 //! (`backtrace::trace`, libgcc's DWARF unwinder without a cache) and
 //! counted in [`StackCaptureStats`].
 //!
+//! The walk stops [`DEFAULT_DEPTH`] physical frames past the allocator's
+//! entry (`__rust_alloc` and co., whose address ranges are read from the
+//! executable's symbol table when the unwinder is built): a frame from a new
+//! call site costs a chain of two dependent loads, so the depth is the cost.
+//!
 //! Each thread also remembers the shape of its last stack (`Memo`): when
 //! the next capture starts from the same point and its return addresses
 //! match the remembered ones at the remembered offsets, they are checked
@@ -43,7 +48,7 @@
 //! recorded pair on this loaded 2-core machine, wall time; frame pointers
 //! alone stop in std, built without them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// How the call stacks recorded so far were captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,8 +109,38 @@ pub(crate) fn count(fast: bool) {
     }
 }
 
+/// Physical frames a capture keeps past the allocator's entry
+/// (`__rust_alloc`, `__rust_realloc`, `__rust_alloc_zeroed`, found by name
+/// in the executable's symbol table when the unwinder is built): the issue
+/// asks for at least 24 in reports; 28 leaves room for std's wrappers that
+/// reports trim in debug builds. Each frame of a walk from a new call site
+/// is a chain of two dependent loads (its rule, then its return address),
+/// so a capture costs in proportion to this.
+pub(crate) const DEFAULT_DEPTH: usize = 28;
+
+/// The allocator's own frames assumed while its entry is not (yet) seen:
+/// the capture, the record path and `__rust_alloc` in a release build.
+const ASSUMED_ALLOCATOR_FRAMES: usize = 4;
+
+static DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_DEPTH);
+
+/// Sets how many physical frames the cached unwinder keeps past the
+/// allocator's entry (a test and benchmark knob; a record keeps at most 48
+/// frames in all).
+#[doc(hidden)]
+pub fn set_stack_depth(frames: usize) {
+    DEPTH.store(frames.clamp(MIN_FRAMES, 48), Ordering::Relaxed);
+}
+
+/// Frames kept past the allocator's entry.
+#[inline(always)]
+pub(crate) fn depth() -> usize {
+    DEPTH.load(Ordering::Relaxed)
+}
+
 /// Frames a fast capture must reach before it may stop on an unwind error
-/// (the allocator's own frames are about 8): fewer means the stack did not
+/// (the allocator's own frames are about 4 in a release build, about 12 in
+/// a debug build): fewer means the stack did not
 /// get past the allocator, and the fallback takes over.
 const MIN_FRAMES: usize = 12;
 
@@ -148,6 +183,12 @@ mod imp {
     struct Unwinder {
         /// The executable first: most frames are in it.
         modules: Box<[Module]>,
+        /// The allocator's entry points (`__rust_alloc` and co.), actual
+        /// addresses; empty ranges where not found.
+        entries: [Range<u64>; 3],
+        /// The smallest range holding all of `entries`: one test for the
+        /// frames that are none of them.
+        entry_span: Range<u64>,
         /// The miss path's CFI evaluation state.
         context: Mutex<Box<UnwindContext<usize, Fixed>>>,
     }
@@ -166,22 +207,24 @@ mod imp {
     const END_OF_STACK: u32 = 3;
     const UNSUPPORTED: u32 = 4;
 
-    /// The slot of `addr` and the 32-bit check kept with its rule: the
-    /// slot from the low bits (folded once), the check from the bits above
-    /// them, with the top bits of a 47-bit user address folded in. Two
-    /// cheap operations, because the slot is on the walk's chain of
-    /// dependent loads. Two return addresses with the same slot and check
-    /// would share a rule; the walk's reads stay inside the thread's stack
-    /// whatever the rule says, so such a stack could be wrong, never unsafe.
+    /// The slot of `key` (an instruction or return address) and the 32-bit
+    /// check kept with its rule: the slot from the low 12 bits as they are
+    /// (one `and`: the slot is on the walk's chain of dependent loads, and
+    /// the low bits of code addresses are as good as hashed), the check from
+    /// the bits above them, with the top bits of a 47-bit user address
+    /// folded in (off the chain: it is compared while the walk goes on). Two
+    /// addresses with the same slot and check would share a rule; the
+    /// walk's reads stay inside the thread's stack whatever the rule says,
+    /// so such a stack could be wrong, never unsafe.
     #[inline(always)]
-    fn slot_and_check(addr: u64) -> (usize, u32) {
-        let slot = ((addr ^ (addr >> SLOTS_LOG2)) & ((1 << SLOTS_LOG2) - 1)) as usize;
-        (slot, ((addr >> SLOTS_LOG2) as u32) ^ ((addr >> 44) as u32))
+    fn slot_and_check(key: u64) -> (usize, u32) {
+        let slot = (key & ((1 << SLOTS_LOG2) - 1)) as usize;
+        (slot, ((key >> SLOTS_LOG2) as u32) ^ ((key >> 44) as u32))
     }
 
     #[inline(always)]
-    fn cached(addr: u64) -> Option<u32> {
-        let (slot, check) = slot_and_check(addr);
+    fn cached(key: u64) -> Option<u32> {
+        let (slot, check) = slot_and_check(key);
         let word = RULES[slot].load(Ordering::Relaxed);
         ((word >> 32) as u32 == check && word as u32 != 0).then_some(word as u32)
     }
@@ -194,10 +237,18 @@ mod imp {
         );
     }
 
-    /// `CFA = base + 8 * cfa_by_8`; `rbp` saved at `CFA - 8 * bp_by_8`
-    /// (0 = unchanged).
-    fn encode(kind: u32, cfa_by_8: u32, bp_by_8: u32) -> u32 {
-        kind | (cfa_by_8 << 3) | (bp_by_8 << 19)
+    /// The return address is at `base + 8 * ra_by_8` (so `CFA = base +
+    /// 8 * ra_by_8 + 8`: the rule keeps the return address's offset, so that
+    /// the walk's next load needs one `and` and one `add`); `rbp` saved at
+    /// `CFA - 8 * bp_by_8` (0 = unchanged).
+    fn encode(kind: u32, ra_by_8: u32, bp_by_8: u32) -> u32 {
+        kind | (ra_by_8 << 3) | (bp_by_8 << 19)
+    }
+
+    /// The offset of the return address from the rule's base register.
+    #[inline(always)]
+    fn ra_offset(rule: u32) -> u64 {
+        u64::from(rule & (0xffff << 3))
     }
 
     /// The rule of one CFI row, or `UNSUPPORTED`.
@@ -226,14 +277,16 @@ mod imp {
             }
             _ => return UNSUPPORTED,
         };
-        encode(kind, (offset / 8) as u32, bp)
+        encode(kind, (offset / 8 - 1) as u32, bp)
     }
 
     /// The miss path: finds `addr`'s module, evaluates its CFI row and
-    /// caches the rule. `None` when no known module holds `addr`.
+    /// caches the rule under `key` (`addr` itself for the capture point,
+    /// the return address `addr + 1` for the others). `None` when no known
+    /// module holds `addr`.
     #[cold]
     #[inline(never)]
-    fn rule_for(u: &Unwinder, addr: u64) -> Option<u32> {
+    fn rule_for(u: &Unwinder, key: u64, addr: u64) -> Option<u32> {
         let m = u.modules.iter().find(|m| m.code.contains(&addr))?;
         let mut context = u.context.lock().unwrap_or_else(PoisonError::into_inner);
         let rule = m
@@ -252,7 +305,7 @@ mod imp {
             })
             .unwrap_or(UNSUPPORTED);
         drop(context);
-        store(addr, rule);
+        store(key, rule);
         Some(rule)
     }
 
@@ -285,8 +338,15 @@ mod imp {
         if modules.is_empty() {
             return None;
         }
+        let entries = crate::sampling::symbols::allocator_entries();
         Some(Unwinder {
             modules: modules.into_boxed_slice(),
+            entry_span: {
+                let found = entries.iter().filter(|r| !r.is_empty());
+                let start = found.clone().map(|r| r.start).min().unwrap_or(0);
+                start..found.map(|r| r.end).max().unwrap_or(0)
+            },
+            entries,
             context: Mutex::new(Box::new(UnwindContext::new_in())),
         })
     }
@@ -344,6 +404,8 @@ mod imp {
         /// Where `rbp` was last restored from at or before frame `k`
         /// (relative to the capture point's `rsp`), or `NO_SLOT`.
         bp_slot: [Cell<u32>; MEMO_FRAMES],
+        /// Index in `ips` of the allocator's entry frame, if remembered.
+        entry: Cell<usize>,
     }
 
     impl Memo {
@@ -354,6 +416,7 @@ mod imp {
                 cfa_off: [const { Cell::new(0) }; MEMO_FRAMES],
                 ra: [const { Cell::new(0) }; MEMO_FRAMES],
                 bp_slot: [const { Cell::new(NO_SLOT) }; MEMO_FRAMES],
+                entry: Cell::new(usize::MAX),
             }
         }
     }
@@ -389,14 +452,29 @@ mod imp {
         memo: Option<&Memo>,
     ) -> Option<usize> {
         let sp0 = regs.sp;
+        let past = super::depth();
+        // Until the allocator's entry is seen, assume it is frame 3.
+        let mut limit = ips.len().min(super::ASSUMED_ALLOCATOR_FRAMES + past);
+        // Whether the frame with this return address is the allocator's
+        // entry (the byte before a return address is in its caller).
+        let is_entry = |ra: u64| {
+            let a = ra.wrapping_sub(1);
+            u.entry_span.contains(&a) && u.entries.iter().any(|r| r.contains(&a))
+        };
+        let mut entry_seen = false;
         let (mut ip, mut sp, mut bp) = (regs.ip, sp0, regs.bp);
         let mut bp_slot = NO_SLOT;
         // Frames already applied (their return address known).
         let mut n = 0;
         if let Some(m) = memo {
-            if m.ip0.get() == regs.ip && !ips.is_empty() {
+            if m.ip0.get() == regs.ip && limit > 0 {
+                // The remembered entry, if the prefix reaches it.
+                let e = m.entry.get();
+                if e <= m.len.get() {
+                    limit = ips.len().min(e + 1 + past);
+                }
                 // Check the remembered slots: independent loads.
-                let len = m.len.get().min(ips.len() - 1);
+                let len = m.len.get().min(limit - 1);
                 ips[0] = ip as usize;
                 while n < len {
                     let slot = sp0 + u64::from(m.cfa_off[n].get()) - 8;
@@ -407,6 +485,14 @@ mod imp {
                         }
                         _ => break,
                     }
+                }
+                // The matched frames are the remembered ones, each checked
+                // when it was walked: the entry is among them or not at all.
+                if e <= n {
+                    entry_seen = true;
+                } else {
+                    limit = ips.len().min(super::ASSUMED_ALLOCATOR_FRAMES + past);
+                    m.entry.set(usize::MAX);
                 }
                 if n > 0 {
                     let last = n - 1;
@@ -422,39 +508,48 @@ mod imp {
                 }
             } else {
                 m.ip0.set(regs.ip);
+                m.entry.set(usize::MAX);
             }
             // Frames from `n` on are walked (and remembered) anew.
             m.len.set(n);
         }
         let mut remember = memo;
-        // The first address is the instruction itself; return addresses
-        // are looked up one byte back, inside their call instruction.
-        let mut lookup = if n == 0 { ip } else { ip - 1 };
         // A stop that leaves the stack short of the allocator's caller
         // makes the fallback take it.
         let stop = |n: usize| (n >= MIN_FRAMES).then_some(n);
-        while n < ips.len() {
+        while n < limit {
             ips[n] = ip as usize;
             let frame = n;
             n += 1;
-            let rule = match cached(lookup) {
+            if !entry_seen && frame > 0 && is_entry(ip) {
+                entry_seen = true;
+                limit = ips.len().min(frame + 1 + past);
+                if let Some(m) = memo {
+                    m.entry.set(frame);
+                }
+            }
+            // Rules are cached under the address itself; the CFI row of a
+            // return address is the one of its call instruction, one byte
+            // back (the capture point is an instruction itself).
+            let rule = match cached(ip) {
                 Some(r) => r,
-                None => rule_for(u, lookup)?,
+                None => rule_for(u, ip, if frame == 0 { ip } else { ip - 1 })?,
             };
             let kind = rule & 7;
-            let cfa = match kind {
+            let at = match kind {
                 CFA_RSP => sp,
                 CFA_RBP => bp,
                 END_OF_STACK => return Some(n),
                 _ => return stop(n),
             }
-            .wrapping_add(u64::from((rule >> 3) & 0xffff) * 8);
-            if cfa <= sp {
+            .wrapping_add(ra_offset(rule));
+            if at < sp {
                 return stop(n);
             }
-            let Ok(ra) = bounds.read(cfa - 8) else {
+            let Ok(ra) = bounds.read(at) else {
                 return stop(n);
             };
+            let cfa = at + 8;
             let bp_by_8 = u64::from(rule >> 19);
             if bp_by_8 != 0 {
                 let at = cfa.wrapping_sub(bp_by_8 * 8);
@@ -486,7 +581,6 @@ mod imp {
             if ip == 0 {
                 return Some(n);
             }
-            lookup = ip - 1;
         }
         Some(n)
     }

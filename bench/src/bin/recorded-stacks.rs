@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use alloc_tracker::leak::LeakCheck;
 use alloc_tracker::sampling::{
-    capture_stack_for_bench, set_stack_unwinder, stack_capture_stats, StackUnwinder,
+    capture_stack_for_bench, set_stack_depth, set_stack_unwinder, set_symboliser,
+    stack_capture_stats, StackUnwinder, Symboliser,
 };
 use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
@@ -24,6 +25,12 @@ static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const PAIRS: usize = 20_000;
 const DEPTH: usize = 32;
+/// The unwinder's default depth: physical frames kept past the allocator's
+/// entry (frame 3 in a release build, so 32 frames walked; a walk that never
+/// meets the entry, as in the walk-alone rows, also stops at 32).
+const DEFAULT_DEPTH: usize = 28;
+/// The old depth, 48 frames in all.
+const OLD_DEPTH: usize = 44;
 
 /// This thread's CPU time: time slices taken by other processes on a
 /// busy machine do not count.
@@ -65,6 +72,34 @@ fn nest_capture(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
         ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
     } else {
         black_box(nest_capture(black_box(depth - 1), n, u))
+    }
+}
+
+/// Two leaf call sites for [`nest_alternate`].
+#[inline(never)]
+fn site_a(u: StackUnwinder) -> usize {
+    black_box(capture_stack_for_bench(u))
+}
+
+#[inline(never)]
+fn site_b(u: StackUnwinder) -> usize {
+    black_box(capture_stack_for_bench(u)) + black_box(0)
+}
+
+/// As [`nest_capture`], but alternating between two leaf call sites: the
+/// remembered shape matches the unwinder's own frames only, the rest is
+/// walked as for a new call site.
+#[inline(never)]
+fn nest_alternate(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
+    if depth == 0 {
+        let t = cpu_now();
+        let mut frames = 0;
+        for i in 0..n {
+            frames = if i % 2 == 0 { site_a(u) } else { site_b(u) };
+        }
+        ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
+    } else {
+        black_box(nest_alternate(black_box(depth - 1), n, u))
     }
 }
 
@@ -128,31 +163,42 @@ fn main() {
     }
 
     // Symbolisation first, while the internal scope is small: its peak is
-    // a process-lifetime high-water mark.
-    let leaks = ScopeId::register("bench-leaks", None).unwrap();
-    let check = LeakCheck::begin(leaks);
+    // a process-lifetime high-water mark, so the per-unit symboliser (the
+    // smaller peak) goes first and `backtrace` (as before) second.
     let sites: usize = std::env::var("SITES").map_or(100, |s| s.parse().unwrap());
-    leaks.in_scope(|| {
-        for (i, f) in LEAKERS.iter().take(sites).enumerate() {
-            f(16 + i % 7);
+    for (name, symboliser) in [
+        (
+            "per-unit (addr2line per compilation unit)",
+            Symboliser::PerUnit,
+        ),
+        ("backtrace::resolve (as before)", Symboliser::Backtrace),
+    ] {
+        set_symboliser(symboliser);
+        let leaks = ScopeId::register(name, None).unwrap();
+        let check = LeakCheck::begin(leaks);
+        leaks.in_scope(|| {
+            for (i, f) in LEAKERS.iter().take(sites).enumerate() {
+                f(16 + i % 7);
+            }
+        });
+        let internal = ScopeId::INTERNAL.stats();
+        let t = Instant::now();
+        let report = check.finish().expect_err("100 planted leaks");
+        let symbolise = t.elapsed();
+        let after = ScopeId::INTERNAL.stats();
+        assert_eq!(report.sites.len(), sites, "{report}");
+        if std::env::var_os("SHOW").is_some() {
+            println!("{report}");
         }
-    });
-    let internal = ScopeId::INTERNAL.stats();
-    let t = Instant::now();
-    let report = check.finish().expect_err("100 planted leaks");
-    let symbolise = t.elapsed();
-    let after = ScopeId::INTERNAL.stats();
-    assert_eq!(report.sites.len(), sites, "{report}");
-    if std::env::var_os("SHOW").is_some() {
-        println!("{report}");
+        println!(
+            "symbolising a {sites}-site leak report, {name}: {:.1} ms, internal scope peak +{:.1} MiB (from {:.1} MiB live; {:.1} MiB live after)",
+            symbolise.as_secs_f64() * 1e3,
+            after.peak_bytes.saturating_sub(internal.live_bytes) as f64 / 1048576.0,
+            internal.live_bytes as f64 / 1048576.0,
+            after.live_bytes as f64 / 1048576.0,
+        );
     }
-    println!(
-        "symbolising a {sites}-site leak report: {:.1} ms, internal scope peak +{:.1} MiB (from {:.1} MiB live; {:.1} MiB live after)",
-        symbolise.as_secs_f64() * 1e3,
-        after.peak_bytes.saturating_sub(internal.live_bytes) as f64 / 1048576.0,
-        internal.live_bytes as f64 / 1048576.0,
-        after.live_bytes as f64 / 1048576.0,
-    );
+    set_symboliser(Symboliser::PerUnit);
 
     if std::env::var_os("ONLY_SYMBOLISE").is_some() {
         return;
@@ -163,6 +209,12 @@ fn main() {
     let before = stack_capture_stats();
     let cached = pairs(scope, true, rounds);
     let mid = stack_capture_stats();
+    set_stack_depth(OLD_DEPTH);
+    let cached48 = pairs(scope, true, rounds);
+    set_stack_unwinder(StackUnwinder::RulesOnly);
+    let rules48 = pairs(scope, true, rounds);
+    set_stack_depth(DEFAULT_DEPTH);
+    let rules = pairs(scope, true, rounds);
     set_stack_unwinder(StackUnwinder::Fallback);
     let old = pairs(scope, true, rounds);
     set_stack_unwinder(StackUnwinder::Cached);
@@ -170,6 +222,9 @@ fn main() {
     println!("|---|---:|");
     println!("| unrecorded (tracking only) | {plain:.1} |");
     println!("| recorded, cached unwinder (fast path) | {cached:.1} |");
+    println!("| recorded, cached unwinder, walk depth 48 | {cached48:.1} |");
+    println!("| recorded, rule cache only (new call site every time) | {rules:.1} |");
+    println!("| recorded, rule cache only, walk depth 48 | {rules48:.1} |");
     println!("| recorded, old unwinder (`backtrace::trace`) | {old:.1} |");
     println!(
         "stack capture alone (recorded - unrecorded, upper bound: includes the record insert and remove): cached {:.0} ns, old {:.0} ns; {:.1}x faster",
@@ -177,35 +232,56 @@ fn main() {
         old - plain,
         (old - plain) / (cached - plain)
     );
-    let walk = |u| {
+    let walk = |u, f: fn(usize, usize, StackUnwinder) -> (f64, usize)| {
         let mut v = Vec::new();
         let mut frames = 0;
         for _ in 0..rounds {
-            let (ns, f) = nest_capture(DEPTH, 20_000, u);
+            let (ns, fr) = f(DEPTH, 20_000, u);
             v.push(ns);
-            frames = f;
+            frames = fr;
         }
         (median(v), frames)
     };
-    let (walk_cached, frames_cached) = walk(StackUnwinder::Cached);
-    let (walk_rules, frames_rules) = walk(StackUnwinder::RulesOnly);
-    let (walk_old, frames_old) = walk(StackUnwinder::Fallback);
+    let mut rows = Vec::new();
+    for depth in [OLD_DEPTH, DEFAULT_DEPTH] {
+        set_stack_depth(depth);
+        let d = if depth == OLD_DEPTH {
+            "depth 48"
+        } else {
+            "depth 32"
+        };
+        for (name, u, f) in [
+            (
+                "cached rules + remembered shape (same site again)",
+                StackUnwinder::Cached,
+                nest_capture as fn(usize, usize, StackUnwinder) -> (f64, usize),
+            ),
+            (
+                "cached rules + remembered shape, two sites alternating",
+                StackUnwinder::Cached,
+                nest_alternate,
+            ),
+            (
+                "cached rules only (a new call site)",
+                StackUnwinder::RulesOnly,
+                nest_capture,
+            ),
+        ] {
+            let (ns, frames) = walk(u, f);
+            rows.push((format!("{name}, {d}"), ns, frames));
+        }
+    }
+    set_stack_depth(DEFAULT_DEPTH);
+    let (walk_old, frames_old) = walk(StackUnwinder::Fallback, nest_capture);
+    rows.push((
+        "old unwinder (`backtrace::trace`)".into(),
+        walk_old,
+        frames_old,
+    ));
     set_stack_unwinder(StackUnwinder::Cached);
     println!("| stack walk alone (no interning, no record) | ns | frames | ns/frame |");
     println!("|---|---:|---:|---:|");
-    for (name, ns, frames) in [
-        (
-            "cached rules + remembered shape (same site again)",
-            walk_cached,
-            frames_cached,
-        ),
-        (
-            "cached rules only (a new call site)",
-            walk_rules,
-            frames_rules,
-        ),
-        ("old unwinder (`backtrace::trace`)", walk_old, frames_old),
-    ] {
+    for (name, ns, frames) in rows {
         println!(
             "| {name} | {ns:.0} | {frames} | {:.1} |",
             ns / frames as f64
