@@ -15,6 +15,7 @@ static WORD: AtomicU32 = AtomicU32::new(0);
 const BUDGETS: u32 = 1 << 31;
 
 /// No budget set and no recording leak check running: one relaxed load.
+#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn quiet() -> bool {
     WORD.load(Ordering::Relaxed) == 0

@@ -58,6 +58,7 @@ impl ShardSlot {
     }
 
     /// Whether this is an owned shard (its thread is the only writer).
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn is_owned(self) -> bool {
         (self.0 as usize) < MAX_SHARDS
@@ -205,6 +206,7 @@ fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usabl
 /// calling thread's owned shard, without the budget hook: the hot path's
 /// fast case, which has checked that the thread owns a shard
 /// (`slot.owned_shard()` is `Some`) and that no budget is set.
+#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn count_alloc_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
     alloc_on(
@@ -217,6 +219,7 @@ pub(crate) fn count_alloc_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usa
 }
 
 /// The free side of [`count_alloc_owned`], under the same conditions.
+#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn count_free_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
     free_on(line(slot.0 as usize, scope), bump_owned, bytes, usable);
