@@ -116,6 +116,33 @@ const fn jemalloc_s2u(size: usize) -> usize {
 #[inline(always)]
 pub(crate) const fn jemalloc_size_class(size: usize, align: usize) -> usize {
     use geometry::*;
+    if align <= 8 && size <= SMALL_MAXCLASS {
+        // Small classes are multiples of 8: the class of `size` is the
+        // class of `size` rounded up to 8, one entry of the table.
+        return SMALL_CLASS[size.div_ceil(8)] as usize;
+    }
+    jemalloc_size_class_computed(size, align)
+}
+
+#[cfg(feature = "jemalloc")]
+/// [`jemalloc_size_class`] of `8 * i` bytes (alignment at most 8), for every
+/// small size; computed at compile time (3.5 KiB). `usable_size` runs on
+/// every allocation and free when usable sizes are counted.
+static SMALL_CLASS: [u16; geometry::SMALL_MAXCLASS / 8 + 1] = {
+    let mut table = [0u16; geometry::SMALL_MAXCLASS / 8 + 1];
+    let mut i = 0;
+    while i < table.len() {
+        table[i] = jemalloc_size_class_computed(i * 8, 1) as u16;
+        i += 1;
+    }
+    table
+};
+
+#[cfg(feature = "jemalloc")]
+/// [`jemalloc_size_class`] by arithmetic alone.
+#[inline(always)]
+const fn jemalloc_size_class_computed(size: usize, align: usize) -> usize {
+    use geometry::*;
     if size <= SMALL_MAXCLASS && align <= PAGE {
         let usize_ = jemalloc_s2u((size + align - 1) & !(align - 1));
         if usize_ < LARGE_MINCLASS {
@@ -182,6 +209,19 @@ mod tests {
                 assert_eq!(
                     trailer_fits(l),
                     jemalloc_size_class(size + 2, align) == jemalloc_size_class(size, align),
+                    "size {size} align {align}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_small_class_table_agrees_with_the_arithmetic() {
+        for align in [1, 2, 4, 8, 16, 4096] {
+            for size in 0..=geometry::SMALL_MAXCLASS + 64 {
+                assert_eq!(
+                    jemalloc_size_class(size, align),
+                    jemalloc_size_class_computed(size, align),
                     "size {size} align {align}"
                 );
             }

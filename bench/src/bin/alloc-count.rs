@@ -6,24 +6,28 @@
 //!
 //! ```text
 //! alloc-count ALLOCATOR WORKLOAD ROUNDS
-//!   ALLOCATOR: jemalloc | tracking (hybrid, the default) | by-address | trailer
+//!   ALLOCATOR: jemalloc | tracking (hybrid, the default) | tracking-usable
+//!              (hybrid counting usable sizes) | by-address | trailer
 //!   WORKLOAD:  churn | pow2 | pages | large | vec
 //! ```
 
 use std::alloc::GlobalAlloc;
 
-use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc};
+use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;
 
 static TRACKING: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+static TRACKING_USABLE: TrackingAlloc<Jemalloc> =
+    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static BY_ADDRESS: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::ByAddress);
 static TRAILER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
 
 alloc_bench::via_static!(Tracking => TRACKING);
+alloc_bench::via_static!(TrackingUsable => TRACKING_USABLE);
 alloc_bench::via_static!(ByAddress => BY_ADDRESS);
 alloc_bench::via_static!(Trailer => TRAILER);
 
@@ -48,7 +52,9 @@ fn main() {
         args.get(1),
         args.get(2).and_then(|r| r.parse().ok()),
     ) else {
-        eprintln!("usage: alloc-count (jemalloc|tracking|by-address|trailer) WORKLOAD ROUNDS");
+        eprintln!(
+            "usage: alloc-count (jemalloc|tracking|tracking-usable|by-address|trailer) WORKLOAD ROUNDS"
+        );
         std::process::exit(2);
     };
     let scope = ScopeId::register("bench", None).unwrap();
@@ -56,6 +62,7 @@ fn main() {
     match alloc.as_str() {
         "jemalloc" => run(&Jemalloc, workload, rounds),
         "tracking" => run(&Tracking, workload, rounds),
+        "tracking-usable" => run(&TrackingUsable, workload, rounds),
         "by-address" => run(&ByAddress, workload, rounds),
         "trailer" => run(&Trailer, workload, rounds),
         other => {
