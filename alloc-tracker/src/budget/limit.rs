@@ -88,7 +88,7 @@ impl Budget {
 }
 
 /// A budgeted scope's state. Made by [`ScopeId::budget_status`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BudgetStatus {

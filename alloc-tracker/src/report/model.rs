@@ -60,25 +60,17 @@ pub struct Report {
 }
 
 /// One budgeted scope of a [`Report`]: a [`BudgetStatus`] with the scope's
-/// path.
+/// path (flattened into one object in JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct BudgetReport {
     /// Path of the budgeted scope.
     pub scope: String,
-    /// The soft limit in bytes.
-    pub soft_bytes: u64,
-    /// The hard limit in bytes, if any.
-    pub hard_bytes: Option<u64>,
-    /// Live bytes of the scope and its children, as the budget counts them.
-    pub live_bytes: u64,
-    /// Whether `live_bytes > soft_bytes` when the report was taken.
-    pub over: bool,
-    /// Upward crossings of the soft limit since the budget was first set.
-    pub crossings: u64,
-    /// Allocations refused by the hard limit (in fallible sections).
-    pub refused: u64,
+    /// The budget's limits, live bytes, crossings and refusals when the
+    /// report was taken.
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub status: BudgetStatus,
 }
 
 impl BudgetReport {
@@ -86,12 +78,7 @@ impl BudgetReport {
     pub fn new(path: impl Into<String>, status: &BudgetStatus) -> BudgetReport {
         BudgetReport {
             scope: path.into(),
-            soft_bytes: status.soft_bytes,
-            hard_bytes: status.hard_bytes,
-            live_bytes: status.live_bytes,
-            over: status.over,
-            crossings: status.crossings,
-            refused: status.refused,
+            status: *status,
         }
     }
 }

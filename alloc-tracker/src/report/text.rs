@@ -229,10 +229,11 @@ fn render_budgets(budgets: &[BudgetReport], f: &mut fmt::Formatter<'_>) -> fmt::
         .map(|b| b.scope.chars().count())
         .max()
         .unwrap_or(0);
-    for b in budgets {
+    for report in budgets {
+        let b = &report.status;
         let mut line = format!(
             "  {:<width$}  {} live, soft limit {}",
-            b.scope,
+            report.scope,
             human_bytes(b.live_bytes),
             human_bytes(b.soft_bytes),
         );
@@ -297,7 +298,8 @@ pub(super) mod tests {
         let report = report_with_crossed_budget(&BUDGETED);
         let b = report
             .budget("report-text-budgeted")
-            .expect("the budgeted scope is in the report");
+            .expect("the budgeted scope is in the report")
+            .status;
         assert_eq!((b.soft_bytes, b.hard_bytes), (1000, Some(1 << 20)));
         assert_eq!(b.crossings, 3);
         assert!(b.over && b.live_bytes >= 1500, "{b:?}");
@@ -339,10 +341,12 @@ pub(super) mod tests {
         let mut report = Report::default();
         report.budgets.push(crate::report::BudgetReport {
             scope: "jobs".to_string(),
-            soft_bytes: 2048,
-            live_bytes: 100,
-            crossings: 1,
-            ..Default::default()
+            status: crate::budget::BudgetStatus {
+                soft_bytes: 2048,
+                live_bytes: 100,
+                crossings: 1,
+                ..Default::default()
+            },
         });
         let text = report.to_text();
         let line = text
