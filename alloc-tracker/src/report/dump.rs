@@ -1,11 +1,9 @@
 //! Writing reports to files: formats, the on-demand dump and its error.
 
 use std::fmt;
-use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::model::Report;
 use super::triggers::OptionsError;
@@ -257,35 +255,12 @@ impl Report {
                     format,
                 });
             }
-            let io_err = |source| DumpError::Io {
-                path: path.to_path_buf(),
-                source,
-            };
-            let mut tmp_name = path.file_name().map(|n| n.to_os_string()).ok_or_else(|| {
-                io_err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the path has no file name",
-                ))
-            })?;
-            // A name of its own per dump, so concurrent dumps to the same
-            // path (triggers, on-demand calls from other threads) never
-            // write or rename each other's temporary file.
-            static DUMPS: AtomicU64 = AtomicU64::new(0);
-            let n = DUMPS.fetch_add(1, Ordering::Relaxed);
-            tmp_name.push(format!(".tmp-{}-{n}", std::process::id()));
-            let tmp = path.with_file_name(tmp_name);
-            let written = (|| {
-                let mut file = io::BufWriter::new(fs::File::create(&tmp)?);
-                self.write_format(format, &mut file)?;
-                file.flush()?;
-                file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                fs::rename(&tmp, path)
-            })();
-            if let Err(e) = written {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err(e));
-            }
-            Ok(())
+            super::atomic_file::write_atomically(path, |w| self.write_format(format, w)).map_err(
+                |source| DumpError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                },
+            )
         })
     }
 }

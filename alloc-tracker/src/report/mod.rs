@@ -180,6 +180,7 @@
 //! one at a time, and at exit the periodic and SIGUSR1 threads are stopped
 //! before the exit dump is written.
 
+mod atomic_file;
 mod diff;
 mod dump;
 mod folded;

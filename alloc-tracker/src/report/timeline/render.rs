@@ -1,8 +1,6 @@
 //! Drawing a timeline (an SVG line chart by `plotters`' SVG backend) and
 //! exporting its data (CSV); both written to a file atomically.
 
-use std::fs;
-use std::io::{self, Write as _};
 use std::path::Path;
 
 use plotters::prelude::*;
@@ -225,31 +223,15 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// Writes `bytes` to a temporary sibling of `path`, then renames it over
-/// `path`.
+/// Writes `bytes` to `path` atomically (a temporary sibling renamed over
+/// it).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TimelineError> {
     thread_state::internal(|| {
-        let io_err = |source| TimelineError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut tmp_name = path.file_name().map(|n| n.to_os_string()).ok_or_else(|| {
-            io_err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "the path has no file name",
-            ))
-        })?;
-        tmp_name.push(format!(".tmp-timeline-{}", std::process::id()));
-        let tmp = path.with_file_name(tmp_name);
-        let written = (|| {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        written.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            io_err(e)
-        })
+        crate::report::atomic_file::write_atomically(path, |w| w.write_all(bytes)).map_err(
+            |source| TimelineError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+        )
     })
 }
