@@ -51,21 +51,9 @@ unsafe extern "C" fn hook_alloc(
     let Some(map_len) = len.checked_add(align) else {
         return ptr::null_mut();
     };
-    // SAFETY: an anonymous private mapping at an address of the kernel's
-    // choice; no existing memory is affected.
-    let raw = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            map_len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if raw == libc::MAP_FAILED {
+    let Some(raw) = super::map_anonymous(map_len) else {
         return ptr::null_mut();
-    }
+    };
     let start = (raw as usize + align - 1) & !(align - 1);
     let head = start - raw as usize;
     let tail = map_len - head - len;
@@ -174,13 +162,7 @@ unsafe extern "C" fn hook_purge_lazy(
 ) -> bool {
     // SAFETY: jemalloc names a page-aligned range inside one of its extents
     // that holds no live block.
-    unsafe {
-        libc::madvise(
-            addr.cast::<u8>().add(offset).cast(),
-            length,
-            libc::MADV_FREE,
-        ) != 0
-    }
+    unsafe { advise(addr, offset, length, libc::MADV_FREE) }
 }
 
 /// `MADV_DONTNEED`: the pages are given back now and read as zeros.
@@ -193,13 +175,18 @@ unsafe extern "C" fn hook_purge_forced(
     _: c_uint,
 ) -> bool {
     // SAFETY: as in `hook_purge_lazy`.
-    unsafe {
-        libc::madvise(
-            addr.cast::<u8>().add(offset).cast(),
-            length,
-            libc::MADV_DONTNEED,
-        ) != 0
-    }
+    unsafe { advise(addr, offset, length, libc::MADV_DONTNEED) }
+}
+
+/// `madvise(addr + offset, length, advice)`; `true` on failure (jemalloc's
+/// hook convention).
+///
+/// # Safety
+/// `addr + offset .. + length` is a page-aligned range of a mapping this
+/// module made, holding no live block.
+unsafe fn advise(addr: *mut c_void, offset: usize, length: usize, advice: i32) -> bool {
+    // SAFETY: the caller's contract.
+    unsafe { libc::madvise(addr.cast::<u8>().add(offset).cast(), length, advice) != 0 }
 }
 
 /// Extents may always be split: the chunks keep their owner.

@@ -105,16 +105,12 @@ pub(crate) fn owner(p: *const u8) -> Owner {
     }
 }
 
-/// The chunk table, mapped on first need (in the cold arena-creation path);
-/// `None` if the mapping failed.
-fn chunk_table() -> Option<*mut AtomicU16> {
-    let t = CHUNKS.load(Ordering::Acquire);
-    if !t.is_null() {
-        return Some(t);
-    }
-    let len = CHUNKS_LEN * core::mem::size_of::<AtomicU16>();
+/// A fresh anonymous private read-write mapping of `len` bytes, backed
+/// only where touched (`MAP_NORESERVE`); it reads as zeros. `None` if the
+/// kernel refuses.
+fn map_anonymous(len: usize) -> Option<*mut core::ffi::c_void> {
     // SAFETY: an anonymous private mapping at an address of the kernel's
-    // choice; it reads as zeros, a valid `AtomicU16` bit pattern.
+    // choice; no existing memory is affected.
     let raw = unsafe {
         libc::mmap(
             ptr::null_mut(),
@@ -125,9 +121,19 @@ fn chunk_table() -> Option<*mut AtomicU16> {
             0,
         )
     };
-    if raw == libc::MAP_FAILED {
-        return None;
+    (raw != libc::MAP_FAILED).then_some(raw)
+}
+
+/// The chunk table, mapped on first need (in the cold arena-creation path);
+/// `None` if the mapping failed.
+fn chunk_table() -> Option<*mut AtomicU16> {
+    let t = CHUNKS.load(Ordering::Acquire);
+    if !t.is_null() {
+        return Some(t);
     }
+    let len = CHUNKS_LEN * core::mem::size_of::<AtomicU16>();
+    // The mapping reads as zeros, a valid `AtomicU16` bit pattern.
+    let raw = map_anonymous(len)?;
     match CHUNKS.compare_exchange(
         ptr::null_mut(),
         raw.cast(),
