@@ -48,13 +48,34 @@ pub(crate) fn capture_registers() -> Registers {
     Registers { ip, sp, bp }
 }
 
+/// `value`, through an empty assembly block: the compiler cannot see that
+/// the result equals the input, so a value checked equal to another one
+/// keeps its own chain of dependencies (the unwinder goes on with a
+/// predicted return address, loaded early, once it has been found equal to
+/// the one on the stack, so that the next frame does not wait for the
+/// stack read).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn opaque(mut value: u64) -> u64 {
+    // SAFETY: the assembly is empty: it reads and writes no memory, uses no
+    // stack and leaves the flags alone (`nomem, nostack, preserves_flags`);
+    // `value` passes through its register unchanged.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) value, options(pure, nomem, nostack, preserves_flags));
+    }
+    value
+}
+
 /// The calling thread's stack: reads are allowed in `[low, high)` only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StackBounds {
-    /// Lowest readable address (a stack pointer of this thread's frame).
+    /// Lowest readable address (a stack pointer of this thread's frame),
+    /// 8-byte aligned.
     low: u64,
-    /// One past the highest address of the thread's stack mapping.
-    high: u64,
+    /// The index of the last readable word from `low`: the word at
+    /// `low + 8 * last_word` ends at or below the top of the thread's
+    /// stack mapping.
+    last_word: u64,
 }
 
 impl StackBounds {
@@ -91,11 +112,12 @@ impl StackBounds {
     /// Bounds from a stack pointer `sp` of a live frame of the calling
     /// thread up to the top of the thread's stack `stack = [low, high)`
     /// (from [`Self::current_thread_stack`]). `None` when `sp` is not in
-    /// that stack (a signal handler running on an alternate stack).
+    /// that stack (a signal handler running on an alternate stack) or not
+    /// 8-byte aligned (never, in code that follows the ABI).
     pub(crate) fn new(sp: u64, stack: (u64, u64)) -> Option<StackBounds> {
-        (stack.0 <= sp && sp < stack.1).then_some(StackBounds {
+        (stack.0 <= sp && sp.checked_add(8)? <= stack.1 && sp % 8 == 0).then_some(StackBounds {
             low: sp,
-            high: stack.1,
+            last_word: (stack.1 - 8 - sp) / 8,
         })
     }
 
@@ -109,13 +131,20 @@ impl StackBounds {
     /// frame is.
     #[inline]
     pub(crate) fn read(&self, addr: u64) -> Result<u64, ()> {
-        if addr < self.low || addr >= self.high.saturating_sub(7) || addr % 8 != 0 {
+        // One test for the three conditions (below `low`, past the top,
+        // misaligned): with `x = addr - low` (wrapping), the rotation is
+        // `x / 8` when `x` is a multiple of 8 and at least 2^61 when it is
+        // not, so it is at most `last_word` exactly when `addr = low + 8i`
+        // with `i <= last_word` (and then `low + 8i` did not wrap, as
+        // `low + 8 * last_word + 8` is at most the top of the stack).
+        if addr.wrapping_sub(self.low).rotate_right(3) > self.last_word {
             return Err(());
         }
         let p = addr as usize as *const u64;
-        // SAFETY: `addr` is 8-byte aligned and `[addr, addr + 8)` lies in
-        // `[low, high)`: between a live stack pointer of this thread and the
-        // top of its stack mapping, all mapped and readable (documented
+        // SAFETY: `addr` is `low + 8i` with `i <= last_word` (tested above):
+        // 8-byte aligned, and `[addr, addr + 8)` lies between a live stack
+        // pointer of this thread and the top of its stack mapping, all
+        // mapped and readable (documented
         // precondition of the bounds). A volatile read because the words
         // belong to frames the compiler knows nothing about; they are only
         // read as integers, never as references.
@@ -325,5 +354,11 @@ mod tests {
         assert_eq!(b.read(addr), Ok(0x5eed));
         assert_eq!(b.read(top), Err(()));
         assert_eq!(b.read(regs.sp - 8), Err(()));
+        assert_eq!(b.read(top - 8).map(|_| ()), Ok(()));
+        assert_eq!(b.read(addr + 1), Err(()));
+        assert_eq!(b.read(addr + 4), Err(()));
+        assert_eq!(b.read(0), Err(()));
+        assert_eq!(b.read(u64::MAX - 7), Err(()));
+        assert_eq!(StackBounds::new(regs.sp + 4, stack), None);
     }
 }

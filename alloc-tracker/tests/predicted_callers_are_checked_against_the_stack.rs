@@ -1,0 +1,116 @@
+//! Issue 11, item 4: the unwinder predicts each frame's caller from the
+//! last stack it saw through that frame, and must still record the real
+//! one. One helper allocates for three callers, each at three recursion
+//! depths, in a pseudo-random order: every prediction of the helper's
+//! caller and of the recursion's exit is wrong often, and every leak site
+//! must still carry exactly its own allocations.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+
+use alloc_tracker::leak::LeakCheck;
+use alloc_tracker::sampling::{set_stack_unwinder, stack_capture_stats, StackUnwinder};
+use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+#[inline(never)]
+fn shared_helper(tag: u8) {
+    black_box(Box::leak(Box::new([tag; 48])));
+    black_box(());
+}
+
+#[inline(never)]
+fn recurse_then_help(depth: usize, tag: u8) {
+    if depth == 0 {
+        shared_helper(tag);
+    } else {
+        recurse_then_help(black_box(depth - 1), tag);
+    }
+    black_box(());
+}
+
+#[inline(never)]
+fn caller_one(depth: usize) {
+    recurse_then_help(depth, 1);
+    black_box(());
+}
+
+#[inline(never)]
+fn caller_two(depth: usize) {
+    recurse_then_help(depth, 2);
+    black_box(());
+}
+
+#[inline(never)]
+fn caller_three(depth: usize) {
+    recurse_then_help(depth, 3);
+    black_box(());
+}
+
+/// A caller's name and the caller.
+type Caller = (&'static str, fn(usize));
+
+const CALLERS: [Caller; 3] = [
+    ("caller_one", caller_one),
+    ("caller_two", caller_two),
+    ("caller_three", caller_three),
+];
+
+#[test]
+fn every_site_keeps_exactly_its_own_allocations_when_callers_change() {
+    set_stack_unwinder(StackUnwinder::Cached);
+    let scope = ScopeId::register("predicted-callers", None).unwrap();
+    // The plan (caller, depth) is made outside the scope: nothing but the
+    // helper allocates in it.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let plan: Vec<(usize, usize)> = (0..600)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ((x % 3) as usize, ((x >> 8) % 3) as usize)
+        })
+        .collect();
+    let mut expected: HashMap<(&str, usize), u64> = HashMap::new();
+    for &(caller, depth) in &plan {
+        *expected.entry((CALLERS[caller].0, depth)).or_default() += 1;
+    }
+    let before = stack_capture_stats();
+    let check = LeakCheck::begin(scope);
+    scope.in_scope(|| {
+        for &(caller, depth) in &plan {
+            CALLERS[caller].1(depth);
+        }
+    });
+    let report = check.finish().expect_err("600 planted leaks");
+    let after = stack_capture_stats();
+    assert_eq!(after.fallback, before.fallback, "{before:?} -> {after:?}");
+    assert!(after.fast >= before.fast + 600, "{before:?} -> {after:?}");
+
+    let mut found: HashMap<(&str, usize), u64> = HashMap::new();
+    for site in &report.sites {
+        let callers: Vec<&str> = CALLERS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| site.frames.iter().any(|f| f.function.contains(name)))
+            .collect();
+        assert_eq!(callers.len(), 1, "one caller per site:\n{report}");
+        assert!(
+            site.frames
+                .iter()
+                .any(|f| f.function.contains("shared_helper")),
+            "{report}"
+        );
+        // The recursion's frames: the call from the caller and one per level.
+        let depth = site
+            .frames
+            .iter()
+            .filter(|f| f.function.contains("recurse_then_help"))
+            .count()
+            - 1;
+        *found.entry((callers[0], depth)).or_default() += site.allocs;
+    }
+    assert_eq!(found, expected, "\n{report}");
+}
