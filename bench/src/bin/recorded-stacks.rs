@@ -5,10 +5,19 @@
 //! flock /work/bench.lock cargo run --release -p alloc-bench --bin recorded-stacks
 //! ```
 //!
-//! Times are CPU time of the measuring thread. Prints, per alloc+free pair of a 16-byte box made 32 frames deep inside
-//! a scope: unrecorded, recorded with the cached unwinder, recorded with
-//! the old one (`backtrace::trace`); then the time and the tracker's
-//! internal-scope peak for symbolising a leak report of 100 sites.
+//! Times are CPU time of the measuring thread. Prints the time and the
+//! tracker's internal-scope peak for symbolising a leak report of 100
+//! sites; then, per alloc+free pair of a 16-byte box made 32 frames deep
+//! inside a scope: unrecorded, recorded with the cached unwinder (callers
+//! predicted, or not), recorded with the old one (`backtrace::trace`); then
+//! the stack walk alone: the same site again, two sites alternating, 64
+//! sites in random order, and nothing predicted (the worst case).
+//!
+//! This 2-core machine runs at one of two speeds, about 2x apart, from one
+//! run to the next (another tenant on the core's sibling thread, as far as
+//! can be told: a chain of L1 loads keeps its speed, code that needs the
+//! core's full width loses half). Run it several times and quote the best
+//! run and the median of the runs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -87,8 +96,8 @@ fn site_b(u: StackUnwinder) -> usize {
 }
 
 /// As [`nest_capture`], but alternating between two leaf call sites: the
-/// remembered shape matches the unwinder's own frames only, the rest is
-/// walked as for a new call site.
+/// innermost frame past the unwinder's own has a different caller each
+/// time.
 #[inline(never)]
 fn nest_alternate(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
     if depth == 0 {
@@ -100,6 +109,65 @@ fn nest_alternate(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
         ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
     } else {
         black_box(nest_alternate(black_box(depth - 1), n, u))
+    }
+}
+
+macro_rules! leaves {
+    ($($name:ident $k:literal)*) => {
+        $(
+            #[inline(never)]
+            fn $name(u: StackUnwinder) -> usize {
+                let frames = black_box(capture_stack_for_bench(u));
+                black_box($k);
+                frames
+            }
+        )*
+        /// Sixteen leaf call sites for [`nest_sites`].
+        const LEAVES: [fn(StackUnwinder) -> usize; 16] = [$($name),*];
+    };
+}
+
+leaves! {
+    leaf0 0 leaf1 1 leaf2 2 leaf3 3 leaf4 4 leaf5 5 leaf6 6 leaf7 7
+    leaf8 8 leaf9 9 leaf10 10 leaf11 11 leaf12 12 leaf13 13 leaf14 14 leaf15 15
+}
+
+macro_rules! mids {
+    ($($name:ident $k:literal)*) => {
+        $(
+            #[inline(never)]
+            fn $name(leaf: usize, u: StackUnwinder) -> usize {
+                let frames = black_box(LEAVES[leaf](u));
+                black_box($k);
+                frames
+            }
+        )*
+        /// Four callers of the leaves for [`nest_sites`].
+        const MIDS: [fn(usize, StackUnwinder) -> usize; 4] = [$($name),*];
+    };
+}
+
+mids! { mid0 0 mid1 1 mid2 2 mid3 3 }
+
+/// As [`nest_capture`], but each capture from one of 64 call sites (16
+/// leaves under 4 callers) in a pseudo-random order, as in a program that
+/// records many sites: a capture's innermost frames have other callers
+/// than the last capture's.
+#[inline(never)]
+fn nest_sites(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
+    if depth == 0 {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let t = cpu_now();
+        let mut frames = 0;
+        for _ in 0..n {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            frames = MIDS[(x >> 4) as usize % 4]((x >> 8) as usize % 16, u);
+        }
+        ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
+    } else {
+        black_box(nest_sites(black_box(depth - 1), n, u))
     }
 }
 
@@ -223,7 +291,7 @@ fn main() {
     println!("| unrecorded (tracking only) | {plain:.1} |");
     println!("| recorded, cached unwinder (fast path) | {cached:.1} |");
     println!("| recorded, cached unwinder, walk depth 48 | {cached48:.1} |");
-    println!("| recorded, rule cache only (new call site every time) | {rules:.1} |");
+    println!("| recorded, rule cache only (no caller predicted) | {rules:.1} |");
     println!("| recorded, rule cache only, walk depth 48 | {rules48:.1} |");
     println!("| recorded, old unwinder (`backtrace::trace`) | {old:.1} |");
     println!(
@@ -252,17 +320,22 @@ fn main() {
         };
         for (name, u, f) in [
             (
-                "cached rules + remembered shape (same site again)",
+                "predicted callers, the same site again",
                 StackUnwinder::Cached,
                 nest_capture as fn(usize, usize, StackUnwinder) -> (f64, usize),
             ),
             (
-                "cached rules + remembered shape, two sites alternating",
+                "predicted callers, two sites alternating",
                 StackUnwinder::Cached,
                 nest_alternate,
             ),
             (
-                "cached rules only (a new call site)",
+                "predicted callers, 64 sites in random order",
+                StackUnwinder::Cached,
+                nest_sites,
+            ),
+            (
+                "cached rules only, no caller predicted (worst case)",
                 StackUnwinder::RulesOnly,
                 nest_capture,
             ),
@@ -279,8 +352,10 @@ fn main() {
         frames_old,
     ));
     set_stack_unwinder(StackUnwinder::Cached);
-    println!("| stack walk alone (no interning, no record) | ns | frames | ns/frame |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| stack walk alone (no interning, no record) | ns | in L1 loads | frames | ns/frame |"
+    );
+    println!("|---|---:|---:|---:|---:|");
     for (name, ns, frames) in rows {
         println!(
             "| {name} | {ns:.0} | {frames} | {:.1} |",
