@@ -3,6 +3,9 @@
 //!
 //! - [`capture_registers`]: the instruction, stack and frame pointers at the
 //!   capture point (inline assembly, x86_64).
+//! - [`opaque`]: a value the compiler cannot relate to any other (an empty
+//!   assembly block), so that a predicted return address keeps its own
+//!   chain of dependencies once it is found equal to the stack's.
 //! - [`StackBounds::current_thread_stack`] / [`StackBounds::read`]: the calling thread's
 //!   own stack, and reading one word of it within those bounds.
 //! - [`for_each_module`]: the loaded ELF objects (`dl_iterate_phdr`) with
@@ -10,7 +13,7 @@
 //!   borrowed from the mapped image.
 //!
 //! Everything above it (the unwinder, its caches, the fallback) is safe code
-//! in `sampling/unwind.rs`.
+//! in `sampling/unwind/`.
 
 /// Register values at a capture point: enough to start a DWARF unwind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
