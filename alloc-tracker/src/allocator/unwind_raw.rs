@@ -147,10 +147,10 @@ impl StackBounds {
         // SAFETY: `addr` is `low + 8i` with `i <= last_word` (tested above):
         // 8-byte aligned, and `[addr, addr + 8)` lies between a live stack
         // pointer of this thread and the top of its stack mapping, all
-        // mapped and readable (documented
-        // precondition of the bounds). A volatile read because the words
-        // belong to frames the compiler knows nothing about; they are only
-        // read as integers, never as references.
+        // mapped and readable (documented precondition of the bounds). A
+        // volatile read because the words belong to frames the compiler
+        // knows nothing about; they are only read as integers, never as
+        // references.
         Ok(unsafe { core::ptr::read_volatile(p) })
     }
 }
