@@ -58,36 +58,48 @@ const CALLERS: [Caller; 3] = [
     ("caller_three", caller_three),
 ];
 
-#[test]
-fn every_site_keeps_exactly_its_own_allocations_when_callers_change() {
-    set_stack_unwinder(StackUnwinder::Cached);
-    let scope = ScopeId::register("predicted-callers", None).unwrap();
-    // The plan (caller, depth) is made outside the scope: nothing but the
-    // helper allocates in it.
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let plan: Vec<(usize, usize)> = (0..600)
+/// A pseudo-random plan of (caller, depth) calls.
+fn plan(seed: u64, calls: usize) -> Vec<(usize, usize)> {
+    let mut x = seed;
+    (0..calls)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             ((x % 3) as usize, ((x >> 8) % 3) as usize)
         })
-        .collect();
+        .collect()
+}
+
+/// Runs each plan on a thread of its own, all at once (the plans are made
+/// outside the scope: nothing but the helper allocates in it), and checks
+/// that the leak report's sites hold exactly the calls of each (caller,
+/// depth).
+fn check_plans(name: &str, plans: &[Vec<(usize, usize)>]) {
+    set_stack_unwinder(StackUnwinder::Cached);
+    let scope = ScopeId::register(name, None).unwrap();
     let mut expected: HashMap<(&str, usize), u64> = HashMap::new();
-    for &(caller, depth) in &plan {
+    for &(caller, depth) in plans.iter().flatten() {
         *expected.entry((CALLERS[caller].0, depth)).or_default() += 1;
     }
+    let calls = plans.iter().map(Vec::len).sum::<usize>() as u64;
     let before = stack_capture_stats();
     let check = LeakCheck::begin(scope);
-    scope.in_scope(|| {
-        for &(caller, depth) in &plan {
-            CALLERS[caller].1(depth);
+    std::thread::scope(|s| {
+        for plan in plans {
+            s.spawn(move || {
+                scope.in_scope(|| {
+                    for &(caller, depth) in plan {
+                        CALLERS[caller].1(depth);
+                    }
+                })
+            });
         }
     });
-    let report = check.finish().expect_err("600 planted leaks");
+    let report = check.finish().expect_err("planted leaks");
     let after = stack_capture_stats();
     assert_eq!(after.fallback, before.fallback, "{before:?} -> {after:?}");
-    assert!(after.fast >= before.fast + 600, "{before:?} -> {after:?}");
+    assert!(after.fast >= before.fast + calls, "{before:?} -> {after:?}");
 
     let mut found: HashMap<(&str, usize), u64> = HashMap::new();
     for site in &report.sites {
@@ -113,4 +125,22 @@ fn every_site_keeps_exactly_its_own_allocations_when_callers_change() {
         *found.entry((callers[0], depth)).or_default() += site.allocs;
     }
     assert_eq!(found, expected, "\n{report}");
+}
+
+#[test]
+fn every_site_keeps_exactly_its_own_allocations_when_callers_change() {
+    check_plans("predicted-callers", &[plan(0x2545_f491_4f6c_dd1d, 600)]);
+}
+
+/// Two threads walk through the same frames with other callers at the same
+/// time: each rewrites the edges the other relies on.
+#[test]
+fn threads_that_rewrite_each_others_predictions_still_record_their_own_stacks() {
+    check_plans(
+        "predicted-callers-threads",
+        &[
+            plan(0x2545_f491_4f6c_dd1d, 2000),
+            plan(0x9e37_79b9_7f4a_7c15, 2000),
+        ],
+    );
 }
