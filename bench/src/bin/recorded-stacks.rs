@@ -68,23 +68,31 @@ fn nest(depth: usize) -> Duration {
     }
 }
 
-/// Recurses `depth` frames, then captures the stack `n` times; CPU ns per
-/// capture and the frames captured.
+/// How a walk-alone row captures its `i`-th stack.
+type Capture = fn(u64, StackUnwinder) -> usize;
+
+/// Recurses `depth` frames, then runs `capture(i, u)` for `i` in `0..n`;
+/// CPU ns per capture and the frames of the last one.
 #[inline(never)]
-fn nest_capture(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
+fn nest_captures(depth: usize, n: u64, u: StackUnwinder, capture: Capture) -> (f64, usize) {
     if depth == 0 {
         let t = cpu_now();
         let mut frames = 0;
-        for _ in 0..n {
-            frames = black_box(capture_stack_for_bench(u));
+        for i in 0..n {
+            frames = capture(i, u);
         }
         ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
     } else {
-        black_box(nest_capture(black_box(depth - 1), n, u))
+        black_box(nest_captures(black_box(depth - 1), n, u, capture))
     }
 }
 
-/// Two leaf call sites for [`nest_alternate`].
+/// The same call site every time.
+fn same_site(_: u64, u: StackUnwinder) -> usize {
+    black_box(capture_stack_for_bench(u))
+}
+
+/// Two leaf call sites for [`two_sites`].
 #[inline(never)]
 fn site_a(u: StackUnwinder) -> usize {
     black_box(capture_stack_for_bench(u))
@@ -95,20 +103,13 @@ fn site_b(u: StackUnwinder) -> usize {
     black_box(capture_stack_for_bench(u)) + black_box(0)
 }
 
-/// As [`nest_capture`], but alternating between two leaf call sites: the
-/// innermost frame past the unwinder's own has a different caller each
-/// time.
-#[inline(never)]
-fn nest_alternate(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
-    if depth == 0 {
-        let t = cpu_now();
-        let mut frames = 0;
-        for i in 0..n {
-            frames = if i % 2 == 0 { site_a(u) } else { site_b(u) };
-        }
-        ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
+/// Two leaf call sites in turn: the innermost frame past the unwinder's
+/// own has a different caller each time.
+fn two_sites(i: u64, u: StackUnwinder) -> usize {
+    if i.is_multiple_of(2) {
+        site_a(u)
     } else {
-        black_box(nest_alternate(black_box(depth - 1), n, u))
+        site_b(u)
     }
 }
 
@@ -122,7 +123,7 @@ macro_rules! leaves {
                 frames
             }
         )*
-        /// Sixteen leaf call sites for [`nest_sites`].
+        /// Sixteen leaf call sites for [`many_sites`].
         const LEAVES: [fn(StackUnwinder) -> usize; 16] = [$($name),*];
     };
 }
@@ -142,33 +143,24 @@ macro_rules! mids {
                 frames
             }
         )*
-        /// Four callers of the leaves for [`nest_sites`].
+        /// Four callers of the leaves for [`many_sites`].
         const MIDS: [fn(usize, StackUnwinder) -> usize; 4] = [$($name),*];
     };
 }
 
 mids! { mid0 0 mid1 1 mid2 2 mid3 3 }
 
-/// As [`nest_capture`], but each capture from one of 64 call sites (16
-/// leaves under 4 callers) in a pseudo-random order, as in a program that
-/// records many sites: a capture's innermost frames have other callers
-/// than the last capture's.
-#[inline(never)]
-fn nest_sites(depth: usize, n: usize, u: StackUnwinder) -> (f64, usize) {
-    if depth == 0 {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let t = cpu_now();
-        let mut frames = 0;
-        for _ in 0..n {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            frames = MIDS[(x >> 4) as usize % 4]((x >> 8) as usize % 16, u);
-        }
-        ((cpu_now() - t).as_nanos() as f64 / n as f64, frames)
-    } else {
-        black_box(nest_sites(black_box(depth - 1), n, u))
-    }
+/// One of 64 call sites (16 leaves under 4 callers), in a pseudo-random
+/// order, as in a program that records many sites: a capture's innermost
+/// frames have other callers than the last capture's.
+fn many_sites(i: u64, u: StackUnwinder) -> usize {
+    // splitmix64 of `i`: a few cycles, and no pattern a branch predictor
+    // could learn.
+    let mut x = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    MIDS[(x % 4) as usize]((x >> 8) as usize % 16, u)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -300,11 +292,11 @@ fn main() {
         old - plain,
         (old - plain) / (cached - plain)
     );
-    let walk = |u, f: fn(usize, usize, StackUnwinder) -> (f64, usize)| {
+    let walk = |u, f: Capture| {
         let mut v = Vec::new();
         let mut frames = 0;
         for _ in 0..rounds {
-            let (ns, fr) = f(DEPTH, 20_000, u);
+            let (ns, fr) = nest_captures(DEPTH, 20_000, u, f);
             v.push(ns);
             frames = fr;
         }
@@ -322,22 +314,22 @@ fn main() {
             (
                 "predicted callers, the same site again",
                 StackUnwinder::Cached,
-                nest_capture as fn(usize, usize, StackUnwinder) -> (f64, usize),
+                same_site as Capture,
             ),
             (
                 "predicted callers, two sites alternating",
                 StackUnwinder::Cached,
-                nest_alternate,
+                two_sites,
             ),
             (
                 "predicted callers, 64 sites in random order",
                 StackUnwinder::Cached,
-                nest_sites,
+                many_sites,
             ),
             (
                 "cached rules only, no caller predicted (worst case)",
                 StackUnwinder::RulesOnly,
-                nest_capture,
+                same_site,
             ),
         ] {
             let (ns, frames) = walk(u, f);
@@ -345,7 +337,7 @@ fn main() {
         }
     }
     set_stack_depth(DEFAULT_DEPTH);
-    let (walk_old, frames_old) = walk(StackUnwinder::Fallback, nest_capture);
+    let (walk_old, frames_old) = walk(StackUnwinder::Fallback, same_site);
     rows.push((
         "old unwinder (`backtrace::trace`)".into(),
         walk_old,
