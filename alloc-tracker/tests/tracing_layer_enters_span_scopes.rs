@@ -112,3 +112,40 @@ fn spans_exited_out_of_order_leave_the_right_scope_current() {
     drop(gb);
     assert_eq!(ScopeId::current(), ScopeId::UNSCOPED);
 }
+
+#[test]
+fn a_span_named_inside_an_instance_nests_below_the_instance() {
+    install();
+    static REQUEST: Scope = Scope::new("span-request");
+    let req = REQUEST.instance().unwrap();
+    let (parse, decode, kind_again, bytes) = req.in_scope(|| {
+        let span = tracing::info_span!("p", alloc_scope = "span-parse");
+        span.in_scope(|| {
+            let before = ScopeId::current().stats().live_bytes;
+            let v = black_box(vec![0u8; 5555]);
+            let n = ScopeId::current().stats().live_bytes - before;
+            let decode =
+                tracing::info_span!("d", alloc_scope = "decode").in_scope(ScopeId::current);
+            drop(v);
+            let kind_again =
+                tracing::info_span!("k", alloc_scope = "span-request").in_scope(ScopeId::current);
+            (ScopeId::current(), decode, kind_again, n)
+        })
+    });
+    let n = req.serial();
+    assert_eq!(parse.path(), format!("span-request#{n}/span-parse"));
+    assert_eq!(parse.kind().path(), "span-request/span-parse");
+    assert_eq!(decode.path(), format!("span-request#{n}/span-parse/decode"));
+    assert_eq!(bytes, 5555, "the span's bytes went to the request's scope");
+    // Naming the kind itself inside its instance... from a child span it is a
+    // child of that name; at the instance's level it stays in the instance.
+    assert_ne!(kind_again, ScopeId::UNSCOPED);
+    let at_top = req.in_scope(|| {
+        tracing::info_span!("k2", alloc_scope = "span-request").in_scope(ScopeId::current)
+    });
+    assert_eq!(at_top, req.id());
+    // The top-level scope of that name got nothing.
+    let top = ScopeId::get_or_register("span-parse", None).unwrap();
+    assert_eq!(top.stats().total_bytes, 0);
+    assert!(req.stats_with_children().total_bytes >= 5555);
+}

@@ -3,19 +3,24 @@
 //!
 //! Register a [`ScopeCollector`] with the program's
 //! [`Registry`]; every scrape reads
-//! the scope counters once ([`Snapshot::take`]: no call stacks, no
-//! symbolisation, charged to the tracker's own scope) and exports:
+//! the scope counters once (no call stacks, no symbolisation, charged to
+//! the tracker's own scope) and exports the same series as
+//! [`Report::to_prometheus`](crate::report::Report::to_prometheus), written
+//! by the same code (`report::series`). A *row* is a static scope with its
+//! instances folded in (`request#7` counts as `request`, `request#7/parse`
+//! as `request/parse`, recycled instances' totals included):
 //!
-//! | series | type | per scope |
+//! | series | type | per row |
 //! | --- | --- | --- |
-//! | `alloc_tracker_live_bytes{scope}` | gauge | requested bytes of live allocations, children not included |
+//! | `alloc_tracker_live_bytes{scope}` | gauge | requested bytes of live allocations of the scope and its instances, children not included |
 //! | `alloc_tracker_live_allocations{scope}` | gauge | live allocations |
 //! | `alloc_tracker_live_usable_bytes{scope}` | gauge | only when usable sizes are counted |
 //! | `alloc_tracker_subtree_live_bytes{scope}` | gauge | live bytes including the scopes below (not for `[other]`) |
-//! | `alloc_tracker_peak_bytes{scope}` | gauge | highest live bytes seen (not for `[other]`) |
-//! | `alloc_tracker_allocations_total{scope}` | counter | allocations ever made |
+//! | `alloc_tracker_peak_bytes{scope}` | gauge | upper bound of the subtree's peak, recycled instances included (not for `[other]`) |
+//! | `alloc_tracker_live_instances{scope}` | gauge | instances not recycled yet (not for `[other]`) |
+//! | `alloc_tracker_allocations_total{scope}` | counter | allocations ever made, recycled instances included |
 //! | `alloc_tracker_allocated_bytes_total{scope}` | counter | bytes ever allocated |
-//! | `alloc_tracker_frees_total{scope}` | counter | frees of the scope's allocations |
+//! | `alloc_tracker_frees_total{scope}` | counter | frees of the row's allocations |
 //! | `alloc_tracker_freed_bytes_total{scope}` | counter | their bytes |
 //!
 //! plus `alloc_tracker_tracked_live_bytes`, `alloc_tracker_overhead_live_bytes`
@@ -26,13 +31,20 @@
 //!
 //! # Bounded cardinality
 //!
-//! Only the [`top`](ScopeCollector::top) scopes by own live bytes (default
+//! Instances never get a `scope` series of their own, so a service that
+//! makes one instance per request exports as many series after 10,000
+//! requests as after one, and an alert on `scope="request"` sees every
+//! request. Long-lived instances (one per database) can be exported in
+//! the `alloc_tracker_instance_*{scope, instance}` families, opt-in and
+//! capped ([`instances_of`](ScopeCollector::instances_of)).
+//!
+//! Only the [`top`](ScopeCollector::top) rows by own live bytes (default
 //! [`ScopeCollector::DEFAULT_TOP`]) get their own `scope` label, plus the
-//! scopes named with [`always`](ScopeCollector::always) (alert on those:
+//! rows named with [`always`](ScopeCollector::always) (alert on those:
 //! a scope that drains to zero would otherwise fall out of the top; they
 //! are exported with zero figures until they are registered).
-//! Every other scope that ever allocated is summed into one
-//! `scope="[other]"` series ([`OTHER_SCOPE`]). Scopes move in and out of
+//! Every other row that ever allocated is summed into one
+//! `scope="[other]"` series ([`OTHER_SCOPE`]). Rows move in and out of
 //! the bucket as their live bytes change, so the bucket's counters can go
 //! down between scrapes (Prometheus takes that as a counter reset).
 //!
@@ -67,155 +79,59 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::scope::ScopeId;
-use crate::stats::{ScopeSnapshot, ScopeStats, Snapshot};
+use crate::report::series::{self, Extras, MetricKind};
+use crate::report::{Report, SeriesOptions};
 use crate::thread_state;
 
-/// The `scope` label value of the bucket that sums every scope not
-/// exported on its own.
-pub const OTHER_SCOPE: &str = "[other]";
-
-/// One per-scope series family.
-struct Family {
-    /// Name without the `_total` a counter gets from the encoder.
-    name: &'static str,
-    help: &'static str,
-    kind: MetricType,
-    /// Read from the figures including children.
-    children: bool,
-    /// Exported for the `[other]` bucket (sums make sense).
-    summable: bool,
-    /// Only when usable sizes are counted.
-    usable: bool,
-    get: fn(&ScopeStats) -> u64,
-}
-
-const FAMILIES: &[Family] = &[
-    Family {
-        name: "alloc_tracker_live_bytes",
-        help: "Bytes requested by live allocations of the scope, children not included.",
-        kind: MetricType::Gauge,
-        children: false,
-        summable: true,
-        usable: false,
-        get: |s| s.live_bytes,
-    },
-    Family {
-        name: "alloc_tracker_live_allocations",
-        help: "Live allocations of the scope, children not included.",
-        kind: MetricType::Gauge,
-        children: false,
-        summable: true,
-        usable: false,
-        get: |s| s.live_allocs,
-    },
-    Family {
-        name: "alloc_tracker_live_usable_bytes",
-        help: "Bytes the backend reserved for the live allocations of the scope (size classes plus tags).",
-        kind: MetricType::Gauge,
-        children: false,
-        summable: true,
-        usable: true,
-        get: |s| s.live_usable_bytes,
-    },
-    Family {
-        name: "alloc_tracker_subtree_live_bytes",
-        help: "Bytes requested by live allocations of the scope and every scope below it.",
-        kind: MetricType::Gauge,
-        children: true,
-        summable: false,
-        usable: false,
-        get: |s| s.live_bytes,
-    },
-    Family {
-        name: "alloc_tracker_peak_bytes",
-        help: "Highest live byte count seen in the scope (a lower bound, within 64 KiB per thread).",
-        kind: MetricType::Gauge,
-        children: false,
-        summable: false,
-        usable: false,
-        get: |s| s.peak_bytes,
-    },
-    Family {
-        name: "alloc_tracker_allocations",
-        help: "Allocations ever made in the scope (a realloc counts as a free and an allocation).",
-        kind: MetricType::Counter,
-        children: false,
-        summable: true,
-        usable: false,
-        get: |s| s.total_allocs,
-    },
-    Family {
-        name: "alloc_tracker_allocated_bytes",
-        help: "Bytes requested by all allocations ever made in the scope.",
-        kind: MetricType::Counter,
-        children: false,
-        summable: true,
-        usable: false,
-        get: |s| s.total_bytes,
-    },
-    Family {
-        name: "alloc_tracker_frees",
-        help: "Frees of the scope's allocations, by any thread in any scope.",
-        kind: MetricType::Counter,
-        children: false,
-        summable: true,
-        usable: false,
-        get: |s| s.total_frees,
-    },
-    Family {
-        name: "alloc_tracker_freed_bytes",
-        help: "Requested bytes of the frees of the scope's allocations.",
-        kind: MetricType::Counter,
-        children: false,
-        summable: true,
-        usable: false,
-        get: |s| s.total_freed_bytes,
-    },
-];
+/// The `scope` label value of the bucket that sums every row not exported
+/// on its own.
+pub const OTHER_SCOPE: &str = crate::report::OTHER_SCOPE;
 
 /// Exports the per-scope figures on every scrape; see the
 /// [module docs](self).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ScopeCollector {
-    top: usize,
-    always: Vec<String>,
-}
-
-impl Default for ScopeCollector {
-    fn default() -> Self {
-        ScopeCollector::new()
-    }
+    opts: SeriesOptions,
 }
 
 impl ScopeCollector {
-    /// How many scopes get their own series by default.
-    pub const DEFAULT_TOP: usize = 20;
+    /// How many rows get their own series by default.
+    pub const DEFAULT_TOP: usize = SeriesOptions::DEFAULT_TOP;
 
-    /// A collector of the [`DEFAULT_TOP`](Self::DEFAULT_TOP) scopes by
+    /// A collector of the [`DEFAULT_TOP`](Self::DEFAULT_TOP) rows by
     /// live bytes plus `[other]`.
     pub fn new() -> ScopeCollector {
-        ScopeCollector {
-            top: Self::DEFAULT_TOP,
-            always: Vec::new(),
-        }
+        ScopeCollector::default()
     }
 
-    /// Export the `n` scopes with the most own live bytes on their own
-    /// (ties: lower scope id first); sum the rest into `[other]`.
+    /// A collector with these options (the same as
+    /// [`Report::to_prometheus_with`] takes).
+    pub fn with_options(opts: SeriesOptions) -> ScopeCollector {
+        ScopeCollector { opts }
+    }
+
+    /// Export the `n` rows with the most own live bytes on their own;
+    /// sum the rest into `[other]` ([`SeriesOptions::top`]).
     #[must_use]
     pub fn top(mut self, n: usize) -> Self {
-        self.top = n;
+        self.opts = self.opts.top(n);
         self
     }
 
-    /// Always export the scope with this path (`checkpoint`,
-    /// `service/cache`) on its own, whatever its size, and with zero
-    /// figures before it is registered (so an alert on it has a series from
-    /// the first scrape); it does not count against [`top`](Self::top).
+    /// Always export the row with this path on its own, with zero figures
+    /// before it is registered ([`SeriesOptions::always`]).
     #[must_use]
     pub fn always(mut self, path: impl Into<String>) -> Self {
-        self.always.push(path.into());
+        self.opts = self.opts.always(path);
+        self
+    }
+
+    /// Also export the `cap` oldest live instances of the kind at
+    /// `kind_path` in the `alloc_tracker_instance_*` families
+    /// ([`SeriesOptions::instances_of`]).
+    #[must_use]
+    pub fn instances_of(mut self, kind_path: impl Into<String>, cap: usize) -> Self {
+        self.opts = self.opts.instances_of(kind_path, cap);
         self
     }
 
@@ -223,139 +139,29 @@ impl ScopeCollector {
     pub fn register(self, registry: &mut Registry) {
         registry.register_collector(Box::new(self));
     }
-
-    /// The scopes exported on their own (path, own figures, figures with
-    /// children), and the own figures of those summed into `[other]`.
-    /// Pinned scopes not registered yet are exported with zero figures.
-    fn select<'s>(&'s self, snap: &'s Snapshot) -> (Vec<Exported<'s>>, Vec<&'s ScopeStats>) {
-        let mut pinned: Vec<Exported<'s>> = Vec::new();
-        let mut ranked: Vec<&ScopeSnapshot> = Vec::new();
-        for s in &snap.scopes {
-            if self.always.contains(&s.path) {
-                pinned.push((&s.path, s.own, s.with_children));
-            } else if s.own.total_allocs > 0 || s.own.live_bytes > 0 {
-                ranked.push(s);
-            }
-        }
-        for p in &self.always {
-            if !pinned.iter().any(|(path, ..)| *path == p.as_str()) {
-                pinned.push((p, ScopeStats::default(), ScopeStats::default()));
-            }
-        }
-        ranked.sort_by_key(|s| (std::cmp::Reverse(s.own.live_bytes), s.id.as_u16()));
-        let rest = ranked.split_off(self.top.min(ranked.len()));
-        pinned.extend(
-            ranked
-                .into_iter()
-                .map(|s| (s.path.as_str(), s.own, s.with_children)),
-        );
-        (pinned, rest.into_iter().map(|s| &s.own).collect())
-    }
-}
-
-/// A scope exported on its own: path, own figures, figures with children.
-type Exported<'s> = (&'s str, ScopeStats, ScopeStats);
-
-/// A gauge without labels.
-fn single(enc: &mut DescriptorEncoder<'_>, name: &str, help: &str, v: i64) -> fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    m.encode_gauge(&v)
 }
 
 impl Collector for ScopeCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> fmt::Result {
         thread_state::internal(|| {
-            let snap = Snapshot::take();
-            let (own, other) = self.select(&snap);
-            let usable = snap.tracked.live_usable_bytes > 0 || snap.tracked.total_usable_bytes > 0;
-            for f in FAMILIES.iter().filter(|f| usable || !f.usable) {
-                let mut m = enc.encode_descriptor(f.name, f.help, None, f.kind)?;
-                let mut series = |scope: &str, v: u64| -> fmt::Result {
-                    let labels = [("scope", scope)];
+            let report = Report::without_sites();
+            for f in series::families(&report, &self.opts, Extras { sites: false }) {
+                let name = format!("alloc_tracker_{}", f.name);
+                let kind = match f.kind {
+                    MetricKind::Gauge => MetricType::Gauge,
+                    MetricKind::Counter => MetricType::Counter,
+                };
+                let mut m = enc.encode_descriptor(&name, f.help, None, kind)?;
+                for (labels, v) in &f.samples {
+                    let labels: Vec<(&str, &str)> =
+                        labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
                     let mut s = m.encode_family(&labels)?;
                     match f.kind {
-                        MetricType::Counter => s.encode_counter::<NoLabelSet, u64, u64>(&v, None),
-                        _ => s.encode_gauge(&v),
+                        MetricKind::Counter => {
+                            s.encode_counter::<NoLabelSet, u64, u64>(&(*v as u64), None)?
+                        }
+                        MetricKind::Gauge => s.encode_gauge(v)?,
                     }
-                };
-                for (path, own, with_children) in &own {
-                    let stats = if f.children { with_children } else { own };
-                    series(path, (f.get)(stats))?;
-                }
-                if f.summable && !other.is_empty() {
-                    series(OTHER_SCOPE, other.iter().map(|s| (f.get)(s)).sum())?;
-                }
-            }
-            let internal = snap
-                .scopes
-                .iter()
-                .find(|s| s.id == ScopeId::INTERNAL)
-                .map_or(0, |s| s.own.live_bytes);
-            let active = snap
-                .scopes
-                .iter()
-                .filter(|s| s.own.total_allocs > 0 || s.own.live_bytes > 0)
-                .count();
-            for (name, help, v) in [
-                (
-                    "alloc_tracker_tracked_live_bytes",
-                    "Bytes requested by all live allocations the tracker counted.",
-                    snap.tracked.live_bytes as i64,
-                ),
-                (
-                    "alloc_tracker_overhead_live_bytes",
-                    "Live bytes of the tracker's own allocations: live_bytes of the alloc-tracker scope.",
-                    internal as i64,
-                ),
-                (
-                    "alloc_tracker_scopes",
-                    "Scopes that ever allocated.",
-                    active as i64,
-                ),
-                (
-                    "alloc_tracker_other_scopes",
-                    "Scopes summed into the scope=\"[other]\" series instead of exported on their own.",
-                    other.len() as i64,
-                ),
-            ] {
-                single(&mut enc, name, help, v)?;
-            }
-            #[cfg(feature = "jemalloc")]
-            if let Some(j) = &snap.jemalloc {
-                for (name, help, v) in [
-                    (
-                        "allocated",
-                        "Bytes in live allocations (stats.allocated).",
-                        j.allocated,
-                    ),
-                    ("active", "Bytes in active pages (stats.active).", j.active),
-                    (
-                        "resident",
-                        "Bytes in physically resident pages (stats.resident).",
-                        j.resident,
-                    ),
-                    (
-                        "mapped",
-                        "Bytes in active extents mapped by jemalloc (stats.mapped).",
-                        j.mapped,
-                    ),
-                    (
-                        "retained",
-                        "Bytes of virtual memory retained for reuse (stats.retained).",
-                        j.retained,
-                    ),
-                    (
-                        "metadata",
-                        "Bytes of jemalloc's own metadata (stats.metadata).",
-                        j.metadata,
-                    ),
-                ] {
-                    single(
-                        &mut enc,
-                        &format!("alloc_tracker_jemalloc_{name}_bytes"),
-                        &format!("jemalloc, process-wide: {help}"),
-                        v as i64,
-                    )?;
                 }
             }
             Ok(())
@@ -366,29 +172,25 @@ impl Collector for ScopeCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Scope;
 
     #[test]
-    fn top_n_plus_other_and_pinned_scopes() {
-        let c = ScopeCollector::new().top(1).always("never-registered");
-        let snap = Snapshot::take();
-        let (own, other) = c.select(&snap);
-        let active = snap
-            .scopes
-            .iter()
-            .filter(|s| s.own.total_allocs > 0 || s.own.live_bytes > 0)
-            .count();
-        // The pinned scope (zero figures: not registered) plus the top one.
-        assert_eq!(own.len(), 1 + 1.min(active));
-        assert_eq!(
-            own[0],
-            (
-                "never-registered",
-                ScopeStats::default(),
-                ScopeStats::default()
-            )
+    fn instances_export_one_series_per_kind() {
+        static KIND: Scope = Scope::new("collector-unit-kind");
+        let mut registry = Registry::default();
+        ScopeCollector::new().register(&mut registry);
+        let mut held = Vec::new();
+        for _ in 0..5 {
+            let i = KIND.instance().unwrap();
+            held.push((i.in_scope(|| vec![0u8; 100]), i));
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("alloc_tracker_live_bytes{scope=\"collector-unit-kind\"} 500\n"),
+            "{text}"
         );
-        assert_eq!(own.len() - 1 + other.len(), active);
-        let max = snap.scopes.iter().map(|s| s.own.live_bytes).max().unwrap();
-        assert_eq!(own[1].1.live_bytes, max);
+        assert!(!text.contains("collector-unit-kind#"), "{text}");
+        drop(held);
     }
 }

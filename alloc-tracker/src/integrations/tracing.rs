@@ -8,7 +8,15 @@
 //! permanent scope of that name ([`ScopeId::get_or_register`], so a static
 //! [`Scope`](crate::Scope) of the same name is the same scope), below the
 //! scope of the nearest enclosing span that has one (tracing's span tree:
-//! a span's parent is the span current when it is made). Each time the
+//! a span's parent is the span current when it is made).
+//!
+//! Inside an instance the name nests below it, as a static child does
+//! ([`ScopeId::child_named`]): a span `parse` made inside `request#7` (or
+//! below a span whose scope is that instance) enters `request#7/parse`, a
+//! transient scope of kind `request/parse` released with the instance, so
+//! the request's bytes stay the request's and metrics fold them into
+//! `request/parse`. A span that outlives its instance must not be entered
+//! after the instance is released (its scope id may be recycled). Each time the
 //! span is entered on a thread the scope is entered there, and left when
 //! the span is exited: an instrumented future allocates in it on every
 //! poll, on whichever worker polls it.
@@ -142,10 +150,14 @@ where
             let parent = span
                 .scope()
                 .skip(1)
-                .find_map(|s| s.extensions().get::<SpanScope>().map(|s| s.0));
-            ScopeId::get_or_register(&name, parent)
-                .or_else(|_| ScopeId::get_or_register(&name, None))
-                .ok()
+                .find_map(|s| s.extensions().get::<SpanScope>().map(|s| s.0))
+                .or_else(|| Some(ScopeId::current()).filter(|s| s.is_transient()));
+            match parent {
+                Some(p) => p.child_named(&name),
+                None => ScopeId::get_or_register(&name, None),
+            }
+            .or_else(|_| ScopeId::get_or_register(&name, None))
+            .ok()
         });
         if let Some(scope) = scope {
             span.extensions_mut().insert(SpanScope(scope));

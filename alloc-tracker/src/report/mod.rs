@@ -190,6 +190,7 @@ mod model;
 #[cfg(feature = "pprof")]
 pub mod pprof;
 mod prometheus;
+pub(crate) mod series;
 mod text;
 #[cfg(feature = "timeline")]
 pub mod timeline;
@@ -203,6 +204,7 @@ pub use model::{
     SCHEMA_VERSION,
 };
 pub use prometheus::METRIC_PREFIX;
+pub use series::{SeriesOptions, OTHER_SCOPE};
 pub use text::human_bytes;
 pub use triggers::{
     dump_triggers_from_env, parse_duration, DumpHandle, Dumps, DumpsBuilder, EnvError,

@@ -105,6 +105,20 @@ pub struct ScopeReport {
     /// they are freed); its `name` then ends with ` (released)`.
     #[cfg_attr(feature = "serde", serde(default))]
     pub released: bool,
+    /// For a transient scope, the raw id of the static scope it stands
+    /// for (see [`ScopeSnapshot::kind`](crate::ScopeSnapshot::kind)).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub kind: Option<u16>,
+    /// The totals of this scope's recycled instances (transient scopes of
+    /// this kind whose ids were recycled), listed nowhere else. With them,
+    /// `with_children` is exactly `own + recycled + the with_children of
+    /// every scope whose parent this is`; its `peak_bytes` is the highest
+    /// own peak one of them reached.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub recycled: ScopeStats,
+    /// How many recycled instances `recycled` sums.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub recycled_count: u64,
 }
 
 impl ScopeReport {
@@ -121,6 +135,9 @@ impl ScopeReport {
             own: ScopeStats::default(),
             with_children: ScopeStats::default(),
             released: false,
+            kind: None,
+            recycled: ScopeStats::default(),
+            recycled_count: 0,
         }
     }
 }
@@ -293,6 +310,15 @@ impl Report {
         })
     }
 
+    /// Every scope and jemalloc's figures, without sites or budgets: what
+    /// a metrics scrape needs, without symbolising anything.
+    pub(crate) fn without_sites() -> Report {
+        thread_state::internal(|| {
+            let overhead = ScopeId::INTERNAL.stats();
+            Report::from_parts(Snapshot::take(), Vec::new(), overhead)
+        })
+    }
+
     fn from_parts(snap: Snapshot, sites: Vec<SiteReport>, overhead: ScopeStats) -> Report {
         let timestamp_unix_ms = snap
             .taken_at
@@ -329,6 +355,9 @@ impl Report {
                 own: s.own,
                 with_children: s.with_children,
                 released: s.released,
+                kind: s.kind.map(ScopeId::as_u16),
+                recycled: s.recycled,
+                recycled_count: s.recycled_count,
             })
             .collect();
         Report {

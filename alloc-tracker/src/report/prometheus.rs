@@ -3,9 +3,9 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::model::{Report, SiteSource};
+use super::model::Report;
+use super::series::{self, Extras, MetricKind, SeriesOptions};
 use crate::scope::ScopeId;
-use crate::stats::ScopeStats;
 use crate::thread_state;
 
 /// Prefix of every metric name.
@@ -25,102 +25,25 @@ pub(crate) fn escape_label(value: &str) -> String {
     out
 }
 
-/// One per-scope metric: name (without prefix), type, help, and the field
-/// it reads.
-struct ScopeMetric {
-    name: &'static str,
-    kind: &'static str,
-    help: &'static str,
-    children: bool,
-    /// Only written when usable sizes are counted (else it reads 0).
-    usable: bool,
-    get: fn(&ScopeStats) -> u64,
-}
-
-const SCOPE_METRICS: &[ScopeMetric] = &[
-    ScopeMetric {
-        name: "live_bytes",
-        kind: "gauge",
-        help: "Bytes requested by live allocations of the scope, children not included.",
-        children: false,
-        usable: false,
-        get: |s| s.live_bytes,
-    },
-    ScopeMetric {
-        name: "live_allocations",
-        kind: "gauge",
-        help: "Live allocations of the scope, children not included.",
-        children: false,
-        usable: false,
-        get: |s| s.live_allocs,
-    },
-    ScopeMetric {
-        name: "live_usable_bytes",
-        kind: "gauge",
-        help: "Bytes the backend reserved for the live allocations of the scope (size classes plus tags).",
-        children: false,
-        usable: true,
-        get: |s| s.live_usable_bytes,
-    },
-    ScopeMetric {
-        name: "subtree_live_bytes",
-        kind: "gauge",
-        help: "Bytes requested by live allocations of the scope and every scope below it.",
-        children: true,
-        usable: false,
-        get: |s| s.live_bytes,
-    },
-    ScopeMetric {
-        name: "peak_bytes",
-        kind: "gauge",
-        help: "Highest live byte count seen in the scope (a lower bound, within 64 KiB per thread).",
-        children: false,
-        usable: false,
-        get: |s| s.peak_bytes,
-    },
-    ScopeMetric {
-        name: "allocations_total",
-        kind: "counter",
-        help: "Allocations ever made in the scope (a realloc counts as a free and an allocation).",
-        children: false,
-        usable: false,
-        get: |s| s.total_allocs,
-    },
-    ScopeMetric {
-        name: "allocated_bytes_total",
-        kind: "counter",
-        help: "Bytes requested by all allocations ever made in the scope.",
-        children: false,
-        usable: false,
-        get: |s| s.total_bytes,
-    },
-    ScopeMetric {
-        name: "frees_total",
-        kind: "counter",
-        help: "Frees of the scope's allocations, by any thread in any scope.",
-        children: false,
-        usable: false,
-        get: |s| s.total_frees,
-    },
-    ScopeMetric {
-        name: "freed_bytes_total",
-        kind: "counter",
-        help: "Requested bytes of the frees of the scope's allocations.",
-        children: false,
-        usable: false,
-        get: |s| s.total_freed_bytes,
-    },
-];
-
 impl Report {
-    /// The report in the Prometheus text exposition format: per-scope
-    /// gauges and counters labelled `scope="<path>"`, the tracker's
-    /// overhead, jemalloc's figures and the untracked difference, each
-    /// family with `# HELP` and `# TYPE` lines.
+    /// The report in the Prometheus text exposition format with the
+    /// default [`SeriesOptions`]: see [`to_prometheus_with`](Self::to_prometheus_with).
+    pub fn to_prometheus(&self) -> String {
+        self.to_prometheus_with(&SeriesOptions::default())
+    }
+
+    /// The report in the Prometheus text exposition format: the same
+    /// series as the `prometheus-client` collector
+    /// (`integrations::prometheus`) writes, from the same code
+    /// ([`series`](super::series)): per-row gauges and counters labelled
+    /// `scope="<path>"`, instances folded into their kind (bounded
+    /// cardinality whatever the number of instances), the top rows plus
+    /// `[other]` as `opts` says, the tracker's overhead, the site counts,
+    /// jemalloc's figures and the untracked difference, each family with
+    /// `# HELP` and `# TYPE` lines.
     ///
-    /// Scopes that never allocated are left out, and so are the
-    /// `*_usable_bytes` series unless usable sizes are counted
-    /// ([`UsableSizes::Count`](crate::UsableSizes::Count)).
+    /// The `*_usable_bytes` series are left out unless usable sizes are
+    /// counted ([`UsableSizes::Count`](crate::UsableSizes::Count)).
     /// `alloc_tracker_overhead_live_bytes` is the `alloc-tracker` scope's
     /// `live_bytes` of the same report (the same read), and
     /// `alloc_tracker_sampled_sites` counts sampled sites only (recorded
@@ -128,105 +51,28 @@ impl Report {
     /// read by node_exporter's textfile collector, or serve it from a
     /// `/metrics` endpoint (feature `metrics-http`,
     /// [`integrations::http`](crate::integrations)).
-    pub fn to_prometheus(&self) -> String {
+    pub fn to_prometheus_with(&self, opts: &SeriesOptions) -> String {
         thread_state::internal(|| {
             let mut out = String::new();
-            let scopes: Vec<_> = self
-                .scopes
-                .iter()
-                .filter(|s| s.with_children.total_allocs > 0 || s.with_children.live_bytes > 0)
-                .collect();
-            let usable_counted = self.usable_sizes_counted();
-            for m in SCOPE_METRICS.iter().filter(|m| usable_counted || !m.usable) {
-                let _ = writeln!(out, "# HELP {METRIC_PREFIX}{} {}", m.name, m.help);
-                let _ = writeln!(out, "# TYPE {METRIC_PREFIX}{} {}", m.name, m.kind);
-                for s in &scopes {
-                    let stats = if m.children { &s.with_children } else { &s.own };
-                    let _ = writeln!(
-                        out,
-                        "{METRIC_PREFIX}{}{{scope=\"{}\"}} {}",
-                        m.name,
-                        escape_label(&s.path),
-                        (m.get)(stats)
-                    );
+            for f in series::families(self, opts, Extras { sites: true }) {
+                let (kind, suffix) = match f.kind {
+                    MetricKind::Gauge => ("gauge", ""),
+                    MetricKind::Counter => ("counter", "_total"),
+                };
+                let name = format!("{METRIC_PREFIX}{}{suffix}", f.name);
+                let _ = writeln!(out, "# HELP {name} {}", f.help);
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for (labels, v) in &f.samples {
+                    if labels.is_empty() {
+                        let _ = writeln!(out, "{name} {v}");
+                    } else {
+                        let labels: Vec<String> = labels
+                            .iter()
+                            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+                            .collect();
+                        let _ = writeln!(out, "{name}{{{}}} {v}", labels.join(","));
+                    }
                 }
-            }
-            let mut single = |name: &str, kind: &str, help: &str, value: i64| {
-                let _ = writeln!(out, "# HELP {METRIC_PREFIX}{name} {help}");
-                let _ = writeln!(out, "# TYPE {METRIC_PREFIX}{name} {kind}");
-                let _ = writeln!(out, "{METRIC_PREFIX}{name} {value}");
-            };
-            single(
-                "tracked_live_bytes",
-                "gauge",
-                "Bytes requested by all live allocations the tracker counted.",
-                self.tracked.live_bytes as i64,
-            );
-            single(
-                "overhead_live_bytes",
-                "gauge",
-                "Live bytes of the tracker's own allocations: live_bytes of the alloc-tracker scope.",
-                self.overhead_live_bytes() as i64,
-            );
-            let sampled = self
-                .sites
-                .iter()
-                .filter(|s| s.source == SiteSource::Sampled)
-                .count();
-            single(
-                "sampled_sites",
-                "gauge",
-                "Sampled call sites of live memory in the report.",
-                sampled as i64,
-            );
-            single(
-                "recorded_sites",
-                "gauge",
-                "Call sites recorded by leak checks and added to the report.",
-                (self.sites.len() - sampled) as i64,
-            );
-            if let Some(j) = &self.jemalloc {
-                for (name, help, v) in [
-                    (
-                        "allocated",
-                        "Bytes in live allocations (stats.allocated).",
-                        j.allocated,
-                    ),
-                    ("active", "Bytes in active pages (stats.active).", j.active),
-                    (
-                        "resident",
-                        "Bytes in physically resident pages (stats.resident).",
-                        j.resident,
-                    ),
-                    (
-                        "mapped",
-                        "Bytes in active extents mapped by jemalloc (stats.mapped).",
-                        j.mapped,
-                    ),
-                    (
-                        "retained",
-                        "Bytes of virtual memory retained for reuse (stats.retained).",
-                        j.retained,
-                    ),
-                    (
-                        "metadata",
-                        "Bytes of jemalloc's own metadata (stats.metadata).",
-                        j.metadata,
-                    ),
-                ] {
-                    single(
-                        &format!("jemalloc_{name}_bytes"),
-                        "gauge",
-                        &format!("jemalloc, process-wide: {help}"),
-                        v as i64,
-                    );
-                }
-                single(
-                    "untracked_bytes",
-                    "gauge",
-                    "jemalloc's allocated bytes minus the tracker's live bytes (usable bytes if counted, else requested bytes).",
-                    j.untracked_bytes,
-                );
             }
             out
         })

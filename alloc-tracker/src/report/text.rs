@@ -72,37 +72,53 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     writeln!(f)?;
 
     // The scope table. Scopes that never allocated (with their children)
-    // are left out.
+    // are left out. A scope's own row is followed by a row for its
+    // recycled instances, then its children: the rows under a scope add up
+    // to its figures with children.
     let header = [
         "scope",
         "live",
         "live allocs",
         "incl. children",
         "peak",
+        "peak incl. children",
         "allocated",
         "allocs",
     ];
-    let mut rows: Vec<[String; 7]> = Vec::new();
+    let mut rows: Vec<[String; 8]> = Vec::new();
     let mut hidden = 0;
+    let indent = |depth: usize| "  ".repeat(depth);
     for (depth, s) in r.tree() {
         if s.with_children.total_allocs == 0 && s.with_children.live_bytes == 0 {
             hidden += 1;
             continue;
         }
-        let mut name = String::new();
-        for _ in 0..depth {
-            name.push_str("  ");
-        }
-        name.push_str(&s.name);
         rows.push([
-            name,
+            format!("{}{}", indent(depth), s.name),
             human_bytes(s.own.live_bytes),
             s.own.live_allocs.to_string(),
             human_bytes(s.with_children.live_bytes),
             human_bytes(s.own.peak_bytes),
+            human_bytes(s.with_children.peak_bytes),
             human_bytes(s.own.total_bytes),
             s.own.total_allocs.to_string(),
         ]);
+        if s.recycled_count > 0 {
+            rows.push([
+                format!(
+                    "{}({} recycled instances)",
+                    indent(depth + 1),
+                    s.recycled_count
+                ),
+                human_bytes(0),
+                "0".to_string(),
+                human_bytes(0),
+                format!("max {}", human_bytes(s.recycled.peak_bytes)),
+                String::new(),
+                human_bytes(s.recycled.total_bytes),
+                s.recycled.total_allocs.to_string(),
+            ]);
+        }
     }
     let mut widths = header.map(str::len);
     for row in &rows {

@@ -124,6 +124,47 @@ impl ScopeId {
         ScopeInstance::of(self)
     }
 
+    /// The scope named `name` below this one, as entering it by name
+    /// inside this scope means:
+    ///
+    /// - below a permanent scope, the permanent child of that name
+    ///   ([`get_or_register`](Self::get_or_register));
+    /// - below a transient scope (an instance, or a scope made below one),
+    ///   the transient scope made for the kind's child of that name below
+    ///   it, as for a static child ([`Scope::current_id`]): `parse` below
+    ///   `request#7` is `request#7/parse`, an instance of `request/parse`,
+    ///   released with the instance; the name of the kind itself stays in
+    ///   the instance.
+    ///
+    /// The tracing layer (`integrations::tracing`) resolves span names with
+    /// it.
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+    /// use alloc_tracker::Scope;
+    /// static REQUEST: Scope = Scope::new("doc-named-request");
+    /// let req = REQUEST.instance().unwrap();
+    /// let parse = req.id().child_named("parse").unwrap();
+    /// assert_eq!(parse.path(), format!("doc-named-request#{}/parse", req.serial()));
+    /// assert_eq!(parse.kind().path(), "doc-named-request/parse");
+    /// ```
+    ///
+    /// # Errors
+    /// [`ScopeError`] for a name that is not valid, or a full table.
+    pub fn child_named(self, name: &str) -> Result<ScopeId, ScopeError> {
+        if !self.is_transient() {
+            return ScopeId::get_or_register(name, Some(self));
+        }
+        let kind = self.kind();
+        if kind.name() == name && kind != self {
+            return Ok(self);
+        }
+        let perm = ScopeId::get_or_register(name, Some(kind))?;
+        Ok(registry::resolve_in_context(perm, Some(kind), self))
+    }
+
     /// The kind of an instance (or of a scope made below one); the scope
     /// itself otherwise.
     pub fn kind(self) -> ScopeId {
@@ -199,10 +240,18 @@ impl ScopeId {
 
     /// Figures of this scope and all scopes below it, summed: for a kind,
     /// its instances included, live and released, and the totals of
-    /// instances already recycled.
+    /// instances already recycled. `peak_bytes` is an upper bound of the
+    /// subtree's peak that stays valid after instances are recycled (see
+    /// [`ScopeStats::peak_bytes`]).
     pub fn stats_with_children(self) -> ScopeStats {
         let members = registry::subtree(self);
-        ScopeStats::sum(members.iter().map(|s| ScopeStats::own_with_retired(*s)))
+        let mut s = ScopeStats::sum(members.iter().map(|s| ScopeStats::own_with_retired(*s)));
+        s.peak_bytes = registry::peak_bounds()
+            .get(self.index())
+            .copied()
+            .unwrap_or(s.peak_bytes)
+            .max(s.live_bytes);
+        s
     }
 
     /// Position in the counter tables; always below [`MAX_SCOPES`].

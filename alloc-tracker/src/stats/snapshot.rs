@@ -44,8 +44,16 @@ pub struct ScopeStats {
     /// the scope around the peak. Each thread re-samples the scope's live
     /// bytes after every 64 KiB it allocates there, and every `stats()`
     /// read samples too; an allocation of 64 KiB or more is always seen.
-    /// For [`ScopeId::stats_with_children`] it is the sum of the members'
-    /// peaks, an upper bound of the subtree's peak.
+    ///
+    /// For [`ScopeId::stats_with_children`] (and every `with_children`
+    /// figure of snapshots and reports) it is an upper bound of the
+    /// subtree's peak, also after instances were recycled: the scope's own
+    /// peak, plus the bounds of its static children, plus for its
+    /// instances the most that were ever unrecycled at once times the
+    /// highest peak any of them reached (each own peak being the lower
+    /// bound above). A kind that served 10,000 requests, at most 64 at a
+    /// time and none above 90 KB, reads at most its own peak plus 64 × 90
+    /// KB.
     pub peak_bytes: u64,
 }
 
@@ -78,6 +86,18 @@ impl ScopeStats {
         s.total_frees += retired.frees;
         s.total_freed_bytes += retired.free_bytes;
         (own, s)
+    }
+
+    /// The totals of recycled scopes as figures (nothing live).
+    pub(crate) fn recycled(t: &counters::Totals) -> Self {
+        ScopeStats {
+            total_allocs: t.allocs,
+            total_bytes: t.alloc_bytes,
+            total_usable_bytes: t.alloc_usable,
+            total_frees: t.frees,
+            total_freed_bytes: t.free_bytes,
+            ..ScopeStats::default()
+        }
     }
 
     fn from_totals(id: ScopeId, t: counters::Totals) -> Self {
@@ -134,6 +154,17 @@ pub struct ScopeSnapshot {
     /// Released while it still held blocks: kept until they are freed
     /// (see [`ScopeInstance`](crate::ScopeInstance)).
     pub released: bool,
+    /// For a transient scope, the static scope it stands for: the kind of
+    /// an instance (`request` for `request#7`), the static child a scope
+    /// below an instance was made for (`request/parse` for
+    /// `request#7/parse`).
+    pub kind: Option<ScopeId>,
+    /// The work of transient scopes of this kind that were recycled (their
+    /// live figures were zero): counted in `with_children`, listed nowhere
+    /// else. Its `peak_bytes` is the highest own peak one of them reached.
+    pub recycled: ScopeStats,
+    /// How many transient scopes were folded into `recycled`.
+    pub recycled_count: u64,
 }
 
 /// Every scope's figures, read one after the other, plus jemalloc's process
@@ -180,6 +211,7 @@ impl Snapshot {
             for (i, id) in ids.iter().enumerate() {
                 pos[id.index()] = i;
             }
+            let bounds = registry::peak_bounds();
             let mut with_children = vec![ScopeStats::default(); ids.len()];
             for (i, st) in with_retired.iter().enumerate() {
                 let mut at = Some(i);
@@ -196,14 +228,28 @@ impl Snapshot {
                 .iter()
                 .zip(&own)
                 .zip(with_children)
-                .map(|((&id, &own_stats), with_children)| ScopeSnapshot {
-                    id,
-                    name: id.name(),
-                    path: id.path(),
-                    parent: id.parent(),
-                    own: own_stats,
-                    with_children,
-                    released: id.is_released(),
+                .map(|((&id, &own_stats), mut with_children)| {
+                    with_children.peak_bytes = bounds
+                        .get(id.index())
+                        .copied()
+                        .unwrap_or(with_children.peak_bytes)
+                        .max(with_children.live_bytes);
+                    let (recycled_count, retired, recycled_peak) = registry::recycled(id);
+                    ScopeSnapshot {
+                        id,
+                        name: id.name(),
+                        path: id.path(),
+                        parent: id.parent(),
+                        own: own_stats,
+                        with_children,
+                        released: id.is_released(),
+                        kind: registry::info(id).and_then(|i| i.kind),
+                        recycled: ScopeStats {
+                            peak_bytes: recycled_peak,
+                            ..ScopeStats::recycled(&retired)
+                        },
+                        recycled_count,
+                    }
                 })
                 .collect();
             Snapshot {

@@ -68,3 +68,72 @@ pub(crate) fn path(id: ScopeId) -> String {
 pub(crate) fn overflowed() -> u32 {
     read().overflowed
 }
+
+/// What a scope's recycled transient scopes left behind: how many there
+/// were, their totals (see `Entry::retired`) and the highest own peak one
+/// of them reached.
+pub(crate) fn recycled(id: ScopeId) -> (u64, Totals, u64) {
+    let t = read();
+    let e = &t.entries[id.index()];
+    (e.recycled, e.retired, e.recycled_peak)
+}
+
+/// An upper bound of the peak live bytes of every registered scope with
+/// the scopes below it, indexed by id (0 for ids not registered).
+///
+/// For a scope `S`: its own peak, plus the bound of each child that is not
+/// a transient scope of kind `S`, plus, for the transient scopes of kind
+/// `S` (its instances, or the scopes made for it below instances of its
+/// parent), the most of them that were ever not yet recycled at once times
+/// the highest own peak any of them reached. At any moment at most that
+/// many of them hold blocks, each at most its peak; the scopes below an
+/// instance are transient scopes of kinds below `S` and counted by their
+/// own kind. Recycled instances keep counting through the two figures
+/// their kind keeps, so the bound does not fall when they go. Each own
+/// peak is itself a lower bound within the peak precision per thread.
+pub(crate) fn peak_bounds() -> Vec<u64> {
+    thread_state::internal(|| {
+        let t = read();
+        let n = t.fresh;
+        let mut children: Vec<Vec<u16>> = vec![Vec::new(); n];
+        let mut live_transient_peak = vec![0u64; n];
+        for id in t.ids() {
+            let Some(info) = t.info(id) else { continue };
+            let peak = super::per_id::peak(id).load(std::sync::atomic::Ordering::Relaxed);
+            if let Some(k) = info.kind.filter(|k| k.index() < n) {
+                live_transient_peak[k.index()] = live_transient_peak[k.index()].max(peak);
+            }
+            if let Some(p) = info.parent.filter(|p| p.index() < n) {
+                if info.kind != Some(p) {
+                    children[p.index()].push(id.0);
+                }
+            }
+        }
+        let mut bound = vec![0u64; n];
+        // Children have no fixed order relative to parents in the id space
+        // (ids are recycled), so resolve by an explicit post-order walk.
+        let mut done = vec![false; n];
+        for root in t.ids() {
+            let mut stack = vec![(root.0, false)];
+            while let Some((s, expanded)) = stack.pop() {
+                let i = s as usize;
+                if done[i] {
+                    continue;
+                }
+                if !expanded {
+                    stack.push((s, true));
+                    stack.extend(children[i].iter().map(|&c| (c, false)));
+                    continue;
+                }
+                let e = &t.entries[i];
+                let own =
+                    super::per_id::peak(ScopeId(s)).load(std::sync::atomic::Ordering::Relaxed);
+                let kids: u64 = children[i].iter().map(|&c| bound[c as usize]).sum();
+                let per_transient = e.recycled_peak.max(live_transient_peak[i]);
+                bound[i] = own + kids + u64::from(e.max_transients) * per_transient;
+                done[i] = true;
+            }
+        }
+        bound
+    })
+}

@@ -43,7 +43,9 @@ use std::sync::atomic::Ordering;
 use super::{ScopeId, MAX_SCOPES};
 use crate::error::{ScopeError, ScopeTableFull};
 use crate::thread_state;
-pub(crate) use lookup::{all, baseline_and_retired, info, overflowed, path, subtree};
+pub(crate) use lookup::{
+    all, baseline_and_retired, info, overflowed, path, peak_bounds, recycled, subtree,
+};
 pub(crate) use per_id::{any_transient, parent_lock_free, peak, recording, stop_recording};
 use per_id::{KIND_OF, NONE, PARENT_OF, TRANSIENT_LIVE};
 use table::{read, write, Table};

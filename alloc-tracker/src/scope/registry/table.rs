@@ -42,8 +42,18 @@ pub(super) struct Entry {
     pub(super) info: Option<ScopeInfo>,
     /// Counter totals of the id when it was last recycled.
     pub(super) baseline: Totals,
-    /// Totals of recycled scopes that were below this one.
+    /// Totals of the recycled transient scopes of this kind (its instances,
+    /// or the scopes made for it below instances of its parent); of the
+    /// recycled scopes below it for a scope that is no kind.
     pub(super) retired: Totals,
+    /// How many transient scopes were folded into `retired`.
+    pub(super) recycled: u64,
+    /// Transient scopes of this kind not recycled yet, and the most there
+    /// were at once: how many instances' blocks can be live together.
+    pub(super) transients: u32,
+    pub(super) max_transients: u32,
+    /// The highest own peak of a recycled transient scope of this kind.
+    pub(super) recycled_peak: u64,
     /// Entries whose parent is this one (any lifetime).
     pub(super) children: u32,
     /// Next instance number of this scope as a kind.
@@ -60,6 +70,10 @@ impl Entry {
         info: None,
         baseline: Totals::ZERO,
         retired: Totals::ZERO,
+        recycled: 0,
+        transients: 0,
+        max_transients: 0,
+        recycled_peak: 0,
         children: 0,
         next_serial: 1,
         subs: [(NONE, NONE); SUB_SLOTS],
@@ -240,8 +254,21 @@ impl Table {
         }
         if let Some(p) = info.parent {
             let pe = &mut self.entries[p.index()];
-            pe.retired = pe.retired.plus(&own).plus(&e.retired);
             pe.children = pe.children.saturating_sub(1);
+        }
+        // Totals go to the scope it stood for (its kind: `request` for
+        // `request#7`, `request/parse` for `request#7/parse`), so a kind's
+        // figures keep every instance's work and a report can show them as
+        // one row under it; a scope that is no kind's goes to its parent.
+        if let Some(target) = info.kind.or(info.parent) {
+            let peak = PEAKS[id.index()].load(Ordering::Relaxed);
+            let te = &mut self.entries[target.index()];
+            te.retired = te.retired.plus(&own).plus(&e.retired);
+            te.recycled += 1 + e.recycled;
+            te.recycled_peak = te.recycled_peak.max(peak);
+            if info.kind.is_some() {
+                te.transients = te.transients.saturating_sub(1);
+            }
         }
         self.entries[id.index()] = Entry {
             baseline: raw,
@@ -268,6 +295,10 @@ impl Table {
         e.info = Some(info);
         e.children = 0;
         e.retired = Totals::ZERO;
+        e.recycled = 0;
+        e.transients = 0;
+        e.max_transients = 0;
+        e.recycled_peak = 0;
         e.next_serial = 1;
         e.subs = [(NONE, NONE); SUB_SLOTS];
         // Transient scopes keep their blocks in the shared tagged arena
@@ -281,6 +312,11 @@ impl Table {
         PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);
         // What the budget hooks cached for the id's previous scope.
         crate::budget::scope_installed(id);
+        if let (Lifetime::Transient, Some(k)) = (info.lifetime, info.kind) {
+            let ke = &mut self.entries[k.index()];
+            ke.transients += 1;
+            ke.max_transients = ke.max_transients.max(ke.transients);
+        }
         if info.lifetime == Lifetime::Transient {
             TRANSIENT_LIVE.fetch_add(1, Ordering::Relaxed);
             KIND_OF[id.index()].store(info.kind.map_or(id.0, |k| k.0), Ordering::Release);
