@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use alloc_tracker::report::{
-    Report, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,
+    Report, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_AT_PEAK, ENV_DUMP_EVERY, ENV_DUMP_FORMAT,
+    ENV_DUMP_SIGNAL,
 };
 use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
@@ -26,7 +27,8 @@ fn child(name: &str, mode: &str) -> Command {
     cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
         .env(CHILD, mode)
         .env_remove(ENV_DUMP)
-        .env_remove(ENV_DUMP_FORMAT);
+        .env_remove(ENV_DUMP_FORMAT)
+        .env_remove(ENV_DUMP_AT_PEAK);
     cmd
 }
 
@@ -305,4 +307,91 @@ mod sigusr1 {
             "{text}"
         );
     }
+}
+
+// === several files, and at the peak ===
+
+#[test]
+fn child_dumps_to_a_list_and_at_its_peak() {
+    if !is_child("list-peak") {
+        return;
+    }
+    let _handle = alloc_tracker::report::dump_triggers_from_env()
+        .unwrap()
+        .unwrap();
+    let peak_file = PathBuf::from(std::env::var_os(ENV_DUMP_AT_PEAK).unwrap());
+    // A peak of 24 MiB held for long enough to be seen, then freed: the
+    // exit report is nearly empty, the peak report has it.
+    let s = ScopeId::register("peak-child", None).unwrap();
+    let big = s.in_scope(|| std::hint::black_box(vec![1u8; 24 << 20]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !peak_file.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(big);
+    leak_in_scope("list-child", 4321);
+}
+
+#[test]
+fn a_list_of_files_gets_one_report_each_and_a_peak_report_keeps_the_peak() {
+    let json = temp_path("list.json");
+    let text = temp_path("list.txt");
+    let peak = temp_path("peak.txt");
+    for p in [&json, &text, &peak] {
+        let _ = std::fs::remove_file(p);
+    }
+    let out = child("child_dumps_to_a_list_and_at_its_peak", "list-peak")
+        .env(ENV_DUMP, format!("{}, {}", json.display(), text.display()))
+        .env(ENV_DUMP_AT_PEAK, &peak)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "child failed: {out:?}");
+    let t = std::fs::read_to_string(&text).expect("the text report was written");
+    assert!(t.contains("list-child"), "{t}");
+    let j = std::fs::read_to_string(&json).expect("the JSON report was written");
+    #[cfg(feature = "json")]
+    {
+        let report = Report::from_json(&j).unwrap();
+        assert_eq!(report.scope("list-child").unwrap().own.live_bytes, 4321);
+        assert_eq!(report.scope("peak-child").unwrap().own.live_bytes, 0);
+    }
+    assert!(j.starts_with('{'), "{j}");
+    let p = std::fs::read_to_string(&peak).expect("the peak report was written");
+    let row = p
+        .lines()
+        .find(|l| l.starts_with("peak-child"))
+        .unwrap_or_else(|| panic!("no peak-child row in the peak report:\n{p}"));
+    assert!(
+        row.contains("24.0 MiB"),
+        "the peak report missed the peak: {row}"
+    );
+    for f in [&json, &text, &peak] {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
+#[test]
+fn one_forced_format_for_several_files_is_refused() {
+    use alloc_tracker::report::{Dumps, Format, OptionsError};
+    let err = Dumps::builder()
+        .path(temp_path("a.txt"))
+        .path(temp_path("b.txt"))
+        .format(Format::Text)
+        .at_exit()
+        .build()
+        .unwrap_err();
+    assert_eq!(err, OptionsError::FormatForSeveralFiles);
+    let err = Dumps::builder()
+        .at_peak(temp_path("p.txt"))
+        .peak_growth(0.0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, OptionsError::InvalidPeakGrowth);
+    // A peak file alone is a trigger of its own.
+    let d = Dumps::builder()
+        .at_peak(temp_path("p.txt"))
+        .build()
+        .unwrap();
+    assert_eq!(d.peak_files().len(), 1);
+    assert!(d.files().is_empty());
 }

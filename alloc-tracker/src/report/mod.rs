@@ -208,6 +208,6 @@ pub use series::{SeriesOptions, OTHER_SCOPE};
 pub use text::human_bytes;
 pub use triggers::{
     dump_triggers_from_env, parse_duration, DumpHandle, Dumps, DumpsBuilder, EnvError,
-    OptionsError, DURATION_FORMS, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT,
-    ENV_DUMP_SIGNAL,
+    OptionsError, DURATION_FORMS, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_AT_PEAK, ENV_DUMP_EVERY,
+    ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,
 };

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use crate::report::dump::Format;
 
-/// The report file written at exit, periodically and on signal.
+/// The report files written at exit, periodically and on signal: one path,
+/// or a comma-separated list (`/tmp/r.json,/tmp/r.txt,/tmp/heap.pb.gz`),
+/// each file in the format its extension names; one report is taken per
+/// dump and written to every file.
 pub const ENV_DUMP: &str = "ALLOC_TRACKER_DUMP";
 /// Format name overriding the path's extension (`text`, `json`, `folded`,
-/// `svg`, `prometheus`).
+/// `svg`, `prometheus`); only with a single path in [`ENV_DUMP`].
 pub const ENV_DUMP_FORMAT: &str = "ALLOC_TRACKER_DUMP_FORMAT";
 /// Interval of periodic dumps, in the grammar of [`parse_duration`]:
 /// `30` or `30s` (seconds), `1.5s`, `500ms`, `5m`, `1h`. Needs [`ENV_DUMP`].
@@ -21,6 +24,11 @@ pub const ENV_DUMP_EVERY: &str = "ALLOC_TRACKER_DUMP_EVERY";
 pub const ENV_DUMP_SIGNAL: &str = "ALLOC_TRACKER_DUMP_SIGNAL";
 /// `0` to skip the dump at exit (it is on when [`ENV_DUMP`] is set).
 pub const ENV_DUMP_AT_EXIT: &str = "ALLOC_TRACKER_DUMP_AT_EXIT";
+/// Report files (a comma-separated list, format from each extension)
+/// rewritten each time the tracked live bytes reach a new peak, 10% above
+/// the last one written (see [`DumpsBuilder::at_peak`]); needs no
+/// [`ENV_DUMP`].
+pub const ENV_DUMP_AT_PEAK: &str = "ALLOC_TRACKER_DUMP_AT_PEAK";
 
 /// The durations [`parse_duration`] accepts, for error messages.
 pub const DURATION_FORMS: &str =
@@ -55,6 +63,13 @@ pub enum OptionsError {
     /// The report path's parent directory does not exist or is not a
     /// directory.
     NoDirectory,
+    /// A format was forced ([`DumpsBuilder::format`], [`ENV_DUMP_FORMAT`])
+    /// for several report files: name each file's format by its extension
+    /// (or [`DumpsBuilder::file`]) instead.
+    FormatForSeveralFiles,
+    /// The growth that makes a new peak worth a dump is not a finite
+    /// number above zero.
+    InvalidPeakGrowth,
     /// SIGUSR1 dumps need unix and the `signal` feature, or registering the
     /// handler failed.
     SignalUnavailable,
@@ -92,6 +107,12 @@ impl fmt::Display for OptionsError {
             }
             OptionsError::NoDirectory => {
                 f.write_str("the report's directory does not exist or is not a directory")
+            }
+            OptionsError::FormatForSeveralFiles => f.write_str(
+                "one format forced for several report files (name each file's format by its extension)",
+            ),
+            OptionsError::InvalidPeakGrowth => {
+                f.write_str("the peak growth must be a finite fraction above zero (0.1 for 10%)")
             }
             OptionsError::SignalUnavailable => f.write_str(
                 "SIGUSR1 dumps need a unix target and alloc-tracker's `signal` feature, and the handler must register",
@@ -230,28 +251,80 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// Builds a [`Dumps`] configuration; see [`Dumps::builder`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DumpsBuilder {
-    pub(super) path: Option<PathBuf>,
+    /// The report files of the exit, periodic and SIGUSR1 triggers.
+    pub(super) files: Vec<(PathBuf, Option<Format>)>,
+    /// The report files rewritten at each new peak.
+    pub(super) peak_files: Vec<(PathBuf, Option<Format>)>,
+    peak_growth: f64,
     format: Option<Format>,
     at_exit: bool,
     every: Option<Duration>,
     on_signal: bool,
 }
 
+impl Default for DumpsBuilder {
+    fn default() -> Self {
+        DumpsBuilder {
+            files: Vec::new(),
+            peak_files: Vec::new(),
+            peak_growth: 0.1,
+            format: None,
+            at_exit: false,
+            every: None,
+            on_signal: false,
+        }
+    }
+}
+
 impl DumpsBuilder {
-    /// The report file. Every trigger overwrites it with the latest report.
+    /// A report file, its format named by its extension
+    /// ([`Format::from_path`]); call it again for more files (one report,
+    /// written in each file's format). Every trigger overwrites them with
+    /// the latest report.
     #[must_use]
     pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
-        self.path = Some(path.into());
+        self.files.push((path.into(), None));
         self
     }
 
-    /// The format; by default the one named by the path's extension
-    /// ([`Format::from_path`]).
+    /// A report file in `format`, whatever its extension.
+    #[must_use]
+    pub fn file(mut self, path: impl Into<PathBuf>, format: Format) -> Self {
+        self.files.push((path.into(), Some(format)));
+        self
+    }
+
+    /// The format of the one file given with [`path`](Self::path), instead
+    /// of the one its extension names (several files:
+    /// [`OptionsError::FormatForSeveralFiles`]).
     #[must_use]
     pub fn format(mut self, format: Format) -> Self {
         self.format = Some(format);
+        self
+    }
+
+    /// Also rewrite `path` (format from its extension) each time the
+    /// tracked live bytes reach a new peak at least [`peak_growth`] above
+    /// the last one written (and at least 1 MiB): a heap profile
+    /// (`.pb.gz`) of a service at its highest memory, with the sampled
+    /// sites live then, not the near-empty one of exit time. A background
+    /// thread reads the figures every 100 ms, so a peak shorter than that
+    /// can be missed. Call it again for more files.
+    ///
+    /// [`peak_growth`]: Self::peak_growth
+    #[must_use]
+    pub fn at_peak(mut self, path: impl Into<PathBuf>) -> Self {
+        self.peak_files.push((path.into(), None));
+        self
+    }
+
+    /// How far above the last peak written a new peak must be to be
+    /// written too, as a fraction (default 0.1: 10%).
+    #[must_use]
+    pub fn peak_growth(mut self, fraction: f64) -> Self {
+        self.peak_growth = fraction;
         self
     }
 
@@ -298,11 +371,14 @@ impl DumpsBuilder {
         };
         let err =
             |(name, value): (&'static str, String), problem| EnvError::new(name, value, problem);
-        if let Some((_, path)) = var(ENV_DUMP) {
-            self.path = Some(PathBuf::from(
-                std::env::var_os(ENV_DUMP).unwrap_or(path.into()),
-            ));
+        if let Some((_, list)) = var(ENV_DUMP) {
+            self.files
+                .extend(split_list(&list).map(|p| (PathBuf::from(p), None)));
             self.at_exit = true;
+        }
+        if let Some((_, list)) = var(ENV_DUMP_AT_PEAK) {
+            self.peak_files
+                .extend(split_list(&list).map(|p| (PathBuf::from(p), None)));
         }
         if let Some(v) = var(ENV_DUMP_AT_EXIT) {
             self.at_exit = parse_switch(&v.1).ok_or_else(|| err(v, OptionsError::InvalidSwitch))?;
@@ -312,7 +388,7 @@ impl DumpsBuilder {
                 v.1.parse()
                     .map_err(|_| err(v.clone(), OptionsError::UnknownFormat))?,
             );
-            if self.path.is_none() {
+            if self.files.is_empty() {
                 return Err(err(v, OptionsError::NoPath));
             }
         }
@@ -322,7 +398,7 @@ impl DumpsBuilder {
             if every.is_zero() {
                 return Err(err(v, OptionsError::ZeroInterval));
             }
-            if self.path.is_none() {
+            if self.files.is_empty() {
                 return Err(err(v, OptionsError::NoPath));
             }
             self.every = Some(every);
@@ -330,7 +406,7 @@ impl DumpsBuilder {
         if let Some(v) = var(ENV_DUMP_SIGNAL) {
             self.on_signal =
                 parse_switch(&v.1).ok_or_else(|| err(v.clone(), OptionsError::InvalidSwitch))?;
-            if self.on_signal && self.path.is_none() {
+            if self.on_signal && self.files.is_empty() {
                 return Err(err(v, OptionsError::NoPath));
             }
         }
@@ -345,36 +421,62 @@ impl DumpsBuilder {
     /// or one not compiled in, a path that is a directory or whose
     /// directory is missing, SIGUSR1 asked for where it is unavailable.
     pub fn build(self) -> Result<Dumps, OptionsError> {
-        let path = self.path.ok_or(OptionsError::NoPath)?;
-        if !self.at_exit && self.every.is_none() && !self.on_signal {
+        if self.files.is_empty() && self.peak_files.is_empty() {
+            return Err(OptionsError::NoPath);
+        }
+        let triggered = self.at_exit || self.every.is_some() || self.on_signal;
+        if !triggered && self.peak_files.is_empty() {
             return Err(OptionsError::NoTrigger);
+        }
+        if triggered && self.files.is_empty() {
+            return Err(OptionsError::NoPath);
         }
         if self.every == Some(Duration::ZERO) {
             return Err(OptionsError::ZeroInterval);
         }
-        let format = match self.format {
-            Some(f) => f,
-            None => Format::from_path(&path).ok_or(OptionsError::NoFormat)?,
+        if self.format.is_some() && self.files.len() > 1 {
+            return Err(OptionsError::FormatForSeveralFiles);
+        }
+        if !(self.peak_growth.is_finite() && self.peak_growth > 0.0) {
+            return Err(OptionsError::InvalidPeakGrowth);
+        }
+        let check = |(path, format): (PathBuf, Option<Format>), forced: Option<Format>| {
+            let format = match forced.or(format) {
+                Some(f) => f,
+                None => Format::from_path(&path).ok_or(OptionsError::NoFormat)?,
+            };
+            if !format.is_available() {
+                return Err(OptionsError::FormatDisabled(format));
+            }
+            if path.is_dir() || path.file_name().is_none() {
+                return Err(OptionsError::PathIsDirectory);
+            }
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(OptionsError::NoDirectory);
+            }
+            Ok((path, format))
         };
-        if !format.is_available() {
-            return Err(OptionsError::FormatDisabled(format));
-        }
-        if path.is_dir() || path.file_name().is_none() {
-            return Err(OptionsError::PathIsDirectory);
-        }
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if !dir.is_dir() {
-            return Err(OptionsError::NoDirectory);
-        }
+        let files = self
+            .files
+            .into_iter()
+            .map(|f| check(f, self.format))
+            .collect::<Result<Vec<_>, _>>()?;
+        let peak_files = self
+            .peak_files
+            .into_iter()
+            .map(|f| check(f, None))
+            .collect::<Result<Vec<_>, _>>()?;
         if self.on_signal && !cfg!(all(unix, feature = "signal")) {
             return Err(OptionsError::SignalUnavailable);
         }
         Ok(Dumps {
-            path,
-            format,
+            files,
+            peak_files,
+            peak_growth: self.peak_growth,
             at_exit: self.at_exit,
             every: self.every,
             on_signal: self.on_signal,
@@ -399,7 +501,7 @@ impl DumpsBuilder {
             .map(|v| v.to_string_lossy().into_owned())
             .or_else(|| {
                 (culprit == ENV_DUMP)
-                    .then(|| self.path.as_ref().map(|p| p.display().to_string()))
+                    .then(|| self.files.first().map(|p| p.0.display().to_string()))
                     .flatten()
             })
             .unwrap_or_default();
@@ -408,6 +510,11 @@ impl DumpsBuilder {
 }
 
 /// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
+/// The entries of a comma-separated list of paths, blanks skipped.
+fn split_list(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
 fn parse_switch(v: &str) -> Option<bool> {
     let v = v.trim();
     let is = |names: &[&str]| names.iter().any(|n| v.eq_ignore_ascii_case(n));
@@ -438,8 +545,9 @@ fn parse_switch(v: &str) -> Option<bool> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dumps {
-    pub(super) path: PathBuf,
-    pub(super) format: Format,
+    pub(super) files: Vec<(PathBuf, Format)>,
+    pub(super) peak_files: Vec<(PathBuf, Format)>,
+    pub(super) peak_growth: f64,
     pub(super) at_exit: bool,
     pub(super) every: Option<Duration>,
     pub(super) on_signal: bool,
@@ -451,16 +559,39 @@ impl Dumps {
         DumpsBuilder::default()
     }
 
-    /// The report file.
+    /// The first report file (of the exit, periodic and SIGUSR1 triggers,
+    /// else of the peak trigger).
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.first().0
     }
 
-    /// The report format.
+    /// The first report file's format.
     pub fn format(&self) -> Format {
-        self.format
+        self.first().1
+    }
+
+    /// Every report file of the exit, periodic and SIGUSR1 triggers, with
+    /// its format.
+    pub fn files(&self) -> &[(PathBuf, Format)] {
+        &self.files
+    }
+
+    /// Every report file rewritten at a new peak, with its format.
+    pub fn peak_files(&self) -> &[(PathBuf, Format)] {
+        &self.peak_files
+    }
+
+    fn first(&self) -> &(PathBuf, Format) {
+        // `build` refuses a configuration without any file.
+        self.files
+            .first()
+            .or(self.peak_files.first())
+            .unwrap_or(&DEFAULT_FILE)
     }
 }
+
+/// Never returned in practice: `build` needs at least one file.
+static DEFAULT_FILE: (PathBuf, Format) = (PathBuf::new(), Format::Text);
 
 #[cfg(test)]
 mod tests {

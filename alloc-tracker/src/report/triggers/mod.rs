@@ -24,10 +24,10 @@ mod threads;
 
 pub use config::{
     parse_duration, Dumps, DumpsBuilder, EnvError, OptionsError, DURATION_FORMS, ENV_DUMP,
-    ENV_DUMP_AT_EXIT, ENV_DUMP_EVERY, ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,
+    ENV_DUMP_AT_EXIT, ENV_DUMP_AT_PEAK, ENV_DUMP_EVERY, ENV_DUMP_FORMAT, ENV_DUMP_SIGNAL,
 };
 use target::Target;
-use threads::{spawn_periodic, spawn_signal, Trigger};
+use threads::{spawn_peak, spawn_periodic, spawn_signal, Trigger};
 
 /// The exit-time target, read by the `atexit` hook; replaced by every
 /// install that asks for it.
@@ -74,13 +74,17 @@ impl Dumps {
     /// whatever was started before the failure is stopped again.
     pub fn install(self) -> Result<DumpHandle, OptionsError> {
         thread_state::internal(|| {
-            let target = Target {
-                path: self.path,
-                format: self.format,
-            };
+            let target = Target { files: self.files };
             let mut handle = DumpHandle {
                 triggers: Vec::new(),
             };
+            if !self.peak_files.is_empty() {
+                let _ = register_exit_hook();
+                let peak = Target {
+                    files: self.peak_files,
+                };
+                handle.start(spawn_peak(peak, self.peak_growth)?);
+            }
             if self.at_exit {
                 let mut slot = EXIT_TARGET.lock().unwrap_or_else(PoisonError::into_inner);
                 let first = slot.is_none();
@@ -177,7 +181,8 @@ impl DumpHandle {
 /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
 /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
 /// fn main() -> std::process::ExitCode {
-///     // ALLOC_TRACKER_DUMP=/tmp/report.json ./my-program
+///     // ALLOC_TRACKER_DUMP=/tmp/report.json,/tmp/report.txt \
+///     // ALLOC_TRACKER_DUMP_AT_PEAK=/tmp/heap-peak.pb.gz ./my-program
 ///     if let Err(e) = alloc_tracker::report::dump_triggers_from_env() {
 ///         eprintln!("error: {e}"); // names the variable, its value, what it accepts
 ///         return std::process::ExitCode::from(2);
@@ -187,7 +192,14 @@ impl DumpHandle {
 /// }
 /// ```
 ///
-/// Returns `Ok(None)` when no variable is set.
+/// [`ENV_DUMP`] takes a comma-separated list of files (one report, written
+/// in each file's format); [`ENV_DUMP_AT_PEAK`] files are rewritten each
+/// time the tracked live bytes reach a new peak, 10% above the last one
+/// written ([`DumpsBuilder::at_peak`]): the heap profile of a service at its
+/// highest, with the sampled sites live then.
+///
+/// Returns `Ok(None)` when neither [`ENV_DUMP`] nor [`ENV_DUMP_AT_PEAK`] is
+/// set.
 ///
 /// # Errors
 /// [`EnvError`] naming the variable and its value: unparsable values,
@@ -197,7 +209,7 @@ impl DumpHandle {
 pub fn dump_triggers_from_env() -> Result<Option<DumpHandle>, EnvError> {
     thread_state::internal(|| {
         let builder = Dumps::builder().from_env()?;
-        if builder.path.is_none() {
+        if builder.files.is_empty() && builder.peak_files.is_empty() {
             return Ok(None);
         }
         builder

@@ -4,14 +4,14 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
-use crate::report::dump::{dump, Format};
+use crate::report::dump::Format;
+use crate::report::Report;
 use crate::thread_state;
 
-/// Where and how dumps are written.
+/// Where and how dumps are written: one report, in each file's format.
 #[derive(Debug, Clone)]
 pub(super) struct Target {
-    pub(super) path: PathBuf,
-    pub(super) format: Format,
+    pub(super) files: Vec<(PathBuf, Format)>,
 }
 
 /// Held by every triggered dump: the exit, periodic and SIGUSR1 triggers
@@ -25,13 +25,18 @@ impl Target {
         thread_state::internal(|| {
             let _one_at_a_time = DUMP_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                dump(&self.path, self.format)
+                let report = Report::take();
+                self.files
+                    .iter()
+                    .map(|(path, format)| report.write_to_file(path, *format))
+                    .collect::<Vec<_>>()
             }));
             let mut stderr = std::io::stderr();
             match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let _ = writeln!(stderr, "alloc-tracker: {why} dump failed: {e}");
+                Ok(results) => {
+                    for e in results.into_iter().filter_map(Result::err) {
+                        let _ = writeln!(stderr, "alloc-tracker: {why} dump failed: {e}");
+                    }
                 }
                 Err(payload) => {
                     let _ = writeln!(stderr, "alloc-tracker: {why} dump panicked");

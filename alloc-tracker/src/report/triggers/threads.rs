@@ -87,6 +87,39 @@ pub(super) fn spawn_periodic(target: Target, every: Duration) -> Result<Trigger,
     Ok(Trigger(Running::Periodic(stop, Mutex::new(Some(thread)))))
 }
 
+/// How often the peak thread reads the tracked live bytes.
+const PEAK_POLL: Duration = Duration::from_millis(100);
+/// Below this, a new peak is not worth a dump (start-up).
+const PEAK_FLOOR: u64 = 1 << 20;
+
+/// Starts the peak thread: every [`PEAK_POLL`] it reads the tracked live
+/// bytes and dumps when they are `growth` above the last peak it dumped
+/// (and at least [`PEAK_FLOOR`]).
+pub(super) fn spawn_peak(target: Target, growth: f64) -> Result<Trigger, OptionsError> {
+    let stop = Arc::new(Stop::default());
+    let stop2 = Arc::clone(&stop);
+    let thread = spawn_internal("alloc-tracker-peak", move || {
+        let mut last = 0u64;
+        loop {
+            let stopped = stop2.stopped.lock().unwrap_or_else(PoisonError::into_inner);
+            let (stopped, _) = stop2
+                .wake
+                .wait_timeout_while(stopped, PEAK_POLL, |s| !*s)
+                .unwrap_or_else(PoisonError::into_inner);
+            if *stopped {
+                return;
+            }
+            drop(stopped);
+            let live = crate::stats::Snapshot::take().tracked.live_bytes;
+            if live >= PEAK_FLOOR && live as f64 > last as f64 * (1.0 + growth) {
+                last = live;
+                target.dump_logged("peak");
+            }
+        }
+    })?;
+    Ok(Trigger(Running::Periodic(stop, Mutex::new(Some(thread)))))
+}
+
 /// Starts the SIGUSR1 thread.
 pub(super) fn spawn_signal(target: Target) -> Result<Trigger, OptionsError> {
     signal::spawn(target).map(|stopper| Trigger(Running::Signal(Mutex::new(Some(stopper)))))
