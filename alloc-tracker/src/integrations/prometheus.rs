@@ -17,7 +17,7 @@
 //! | `alloc_tracker_live_usable_bytes{scope}` | gauge | only when usable sizes are counted |
 //! | `alloc_tracker_subtree_live_bytes{scope}` | gauge | live bytes including the scopes below (not for `[other]`) |
 //! | `alloc_tracker_peak_bytes{scope}` | gauge | upper bound of the subtree's peak, recycled instances included (not for `[other]`) |
-//! | `alloc_tracker_live_instances{scope}` | gauge | instances not recycled yet (not for `[other]`) |
+//! | `alloc_tracker_live_instances{scope}` | gauge | instances in use, made and not released (not for `[other]`) |
 //! | `alloc_tracker_allocations_total{scope}` | counter | allocations ever made, recycled instances included |
 //! | `alloc_tracker_allocated_bytes_total{scope}` | counter | bytes ever allocated |
 //! | `alloc_tracker_frees_total{scope}` | counter | frees of the row's allocations |

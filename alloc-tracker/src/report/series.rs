@@ -118,7 +118,7 @@ struct Row {
     /// The static scope's figures with children (instances included);
     /// `peak_bytes` is the subtree's upper bound.
     with_children: ScopeStats,
-    /// Live (not recycled) instances.
+    /// Instances in use (made and not released yet).
     instances: u64,
 }
 
@@ -170,7 +170,7 @@ fn rows(report: &Report) -> Vec<Row> {
         if s.kind.is_none() {
             r.with_children = s.with_children;
         }
-        if is_instance(s) {
+        if is_instance(s) && !s.released {
             r.instances += 1;
         }
     }
@@ -266,7 +266,7 @@ const ROW_FAMILIES: &[RowFamily] = &[
     },
     RowFamily {
         name: "live_instances",
-        help: "Instances of the scope not recycled yet (released ones still holding blocks included).",
+        help: "Instances of the scope in use (made and not released yet): with none, the row's live bytes are held by released instances or the scope itself.",
         kind: MetricKind::Gauge,
         summable: false,
         usable: false,

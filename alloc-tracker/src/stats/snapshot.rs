@@ -50,10 +50,11 @@ pub struct ScopeStats {
     /// subtree's peak, also after instances were recycled: the scope's own
     /// peak, plus the bounds of its static children, plus for its
     /// instances the most that were ever unrecycled at once times the
-    /// highest peak any of them reached (each own peak being the lower
-    /// bound above). A kind that served 10,000 requests, at most 64 at a
-    /// time and none above 90 KB, reads at most its own peak plus 64 × 90
-    /// KB.
+    /// highest peak any of them reached (an instance's sampled peak plus
+    /// one sampling step, capped by the bytes it ever allocated: a true
+    /// bound for instances used by one thread at a time, as a request's
+    /// is). A kind that served 10,000 requests, at most 64 at a time and
+    /// none above 90 KB, reads at most its own peak plus 64 × 90 KB.
     pub peak_bytes: u64,
 }
 

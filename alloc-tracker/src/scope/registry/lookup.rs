@@ -89,8 +89,11 @@ pub(crate) fn recycled(id: ScopeId) -> (u64, Totals, u64) {
 /// many of them hold blocks, each at most its peak; the scopes below an
 /// instance are transient scopes of kinds below `S` and counted by their
 /// own kind. Recycled instances keep counting through the two figures
-/// their kind keeps, so the bound does not fall when they go. Each own
-/// peak is itself a lower bound within the peak precision per thread.
+/// their kind keeps, so the bound does not fall when they go. An
+/// instance's peak is taken as its sampled peak plus one sampling step,
+/// capped by what it ever allocated (a true bound for instances used by
+/// one thread at a time); a static scope's own peak is its sampled one,
+/// a lower bound within the peak precision per thread.
 pub(crate) fn peak_bounds() -> Vec<u64> {
     thread_state::internal(|| {
         let t = read();
@@ -99,8 +102,9 @@ pub(crate) fn peak_bounds() -> Vec<u64> {
         let mut live_transient_peak = vec![0u64; n];
         for id in t.ids() {
             let Some(info) = t.info(id) else { continue };
-            let peak = super::per_id::peak(id).load(std::sync::atomic::Ordering::Relaxed);
             if let Some(k) = info.kind.filter(|k| k.index() < n) {
+                let sampled = super::per_id::peak(id).load(std::sync::atomic::Ordering::Relaxed);
+                let peak = super::table::transient_peak_bound(sampled, &t.live(id));
                 live_transient_peak[k.index()] = live_transient_peak[k.index()].max(peak);
             }
             if let Some(p) = info.parent.filter(|p| p.index() < n) {

@@ -65,6 +65,15 @@ pub(super) struct Entry {
 
 pub(super) const SUB_SLOTS: usize = 4;
 
+/// An upper bound of a transient scope's own peak from its sampled peak
+/// (a lower bound, within [`counters::PEAK_SAMPLE_BYTES`] per thread) and
+/// its totals: never above what it ever allocated, and one sampling step
+/// above the sample (exact for a scope used by one thread at a time, as a
+/// request's is).
+pub(super) fn transient_peak_bound(sampled: u64, own: &Totals) -> u64 {
+    sampled.max(own.alloc_bytes.min(sampled + counters::PEAK_SAMPLE_BYTES))
+}
+
 impl Entry {
     pub(super) const EMPTY: Entry = Entry {
         info: None,
@@ -261,7 +270,7 @@ impl Table {
         // figures keep every instance's work and a report can show them as
         // one row under it; a scope that is no kind's goes to its parent.
         if let Some(target) = info.kind.or(info.parent) {
-            let peak = PEAKS[id.index()].load(Ordering::Relaxed);
+            let peak = transient_peak_bound(PEAKS[id.index()].load(Ordering::Relaxed), &own);
             let te = &mut self.entries[target.index()];
             te.retired = te.retired.plus(&own).plus(&e.retired);
             te.recycled += 1 + e.recycled;
