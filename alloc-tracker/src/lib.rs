@@ -447,6 +447,7 @@
 mod allocator;
 pub mod budget;
 mod error;
+pub mod hand_over;
 // Integrations with outside tools (Prometheus, a `/metrics` endpoint), each
 // behind its own feature; the core never imports them. Docs: integrations/mod.rs.
 pub mod integrations;
@@ -465,6 +466,7 @@ pub use allocator::Jemalloc;
 pub use allocator::{Attribution, Backend, TrackingAlloc, UsableSizes};
 pub use budget::Budget;
 pub use error::{NotInstalled, ScopeError, ScopeTableFull};
+pub use hand_over::{hand_over, HandOver};
 pub use leak::{ensure_installed, is_installed};
 pub use sampling::Frame;
 #[doc(hidden)]

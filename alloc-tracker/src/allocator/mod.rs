@@ -18,6 +18,7 @@ mod exit_hook;
 #[cfg(feature = "jemalloc")]
 mod fast_path;
 pub(crate) mod mapped;
+mod move_box;
 mod tag;
 mod thread_exit;
 mod trailer;
@@ -33,6 +34,7 @@ pub use backend::Backend;
 #[cfg(feature = "jemalloc")]
 pub use backend::Jemalloc;
 pub(crate) use exit_hook::at_exit;
+pub(crate) use move_box::move_box;
 pub(crate) use tag::Tag;
 
 use crate::scope::{self, ScopeId};
