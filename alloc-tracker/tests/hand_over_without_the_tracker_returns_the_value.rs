@@ -15,10 +15,12 @@ fn values_come_back_unmoved_without_the_tracker() {
     assert_eq!(&*b as *const [u8; 4096], p);
     let v = vec![1u8; 100];
     let p = v.as_ptr();
-    assert_eq!(to.adopt(v).as_ptr(), p);
+    let v = to.adopt(v);
+    assert_eq!(v.as_ptr(), p);
     let a = Arc::new(5u32);
     let p = Arc::as_ptr(&a);
-    assert_eq!(Arc::as_ptr(&to.adopt(a).unwrap()), p);
+    let a = to.adopt(a).unwrap();
+    assert_eq!(Arc::as_ptr(&a), p);
     let a = Arc::new(5u32);
     let _other = Arc::clone(&a);
     assert!(to.adopt(a).is_err());

@@ -38,11 +38,9 @@ pub(crate) fn boxed<const N: usize>(fill: u8) -> Box<[u8; N]> {
 /// figures (when an oracle is given), and the free on another thread
 /// credits `dst`.
 pub(crate) fn moves<V>(
+    (src, dst, oracle): (ScopeId, ScopeId, Oracle),
     what: &str,
-    src: ScopeId,
-    dst: ScopeId,
     bytes: u64,
-    oracle: Oracle,
     make: impl FnOnce() -> V,
     same: impl Fn(&V, &V) -> bool,
     copy: impl Fn(&V) -> V,
@@ -125,11 +123,9 @@ pub(crate) fn boxes(src: ScopeId, dst: ScopeId, oracle: Oracle) {
     macro_rules! case {
         ($n:expr) => {
             moves(
+                (src, dst, oracle),
                 concat!("Box<[u8; ", stringify!($n), "]>"),
-                src,
-                dst,
                 $n,
-                oracle,
                 || boxed::<{ $n }>(($n % 251) as u8),
                 |a, b| a[..] == b[..],
                 |a| boxed::<{ $n }>(a[0]),
@@ -148,31 +144,25 @@ pub(crate) fn boxes(src: ScopeId, dst: ScopeId, oracle: Oracle) {
     case!(20000); // large
     case!(1 << 20); // large, exact pages
     moves(
+        (src, dst, oracle),
         "Box<[u16; 7]>",
-        src,
-        dst,
         14,
-        oracle,
         || Box::new([7u16; 7]),
         eq,
         |a| a.clone(),
     );
     moves(
+        (src, dst, oracle),
         "Box<A64>",
-        src,
-        dst,
         64,
-        oracle,
         || Box::new(A64([9; 64])),
         eq,
         |a| a.clone(),
     );
     moves(
+        (src, dst, oracle),
         "Box<A4k>",
-        src,
-        dst,
         4096,
-        oracle,
         || Box::new(A4k([5; 100])),
         |a, b| a.0 == b.0 && (&**a as *const A4k as usize) % 4096 == 0,
         |a| a.clone(),
@@ -197,11 +187,9 @@ pub(crate) fn vecs(src: ScopeId, dst: ScopeId, oracle: Oracle) {
         1 << 20,
     ] {
         moves(
+            (src, dst, oracle),
             &format!("Vec<u8> capacity {cap}"),
-            src,
-            dst,
             cap as u64,
-            oracle,
             || {
                 let mut v = Vec::with_capacity(cap);
                 v.extend((0..cap / 2).map(|i| i as u8));
@@ -216,11 +204,9 @@ pub(crate) fn vecs(src: ScopeId, dst: ScopeId, oracle: Oracle) {
         );
     }
     moves(
+        (src, dst, oracle),
         "Vec<A64>",
-        src,
-        dst,
         3 * 64,
-        oracle,
         || {
             let mut v = Vec::with_capacity(3);
             v.push(A64([1; 64]));
@@ -234,11 +220,9 @@ pub(crate) fn vecs(src: ScopeId, dst: ScopeId, oracle: Oracle) {
         },
     );
     moves(
+        (src, dst, oracle),
         "String",
-        src,
-        dst,
         40,
-        oracle,
         || {
             let mut s = String::with_capacity(40);
             s.push_str("a page of text");
