@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::reach::{self, Reachability};
 use super::report::LeakReport;
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
@@ -42,6 +43,7 @@ pub struct LeakCheckOptions {
     sites: Sites,
     quiescence: Duration,
     tolerance_bytes: u64,
+    reachability: Reachability,
 }
 
 impl LeakCheckOptions {
@@ -69,6 +71,29 @@ impl LeakCheckOptions {
     /// still listed in the report's `retained_*` figures, never hidden.
     pub fn tolerance_bytes(mut self, bytes: u64) -> Self {
         self.tolerance_bytes = bytes;
+        self
+    }
+
+    /// Whether a failed check that records sites scans the process's
+    /// memory to split the retained blocks into unreachable (definitely
+    /// lost) and reachable, with what holds them (default
+    /// [`Reachability::Scan`]; see `docs/reachability.md`). A passing check
+    /// never scans.
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+    /// use alloc_tracker::leak::{LeakCheck, Reachability};
+    /// let scope = alloc_tracker::ScopeId::register("doc-reach", None).unwrap();
+    /// let check = LeakCheck::options(scope).reachability(Reachability::Off).begin();
+    /// let kept = scope.in_scope(|| vec![0u8; 64]);
+    /// let report = check.finish().unwrap_err();
+    /// assert!(report.reachability.is_none());
+    /// # drop(kept);
+    /// ```
+    pub fn reachability(mut self, reachability: Reachability) -> Self {
+        self.reachability = reachability;
         self
     }
 
@@ -148,6 +173,7 @@ impl LeakCheck {
             sites: Sites::Record,
             quiescence: Duration::ZERO,
             tolerance_bytes: 0,
+            reachability: Reachability::Scan,
         }
     }
 
@@ -214,6 +240,9 @@ impl LeakCheck {
     // noise for every caller.
     #[allow(clippy::result_large_err)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
+        // The reachability scan reads this thread's stack from here up:
+        // the frames of `finish`'s callers are roots, the scanner's are not.
+        let stack_top = reach::stack_mark();
         if !super::is_installed() {
             return Err(LeakReport::not_installed(
                 self.opts.scope,
@@ -251,6 +280,9 @@ impl LeakCheck {
                         .map(|s| sampling::freed_elsewhere(*s))
                         .sum::<u64>()
                         - self.freed_elsewhere;
+                    let reach = (self.opts.sites == Sites::Record
+                        && self.opts.reachability == Reachability::Scan)
+                        .then(|| reach::classify(&members, self.first_seq, stack_top));
                     return Err(LeakReport::build(
                         self.opts.scope,
                         self.opts.expect,
@@ -265,6 +297,7 @@ impl LeakCheck {
                         freed_elsewhere,
                         waited_from.elapsed(),
                         self.started.elapsed(),
+                        reach.as_ref(),
                     ));
                 }
             }

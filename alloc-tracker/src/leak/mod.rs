@@ -12,6 +12,7 @@
 
 mod check;
 mod installed;
+pub(crate) mod reach;
 mod report;
 mod trend;
 
@@ -20,6 +21,7 @@ pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
 pub use installed::{ensure_installed, is_installed};
+pub use reach::{Holder, HolderGroup, HolderKind, Reachability, ReachSummary, SiteReach};
 pub use report::{LeakCause, LeakReport, LeakSite};
 pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};
 

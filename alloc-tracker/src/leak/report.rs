@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::check::Expect;
+use super::reach::{self, Classified, ReachSummary, SiteReach};
 use crate::error::NotInstalled;
 use crate::sampling::{self, Frame, StackId};
 use crate::scope::ScopeId;
@@ -26,6 +27,11 @@ pub struct LeakSite {
     pub scope: String,
     /// The call stack, innermost first, allocator frames trimmed.
     pub frames: Vec<Frame>,
+    /// Which of these allocations are unreachable (definitely lost) and
+    /// which are still reachable, with what holds them; `None` when the
+    /// check did not scan ([`Reachability`](super::Reachability)).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reach: Option<SiteReach>,
 }
 
 impl LeakSite {
@@ -99,6 +105,10 @@ pub struct LeakReport {
     pub waited: Duration,
     /// How long the check was active.
     pub active_for: Duration,
+    /// The reachability scan of the retained blocks (over all sites, with
+    /// the holders grouped); `None` when the check did not scan.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reachability: Option<ReachSummary>,
 }
 
 impl LeakReport {
@@ -117,22 +127,29 @@ impl LeakReport {
         freed_elsewhere: u64,
         waited: Duration,
         active_for: Duration,
+        reach: Option<&Classified>,
     ) -> LeakReport {
         thread_state::internal(|| {
-            let mut groups: HashMap<(ScopeId, StackId), (u64, u64, Vec<usize>)> = HashMap::new();
+            // Per site: bytes, allocs, sizes, and each block's size and
+            // address kept as `reach::hide` encodes it.
+            type Group = (u64, u64, Vec<usize>, Vec<(u64, usize)>);
+            let mut groups: HashMap<(ScopeId, StackId), Group> = HashMap::new();
             if with_sites {
-                sampling::for_each_record(|_, r| {
+                sampling::for_each_record(|addr, r| {
                     if r.exact && r.seq >= first_seq && members.contains(&r.scope) {
                         let g = groups.entry((r.scope, r.stack)).or_default();
                         g.0 += r.size as u64;
                         g.1 += 1;
                         g.2.push(r.size);
+                        if reach.is_some() {
+                            g.3.push((r.size as u64, reach::hide(addr)));
+                        }
                     }
                 });
             }
             let sites: Vec<LeakSite> = groups
                 .into_iter()
-                .map(|((scope, stack), (bytes, allocs, mut sizes))| {
+                .map(|((scope, stack), (bytes, allocs, mut sizes, blocks))| {
                     sizes.sort_unstable_by(|a, b| b.cmp(a));
                     sizes.dedup();
                     sizes.truncate(3);
@@ -142,6 +159,13 @@ impl LeakReport {
                         example_sizes: sizes,
                         scope: scope.path(),
                         frames: sampling::resolve(stack),
+                        reach: reach.map(|c| {
+                            reach::group(
+                                blocks
+                                    .iter()
+                                    .map(|&(size, key)| (size, c.verdict(reach::hide(key)))),
+                            )
+                        }),
                     }
                 })
                 .collect();
@@ -160,6 +184,9 @@ impl LeakReport {
                         m.example_sizes.sort_unstable_by(|a, b| b.cmp(a));
                         m.example_sizes.dedup();
                         m.example_sizes.truncate(3);
+                        if let (Some(a), Some(b)) = (&mut m.reach, site.reach) {
+                            reach::merge(a, b);
+                        }
                     }
                     None => merged.push(site),
                 }
@@ -185,6 +212,7 @@ impl LeakReport {
                 freed_elsewhere,
                 waited,
                 active_for,
+                reachability: reach.map(|c| c.summary.clone()),
             }
         })
     }
@@ -213,6 +241,7 @@ impl LeakReport {
             freed_elsewhere: 0,
             waited: Duration::ZERO,
             active_for,
+            reachability: None,
         }
     }
 
@@ -254,6 +283,9 @@ impl fmt::Display for LeakReport {
             "  during the check: {} allocs / {} B allocated, {} frees ({} by another thread or scope)",
             self.during.total_allocs, self.during.total_bytes, self.during.total_frees, self.freed_elsewhere
         )?;
+        if let Some(r) = &self.reachability {
+            reach::fmt_summary(f, r)?;
+        }
         if self.sites.is_empty() {
             writeln!(f, "  no call sites recorded (site recording off, or the leaked blocks predate the check)")?;
         }
@@ -274,6 +306,9 @@ impl fmt::Display for LeakReport {
             let start = s.frames.iter().position(|fr| !fr.is_std()).unwrap_or(0);
             if start > 0 {
                 writeln!(f, "      ({start} std frames inside)")?;
+            }
+            if let Some(r) = &s.reach {
+                reach::fmt_site(f, r)?;
             }
             for fr in s.frames.iter().skip(start).take(SHOWN_FRAMES) {
                 writeln!(f, "      {fr}")?;
