@@ -280,6 +280,7 @@ impl LeakCheck {
                         .map(|s| sampling::freed_elsewhere(*s))
                         .sum::<u64>()
                         - self.freed_elsewhere;
+                    let waited = waited_from.elapsed();
                     let reach = (self.opts.sites == Sites::Record
                         && self.opts.reachability == Reachability::Scan)
                         .then(|| reach::classify(&members, self.first_seq, stack_top));
@@ -295,7 +296,7 @@ impl LeakCheck {
                         self.first_seq,
                         &members,
                         freed_elsewhere,
-                        waited_from.elapsed(),
+                        waited,
                         self.started.elapsed(),
                         reach.as_ref(),
                     ));

@@ -23,6 +23,9 @@ pub(crate) fn chain_root(all: &[Cand], c: &Cand) -> (Cand, u32) {
     (cur, chain)
 }
 
+/// Frames of a holding block's stack kept, from its origin outwards.
+const SHOWN_CALLERS: usize = 3;
+
 /// A data symbol of a loaded object.
 #[derive(Debug)]
 struct Sym {
@@ -47,6 +50,7 @@ pub(crate) struct Context<'a> {
 
 impl<'a> Context<'a> {
     pub(crate) fn new(
+        objects: Vec<Object>,
         regions: &'a [Region],
         threads: &'a [ThreadInfo],
         stack_top: usize,
@@ -58,7 +62,7 @@ impl<'a> Context<'a> {
         });
         records.sort_unstable_by_key(|r| super::hide(r.0));
         Context {
-            objects: raw::loaded_objects(),
+            objects,
             regions,
             threads,
             stack_top,
@@ -76,6 +80,7 @@ impl<'a> Context<'a> {
             object: None,
             scope: None,
             site: None,
+            frames: Vec::new(),
             via: None,
         };
         if let Some(o) = self
@@ -94,11 +99,15 @@ impl<'a> Context<'a> {
                 h.kind = HolderKind::Block;
                 h.scope = Some(scope.path());
                 let frames = sampling::resolve(stack);
-                let origin = frames
+                // The program's own frame: not std, nor a dependency's
+                // internals (a map's table is allocated deep in hashbrown).
+                let start = frames
                     .iter()
-                    .find(|f| !f.is_std())
-                    .or(frames.first())
-                    .cloned();
+                    .position(|f| !f.is_std() && !is_dependency(f))
+                    .or_else(|| frames.iter().position(|f| !f.is_std()))
+                    .unwrap_or(0);
+                let origin = frames.get(start).cloned();
+                h.frames = frames.iter().skip(start).take(SHOWN_CALLERS).cloned().collect();
                 h.name = origin.as_ref().map_or_else(|| "??".into(), |f| f.function.clone());
                 h.site = origin;
                 return h;
@@ -159,6 +168,13 @@ impl<'a> Context<'a> {
         let file = o.path.rsplit('/').next().unwrap_or(&o.path);
         format!("{file}+{vaddr:#x}")
     }
+}
+
+/// Whether a frame's source is a dependency's (cargo registry or git).
+fn is_dependency(f: &crate::sampling::Frame) -> bool {
+    f.file.as_deref().is_some_and(|p| {
+        p.contains("/rust/deps/") || p.contains("/.cargo/registry/") || p.contains("/.cargo/git/")
+    })
 }
 
 fn thread_name(name: &str, tid: i32) -> String {

@@ -87,6 +87,10 @@ pub struct Holder {
     pub scope: Option<String>,
     /// `Block`: the origin frame of the holding block's allocation site.
     pub site: Option<Frame>,
+    /// `Block`: the holding block's call stack from its origin outwards
+    /// (a few frames).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub frames: Vec<Frame>,
     /// `UnrecordedHeap`: a static or stack that points at or just below
     /// the holding word (the probable owner of the unrecorded block).
     pub via: Option<String>,
@@ -102,14 +106,21 @@ impl std::fmt::Display for Holder {
                 }
                 Ok(())
             }
-            HolderKind::Block => write!(
-                f,
-                "blocks allocated at {} in scope `{}`",
-                self.site
-                    .as_ref()
-                    .map_or_else(|| format!("`{}`", self.name), |s| s.to_string()),
-                self.scope.as_deref().unwrap_or("?")
-            ),
+            HolderKind::Block => {
+                write!(
+                    f,
+                    "blocks allocated at {}",
+                    self.site
+                        .as_ref()
+                        .map_or_else(|| format!("`{}`", self.name), |s| s.to_string())
+                )?;
+                let callers: Vec<&str> =
+                    self.frames.iter().skip(1).map(|f| f.function.as_str()).collect();
+                if !callers.is_empty() {
+                    write!(f, " (called from `{}`)", callers.join("` < `"))?;
+                }
+                write!(f, " in scope `{}`", self.scope.as_deref().unwrap_or("?"))
+            }
             HolderKind::ThreadStack => write!(f, "the stack of thread {}", self.name),
             HolderKind::UnrecordedHeap => {
                 write!(f, "unrecorded heap block in scope-less memory")?;
@@ -301,6 +312,7 @@ fn classify_inner(
     };
     let me = raw::gettid();
     let threads = maps::other_threads(me);
+    let objects = raw::loaded_objects();
     // The candidates, copied into memory of their own (never the heap).
     let mut n = 0usize;
     sampling::for_each_record(|_, r| {
@@ -319,6 +331,7 @@ fn classify_inner(
                 reached: false,
                 via: 0,
                 loc: 0,
+                rank: 0,
             });
         }
     });
@@ -350,15 +363,21 @@ fn classify_inner(
         holes.as_mut_slice().sort_unstable();
         for region in &regions {
             let mut start = region.start;
+            let is_data = objects
+                .iter()
+                .any(|o| o.writable.iter().any(|&(s, e)| s < region.end && region.start < e));
+            let mut rank = if is_data || region.name == "[stack]" { 2 } else { 1 };
             if region.contains(stack_top) {
+                rank = 2;
                 // This thread: only the frames of `finish` and its callers.
                 start = stack_top & !(std::mem::size_of::<usize>() - 1);
             } else if let Some(t) = threads.iter().find(|t| t.sp.is_some_and(|sp| region.contains(sp))) {
                 // A thread blocked in the kernel: from its stack pointer,
                 // less the red zone below it that leaf code may use.
                 start = t.sp.unwrap_or(start).saturating_sub(128).max(region.start);
+                rank = 2;
             }
-            scanner.scan_root(scan::Root { start, end: region.end }, holes.as_slice());
+            scanner.scan_root(scan::Root { start, end: region.end, rank }, holes.as_slice());
         }
         scanner.flood();
         stats = scanner.stats;
@@ -371,7 +390,7 @@ fn classify_inner(
             }
         }
     }
-    let ctx = holders::Context::new(&regions, &threads, stack_top, me);
+    let ctx = holders::Context::new(objects, &regions, &threads, stack_top, me);
     let mut verdicts = HashMap::with_capacity(cands.as_slice().len());
     let all = cands.as_slice();
     for c in all {

@@ -266,6 +266,14 @@ impl MapBuf {
     pub(crate) fn range(&self) -> (usize, usize) {
         (self.ptr as usize, self.ptr as usize + self.len)
     }
+    /// The first `bytes / size_of::<usize>()` words of the buffer.
+    pub(crate) fn words(&self, bytes: usize) -> &[usize] {
+        let n = bytes.min(self.len) / std::mem::size_of::<usize>();
+        // SAFETY: the mapping is page-aligned (so aligned for `usize`),
+        // `n` words fit in it, and every bit pattern is a valid `usize`;
+        // the shared borrow of `self` keeps it from being written.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<usize>(), n) }
+    }
 }
 
 impl Drop for MapBuf {

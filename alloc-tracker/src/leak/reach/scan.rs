@@ -19,6 +19,8 @@ pub(crate) struct Cand {
     pub(crate) via: u32,
     /// Address of the word that points to it.
     pub(crate) loc: usize,
+    /// How telling that word's memory is as a holder (see [`Root::rank`]).
+    pub(crate) rank: u8,
 }
 
 /// A range of memory to read as roots.
@@ -26,12 +28,24 @@ pub(crate) struct Cand {
 pub(crate) struct Root {
     pub(crate) start: usize,
     pub(crate) end: usize,
+    /// 2 for a loaded object's data or a thread's stack, 1 for other
+    /// anonymous memory: a block pointed to from both is said to be held by
+    /// the former (the latter may be a stale copy in freed memory).
+    pub(crate) rank: u8,
 }
 
 /// Bytes read per system call.
 const CHUNK: usize = 1 << 20;
 const PAGE: usize = 4096;
 const WORD: usize = std::mem::size_of::<usize>();
+
+/// The candidate whose block contains `w`.
+#[inline]
+fn find(cands: &[Cand], w: usize) -> Option<usize> {
+    let i = cands.partition_point(|c| c.addr <= w);
+    let c = cands.get(i.checked_sub(1)?)?;
+    (w < c.addr + c.size).then_some(i - 1)
+}
 
 /// Figures of one scan.
 #[derive(Debug, Default, Clone, Copy)]
@@ -80,21 +94,11 @@ impl<'a> Scanner<'a> {
         [self.buf.range(), self.resident.range()]
     }
 
-    /// The candidate whose block contains `w`.
-    #[inline]
-    fn find(&self, w: usize) -> Option<usize> {
-        if w < self.lo || w >= self.hi {
-            return None;
-        }
-        let i = self.cands.partition_point(|c| c.addr <= w);
-        let c = self.cands.get(i.checked_sub(1)?)?;
-        (w < c.addr + c.size).then_some(i - 1)
-    }
-
     /// Reads `start..end` and marks the candidates its words point into;
     /// `via` is 0 for a root, else the reading candidate's index + 1.
     /// Non-resident pages are skipped for roots (`check_resident`).
-    fn read_range(&mut self, start: usize, end: usize, via: u32, check_resident: bool) {
+    fn read_range(&mut self, start: usize, end: usize, via: u32, rank: u8) {
+        let check_resident = via == 0;
         let mut a = start.next_multiple_of(WORD);
         while a + WORD <= end {
             let chunk_end = end.min((a / CHUNK + 1) * CHUNK).min(a + CHUNK);
@@ -129,15 +133,25 @@ impl<'a> Scanner<'a> {
             } else {
                 self.stats.block_bytes += n as u64;
             }
-            for off in (0..n.saturating_sub(WORD - 1)).step_by(WORD) {
-                let bytes = &self.buf.bytes()[off..off + WORD];
-                let w = usize::from_ne_bytes(bytes.try_into().unwrap_or([0; WORD]));
-                if let Some(i) = self.find(w) {
-                    let c = &mut self.cands[i];
-                    if !c.reached {
+            let (lo, span) = (self.lo, self.hi - self.lo);
+            let words = self.buf.words(n);
+            let cands = &mut *self.cands;
+            for (k, &w) in words.iter().enumerate() {
+                // One comparison for the common case: not a candidate.
+                if w.wrapping_sub(lo) >= span {
+                    continue;
+                }
+                if let Some(i) = find(cands, w) {
+                    let loc = sub_start + k * WORD;
+                    let c = &mut cands[i];
+                    if c.reached && c.via == 0 && rank > c.rank {
+                        c.loc = loc;
+                        c.rank = rank;
+                    } else if !c.reached {
                         c.reached = true;
                         c.via = via;
-                        c.loc = sub_start + off;
+                        c.loc = loc;
+                        c.rank = rank;
                         // A worklist that cannot grow leaves the block
                         // unscanned: its children may look unreachable.
                         let _ = self.work.push(i as u32);
@@ -171,7 +185,7 @@ impl<'a> Scanner<'a> {
             match next {
                 Some((hs, he)) if hs < root.end => {
                     if hs > s {
-                        self.read_range(s, hs, 0, true);
+                        self.read_range(s, hs, 0, root.rank);
                     }
                     s = s.max(he);
                     if next_c == Some((hs, he)) {
@@ -181,7 +195,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 _ => {
-                    self.read_range(s, root.end, 0, true);
+                    self.read_range(s, root.end, 0, root.rank);
                     s = root.end;
                 }
             }
@@ -192,7 +206,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn flood(&mut self) {
         while let Some(i) = self.work.pop() {
             let c = self.cands[i as usize];
-            self.read_range(c.addr, c.addr + c.size, i + 1, false);
+            self.read_range(c.addr, c.addr + c.size, i + 1, 0);
         }
         self.stats.own_bytes = self
             .stats
