@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::overlap::Overlap;
+use super::reach::{self, Reachability};
 use super::report::{AllowedRetention, LeakReport, Retention, UnusedRule};
 use super::retain::{self, Defaults, Retain, RetainRuleError};
 use super::verdict::{self, Resolved};
@@ -48,6 +49,7 @@ pub struct LeakCheckOptions {
     rules: Vec<Retain>,
     defaults: Defaults,
     defaults_off: Vec<String>,
+    reachability: Reachability,
 }
 
 impl LeakCheckOptions {
@@ -100,6 +102,29 @@ impl LeakCheckOptions {
     /// [`DEFAULT_NAMES`](super::DEFAULT_NAMES)).
     pub fn without_default(mut self, name: impl Into<String>) -> Self {
         self.defaults_off.push(name.into());
+        self
+    }
+
+    /// Whether a failed check that records sites scans the process's
+    /// memory to split the retained blocks into unreachable (definitely
+    /// lost) and reachable, with what holds them (default
+    /// [`Reachability::Scan`]; see `docs/reachability.md`). A passing check
+    /// never scans.
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+    /// use alloc_tracker::leak::{LeakCheck, Reachability};
+    /// let scope = alloc_tracker::ScopeId::register("doc-reach", None).unwrap();
+    /// let check = LeakCheck::options(scope).reachability(Reachability::Off).begin();
+    /// let kept = scope.in_scope(|| vec![0u8; 64]);
+    /// let report = check.finish().unwrap_err();
+    /// assert!(report.reachability.is_none());
+    /// # drop(kept);
+    /// ```
+    pub fn reachability(mut self, reachability: Reachability) -> Self {
+        self.reachability = reachability;
         self
     }
 
@@ -202,6 +227,7 @@ impl LeakCheck {
             rules: Vec::new(),
             defaults: Defaults::On,
             defaults_off: Vec::new(),
+            reachability: Reachability::Scan,
         }
     }
 
@@ -267,6 +293,7 @@ impl LeakCheck {
         excess: (u64, u64),
         rules: &[Retain],
         resolved: &mut Resolved,
+        reach: Option<&reach::Classified>,
     ) -> (u64, u64, Retention) {
         if self.opts.sites == Sites::Off {
             let retention = Retention {
@@ -277,8 +304,16 @@ impl LeakCheck {
             return (excess.0, excess.1, retention);
         }
         let members = registry::subtree(self.opts.scope);
-        let blocks = verdict::gather(self.first_seq, &members);
-        let v = verdict::judge(&blocks, rules, resolved);
+        let mut blocks = verdict::gather(self.first_seq, &members);
+        if let Some(c) = reach {
+            for b in &mut blocks {
+                b.reach = c.verdict(reach::hide(b.hidden_addr)).map(|v| match v {
+                    reach::BlockVerdict::Unreachable => verdict::Reach::Unreachable,
+                    reach::BlockVerdict::Reachable { .. } => verdict::Reach::Reachable,
+                });
+            }
+        }
+        let v = verdict::judge(&blocks, rules, resolved, reach);
         let mut retention = v.retention;
         retention.overlapping_checks = self.overlap.others();
         (
@@ -301,6 +336,9 @@ impl LeakCheck {
     // noise for every caller.
     #[allow(clippy::result_large_err)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
+        // The reachability scan reads this thread's stack from here up:
+        // the frames of `finish`'s callers are roots, the scanner's are not.
+        let stack_top = reach::stack_mark();
         if !super::is_installed() {
             return Err(LeakReport::not_installed(
                 self.opts.scope,
@@ -335,7 +373,7 @@ impl LeakCheck {
                 // Without rules, only the final report needs the blocks.
                 Some(e) if rules.is_empty() => Some((e.0, e.1, None)),
                 Some(e) => {
-                    let (bytes, allocs, r) = self.judge(e, rules, &mut resolved);
+                    let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, None);
                     Some((bytes, allocs, Some(r)))
                 }
             };
@@ -367,7 +405,7 @@ impl LeakCheck {
                 Some((bytes, allocs)) => {
                     let retention = match retention {
                         Some(r) => r,
-                        None => self.judge((bytes, allocs), rules, &mut resolved).2,
+                        None => self.judge((bytes, allocs), rules, &mut resolved, None).2,
                     };
                     let members = registry::subtree(self.opts.scope);
                     let freed_elsewhere = members
@@ -375,6 +413,21 @@ impl LeakCheck {
                         .map(|s| sampling::freed_elsewhere(*s))
                         .sum::<u64>()
                         - self.freed_elsewhere;
+                    let scan = self.opts.sites == Sites::Record
+                        && self.opts.reachability == Reachability::Scan;
+                    if scan {
+                        // The symboliser's caches are live heap the scan
+                        // would read as possible holders: drop them first.
+                        std::mem::take(&mut resolved).release();
+                    }
+                    let reach = scan.then(|| reach::classify(&members, self.first_seq, stack_top));
+                    // With the scan, judge again: an unreachable block is a
+                    // leak whatever rule matches it, and each site says
+                    // which of its blocks are reachable and from what.
+                    let (bytes, allocs, retention) = match (&reach, self.excess(&now)) {
+                        (Some(c), Some(e)) => self.judge(e, rules, &mut resolved, Some(c)),
+                        _ => (bytes, allocs, retention),
+                    };
                     break Err(LeakReport::build(
                         self.opts.scope,
                         self.opts.expect,
@@ -388,6 +441,7 @@ impl LeakCheck {
                         freed_elsewhere,
                         waited,
                         self.started.elapsed(),
+                        reach.as_ref(),
                     ));
                 }
             }

@@ -14,6 +14,7 @@ mod check;
 mod defaults;
 mod installed;
 mod overlap;
+pub(crate) mod reach;
 mod report;
 mod retain;
 mod steady;
@@ -25,6 +26,7 @@ pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
 pub use installed::{ensure_installed, is_installed};
+pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
 pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
 pub use retain::{
     default_rules, rules_from_env, Defaults, Retain, RetainRuleError, RetainWithoutBound, RuleSet,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::check::Expect;
+use super::reach::{self, Classified, ReachSummary, SiteReach};
 use super::retain::{RetainRuleError, RuleSource};
 use crate::error::NotInstalled;
 use crate::sampling::{Frame, StackId};
@@ -31,6 +32,11 @@ pub struct LeakSite {
     /// only because they are beyond its bound.
     #[cfg_attr(feature = "serde", serde(default))]
     pub beyond_rule: Option<String>,
+    /// Which of these allocations are unreachable (definitely lost) and
+    /// which are still reachable, with what holds them; `None` when the
+    /// check did not scan ([`Reachability`](super::Reachability)).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reach: Option<SiteReach>,
 }
 
 impl LeakSite {
@@ -173,6 +179,10 @@ pub struct LeakReport {
     pub waited: Duration,
     /// How long the check was active.
     pub active_for: Duration,
+    /// The reachability scan of the retained blocks (over all sites, with
+    /// the holders grouped); `None` when the check did not scan.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reachability: Option<ReachSummary>,
 }
 
 impl LeakReport {
@@ -190,6 +200,7 @@ impl LeakReport {
         freed_elsewhere: u64,
         waited: Duration,
         active_for: Duration,
+        reach: Option<&Classified>,
     ) -> LeakReport {
         thread_state::internal(|| {
             let recorded: u64 = retention.leak_sites.iter().map(|s| s.bytes).sum();
@@ -214,6 +225,7 @@ impl LeakReport {
                 freed_elsewhere,
                 waited,
                 active_for,
+                reachability: reach.map(|c| c.summary.clone()),
             }
         })
     }
@@ -259,6 +271,7 @@ impl LeakReport {
             freed_elsewhere: 0,
             waited: Duration::ZERO,
             active_for,
+            reachability: None,
         }
     }
 
@@ -273,19 +286,27 @@ impl LeakReport {
 /// Groups blocks `(scope, stack, size, beyond_rule)` by site, merging
 /// stacks that resolve to the same frames, most bytes first.
 pub(crate) fn group_sites(
-    blocks: impl IntoIterator<Item = (ScopeId, StackId, usize, Option<String>)>,
+    // The last field: the block's address as `reach::hide` keeps it.
+    blocks: impl IntoIterator<Item = (ScopeId, StackId, usize, Option<String>, usize)>,
     mut frames_of: impl FnMut(StackId) -> Vec<Frame>,
+    reach: Option<&Classified>,
 ) -> Vec<LeakSite> {
     type Key = (ScopeId, StackId, Option<String>);
-    let mut groups: HashMap<Key, (u64, u64, Vec<usize>)> = HashMap::new();
-    for (scope, stack, size, beyond) in blocks {
+    // Per site: bytes, allocs, sizes, and each block's size and address
+    // kept as `reach::hide` encodes it (only with a scan).
+    type Group = (u64, u64, Vec<usize>, Vec<(u64, usize)>);
+    let mut groups: HashMap<Key, Group> = HashMap::new();
+    for (scope, stack, size, beyond, key) in blocks {
         let g = groups.entry((scope, stack, beyond)).or_default();
         g.0 += size as u64;
         g.1 += 1;
         g.2.push(size);
+        if reach.is_some() {
+            g.3.push((size as u64, key));
+        }
     }
     let mut merged: Vec<LeakSite> = Vec::with_capacity(groups.len());
-    for ((scope, stack, beyond_rule), (bytes, allocs, sizes)) in groups {
+    for ((scope, stack, beyond_rule), (bytes, allocs, sizes, keys)) in groups {
         let site = LeakSite {
             bytes,
             allocs,
@@ -293,6 +314,12 @@ pub(crate) fn group_sites(
             scope: scope.path(),
             frames: frames_of(stack),
             beyond_rule,
+            reach: reach.map(|c| {
+                reach::group(
+                    keys.iter()
+                        .map(|&(size, key)| (size, c.verdict(reach::hide(key)))),
+                )
+            }),
         };
         // Different return addresses (unrolled loops, inlined copies) can
         // resolve to the same source stack: merge those.
@@ -303,6 +330,9 @@ pub(crate) fn group_sites(
                 m.bytes += site.bytes;
                 m.allocs += site.allocs;
                 m.example_sizes.extend(site.example_sizes);
+                if let (Some(a), Some(b)) = (&mut m.reach, site.reach) {
+                    reach::merge(a, b);
+                }
             }
             None => merged.push(site),
         }
@@ -358,6 +388,9 @@ impl fmt::Display for LeakReport {
             "  during the check: {} allocs / {} B allocated, {} frees ({} by another thread or scope)",
             self.during.total_allocs, self.during.total_bytes, self.during.total_frees, self.freed_elsewhere
         )?;
+        if let Some(r) = &self.reachability {
+            reach::fmt_summary(f, r)?;
+        }
         if self.sites.is_empty() {
             writeln!(f, "  no call sites recorded (site recording off, or the leaked blocks predate the check)")?;
         }
@@ -411,6 +444,9 @@ fn write_site(
     let start = s.frames.iter().position(|fr| !fr.is_std()).unwrap_or(0);
     if start > 0 {
         writeln!(f, "{indent}    ({start} std frames inside)")?;
+    }
+    if let Some(r) = &s.reach {
+        reach::fmt_site(f, r)?;
     }
     for fr in s.frames.iter().skip(start).take(shown) {
         writeln!(f, "{indent}    {fr}")?;

@@ -239,8 +239,11 @@ fn window_sites(scope: ScopeId, from_seq: u64) -> Vec<LeakSite> {
     let blocks = verdict::gather(from_seq, &members);
     thread_state::internal(|| {
         let sites = group_sites(
-            blocks.iter().map(|b| (b.scope, b.stack, b.size, None)),
+            blocks
+                .iter()
+                .map(|b| (b.scope, b.stack, b.size, None, b.hidden_addr)),
             sampling::resolve,
+            None,
         );
         sampling::release_symbol_cache();
         sites

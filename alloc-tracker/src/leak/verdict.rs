@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 
+use super::reach::Classified;
 use super::report::{group_sites, AllowedRetention, Retention, UnusedRule};
 use super::retain::{Matcher, Retain, RuleSource};
 use crate::sampling::{self, Frame, StackId};
@@ -30,18 +31,18 @@ use crate::thread_state;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reach {
     /// Nothing outside the unreachable blocks points to it: always a leak.
-    #[allow(dead_code)] // set by the reachability scan
     Unreachable,
     /// Something still points to it.
-    #[allow(dead_code)] // set by the reachability scan
     Reachable,
 }
 
 /// One retained block.
 #[derive(Debug, Clone)]
 pub(crate) struct Block {
-    #[allow(dead_code)] // read by the reachability scan
-    pub(crate) addr: usize,
+    /// The block's address as `reach::hide` keeps it: the gathered
+    /// blocks live on the heap, and a plain address there would look like
+    /// a pointer to the block to a later reachability scan.
+    pub(crate) hidden_addr: usize,
     pub(crate) scope: ScopeId,
     pub(crate) size: usize,
     pub(crate) seq: u64,
@@ -57,7 +58,7 @@ pub(crate) fn gather(first_seq: u64, members: &[ScopeId]) -> Vec<Block> {
         sampling::for_each_record(|addr, r| {
             if r.exact && r.seq >= first_seq && members.contains(&r.scope) {
                 blocks.push(Block {
-                    addr,
+                    hidden_addr: super::reach::hide(addr),
                     scope: r.scope,
                     size: r.size,
                     seq: r.seq,
@@ -130,7 +131,12 @@ pub(crate) struct Verdict {
 }
 
 /// Splits `blocks` (oldest first) by `rules` (in order of precedence).
-pub(crate) fn judge(blocks: &[Block], rules: &[Retain], resolved: &mut Resolved) -> Verdict {
+pub(crate) fn judge(
+    blocks: &[Block],
+    rules: &[Retain],
+    resolved: &mut Resolved,
+    reach: Option<&Classified>,
+) -> Verdict {
     thread_state::internal(|| {
         #[derive(Default)]
         struct PerRule {
@@ -181,10 +187,12 @@ pub(crate) fn judge(blocks: &[Block], rules: &[Retain], resolved: &mut Resolved)
             v.allowed_bytes += pr.bytes;
             v.allowed_allocs += pr.allowed.len() as u64;
             let sites = group_sites(
-                pr.allowed
-                    .iter()
-                    .map(|&i| (blocks[i].scope, blocks[i].stack, blocks[i].size, None)),
+                pr.allowed.iter().map(|&i| {
+                    let b = &blocks[i];
+                    (b.scope, b.stack, b.size, None, b.hidden_addr)
+                }),
                 |s| resolved.frames(s).to_vec(),
+                reach,
             );
             v.retention.allowed.push(AllowedRetention {
                 rule: rule.label(),
@@ -203,9 +211,16 @@ pub(crate) fn judge(blocks: &[Block], rules: &[Retain], resolved: &mut Resolved)
         v.retention.leak_sites = group_sites(
             leaks.iter().map(|&(i, r)| {
                 let b = &blocks[i];
-                (b.scope, b.stack, b.size, r.map(|r| rules[r].label()))
+                (
+                    b.scope,
+                    b.stack,
+                    b.size,
+                    r.map(|r| rules[r].label()),
+                    b.hidden_addr,
+                )
             }),
             |s| resolved.frames(s).to_vec(),
+            reach,
         );
         v
     })
