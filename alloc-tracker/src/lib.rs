@@ -166,6 +166,18 @@
 //! - A block allocated in scope A and freed while scope B is current lowers
 //!   A's live figures and raises A's `total_frees`; B is untouched.
 //!
+//! # Handing a block to another scope
+//!
+//! A block stays charged to the scope that allocated it. When code you own
+//! keeps a block on purpose beyond the unit of work that made it (a cache
+//! inserting a page read by a query), hand it over:
+//! `cache.insert(id, CACHE.adopt(page))` ([`Scope::adopt`],
+//! [`hand_over`]). `Box`, `Vec`, `String` and unique `Arc`/`Rc` move into a
+//! block of the target scope (one allocation, one copy, one free), exact on
+//! every placement; a shared `Arc` is refused with the value given back.
+//! The query's leak check then passes, and the cache's scope holds the page
+//! until it is freed, on whatever thread. See [`hand_over`](mod@hand_over).
+//!
 //! # Threads and async
 //!
 //! The current scope is per thread. Carry it into spawned threads and
@@ -447,6 +459,7 @@
 mod allocator;
 pub mod budget;
 mod error;
+pub mod hand_over;
 // Integrations with outside tools (Prometheus, a `/metrics` endpoint), each
 // behind its own feature; the core never imports them. Docs: integrations/mod.rs.
 pub mod integrations;
@@ -465,6 +478,7 @@ pub use allocator::Jemalloc;
 pub use allocator::{Attribution, Backend, TrackingAlloc, UsableSizes};
 pub use budget::Budget;
 pub use error::{NotInstalled, ScopeError, ScopeTableFull};
+pub use hand_over::{hand_over, HandOver};
 pub use leak::{ensure_installed, is_installed};
 pub use sampling::Frame;
 #[doc(hidden)]

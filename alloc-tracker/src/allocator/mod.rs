@@ -18,6 +18,7 @@ mod exit_hook;
 #[cfg(feature = "jemalloc")]
 mod fast_path;
 pub(crate) mod mapped;
+mod move_box;
 mod tag;
 mod thread_exit;
 mod trailer;
@@ -29,10 +30,19 @@ pub(crate) use arena::attribution_stats;
 pub(crate) use arena::set_tagged_only;
 #[cfg(feature = "jemalloc")]
 pub use arena::AttributionStats;
+
+/// For the reachability scan (`leak/reach`): overwrites the stale block
+/// addresses in this thread's tcaches (see `arena/scrub.rs`).
+#[cfg(feature = "jemalloc")]
+pub(crate) fn scrub_tcaches() {
+    let slot = thread_state::with(scope::shard_of).unwrap_or(counters::ShardSlot::SHARED);
+    arena::scrub_tcaches(slot);
+}
 pub use backend::Backend;
 #[cfg(feature = "jemalloc")]
 pub use backend::Jemalloc;
 pub(crate) use exit_hook::at_exit;
+pub(crate) use move_box::move_box;
 pub(crate) use tag::Tag;
 
 use crate::scope::{self, ScopeId};

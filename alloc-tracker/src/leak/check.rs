@@ -3,7 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::report::LeakReport;
+use super::overlap::Overlap;
+use super::reach::{self, Reachability};
+use super::report::{AllowedRetention, LeakReport, Retention, UnusedRule};
+use super::retain::{self, Defaults, Retain, RetainRuleError};
+use super::verdict::{self, Resolved};
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
 use crate::stats::ScopeStats;
@@ -34,7 +38,7 @@ pub enum Sites {
 }
 
 /// How a [`LeakCheck`] judges its scope. Made by [`LeakCheck::options`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[must_use = "call .begin() to start the check"]
 pub struct LeakCheckOptions {
     scope: ScopeId,
@@ -42,6 +46,10 @@ pub struct LeakCheckOptions {
     sites: Sites,
     quiescence: Duration,
     tolerance_bytes: u64,
+    rules: Vec<Retain>,
+    defaults: Defaults,
+    defaults_off: Vec<String>,
+    reachability: Reachability,
 }
 
 impl LeakCheckOptions {
@@ -69,6 +77,54 @@ impl LeakCheckOptions {
     /// still listed in the report's `retained_*` figures, never hidden.
     pub fn tolerance_bytes(mut self, bytes: u64) -> Self {
         self.tolerance_bytes = bytes;
+        self
+    }
+
+    /// Declares a retention: blocks the rule matches may stay live after
+    /// the check, up to its bound; beyond it they are leaks. Several rules
+    /// may be given; a block goes to the first that matches it, rules from
+    /// code first, then those of `ALLOC_TRACKER_RETAIN`, of the file named
+    /// by `ALLOC_TRACKER_RETAIN_FILE`, and the [`default_rules`](super::default_rules).
+    /// See [`Retain`].
+    pub fn retain(mut self, rule: Retain) -> Self {
+        self.rules.push(rule);
+        self
+    }
+
+    /// Whether the [`default_rules`](super::default_rules) apply (default
+    /// [`Defaults::On`]).
+    pub fn default_rules(mut self, defaults: Defaults) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// Turns one default rule off by name (see
+    /// [`DEFAULT_NAMES`](super::DEFAULT_NAMES)).
+    pub fn without_default(mut self, name: impl Into<String>) -> Self {
+        self.defaults_off.push(name.into());
+        self
+    }
+
+    /// Whether a failed check that records sites scans the process's
+    /// memory to split the retained blocks into unreachable (definitely
+    /// lost) and reachable, with what holds them (default
+    /// [`Reachability::Scan`]; see `docs/reachability.md`). A passing check
+    /// never scans.
+    ///
+    /// ```
+    /// # #[global_allocator]
+    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+    /// use alloc_tracker::leak::{LeakCheck, Reachability};
+    /// let scope = alloc_tracker::ScopeId::register("doc-reach", None).unwrap();
+    /// let check = LeakCheck::options(scope).reachability(Reachability::Off).begin();
+    /// let kept = scope.in_scope(|| vec![0u8; 64]);
+    /// let report = check.finish().unwrap_err();
+    /// assert!(report.reachability.is_none());
+    /// # drop(kept);
+    /// ```
+    pub fn reachability(mut self, reachability: Reachability) -> Self {
+        self.reachability = reachability;
         self
     }
 
@@ -117,20 +173,40 @@ pub struct LeakCheck {
     /// Scopes whose recording count this check raised (it lowers them on
     /// drop).
     recorded: Vec<ScopeId>,
+    /// The retention rules in order of precedence, or why they could not
+    /// be read.
+    rules: Result<Vec<Retain>, RetainRuleError>,
+    /// This check's registration against overlapping checks.
+    overlap: Overlap,
 }
 
 /// A check that passed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Drained {
+    /// Blocks kept that retention rules allowed, per rule.
+    pub allowed: Vec<AllowedRetention>,
+    /// Rules from code, environment or file that matched nothing.
+    pub unused_rules: Vec<UnusedRule>,
     /// How long `finish` waited for the scope to drain.
     pub waited: Duration,
     /// The scope's (with children) figures over the check: live figures at
     /// the end, totals of the work done between begin and finish;
     /// `peak_bytes` is the scope's peak so far (peaks are not reset).
     pub during: ScopeStats,
-    /// Bytes left live within the tolerance.
+    /// Bytes left live: within the tolerance, or allowed by rules.
     pub retained_bytes: u64,
+}
+
+impl std::fmt::Display for Drained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "drained: {} B retained (waited {:?})",
+            self.retained_bytes, self.waited
+        )?;
+        super::report::write_retention(f, &self.allowed, &self.unused_rules)
+    }
 }
 
 impl LeakCheck {
@@ -148,6 +224,10 @@ impl LeakCheck {
             sites: Sites::Record,
             quiescence: Duration::ZERO,
             tolerance_bytes: 0,
+            rules: Vec::new(),
+            defaults: Defaults::On,
+            defaults_off: Vec::new(),
+            reachability: Reachability::Scan,
         }
     }
 
@@ -164,8 +244,12 @@ impl LeakCheck {
             }
             recorded = members.clone();
         }
+        let overlap = Overlap::begin(&members);
+        let rules = crate::thread_state::internal(|| rules_in_order(&opts));
         let first_seq = sampling::records_seq();
         LeakCheck {
+            rules,
+            overlap,
             baseline: opts.scope.stats_with_children(),
             freed_elsewhere: members.iter().map(|s| sampling::freed_elsewhere(*s)).sum(),
             first_seq,
@@ -194,11 +278,49 @@ impl LeakCheck {
         };
         let bytes = now.live_bytes.saturating_sub(base_bytes);
         let allocs = now.live_allocs.saturating_sub(base_allocs);
-        if bytes > self.opts.tolerance_bytes || (allocs > 0 && self.opts.tolerance_bytes == 0) {
-            Some((bytes, allocs))
-        } else {
-            None
+        self.over_tolerance(bytes, allocs)
+            .then_some((bytes, allocs))
+    }
+
+    fn over_tolerance(&self, bytes: u64, allocs: u64) -> bool {
+        bytes > self.opts.tolerance_bytes || (allocs > 0 && self.opts.tolerance_bytes == 0)
+    }
+
+    /// The excess split by the retention rules: what is left as leak (the
+    /// excess minus the allowed blocks), with the verdict's lists.
+    fn judge(
+        &self,
+        excess: (u64, u64),
+        rules: &[Retain],
+        resolved: &mut Resolved,
+        reach: Option<&reach::Classified>,
+    ) -> (u64, u64, Retention) {
+        if self.opts.sites == Sites::Off {
+            let retention = Retention {
+                unused: verdict::all_unused(rules),
+                overlapping_checks: self.overlap.others(),
+                ..Retention::default()
+            };
+            return (excess.0, excess.1, retention);
         }
+        let members = registry::subtree(self.opts.scope);
+        let mut blocks = verdict::gather(self.first_seq, &members);
+        if let Some(c) = reach {
+            for b in &mut blocks {
+                b.reach = c.verdict(reach::hide(b.hidden_addr)).map(|v| match v {
+                    reach::BlockVerdict::Unreachable => verdict::Reach::Unreachable,
+                    reach::BlockVerdict::Reachable { .. } => verdict::Reach::Reachable,
+                });
+            }
+        }
+        let v = verdict::judge(&blocks, rules, resolved, reach);
+        let mut retention = v.retention;
+        retention.overlapping_checks = self.overlap.others();
+        (
+            excess.0.saturating_sub(v.allowed_bytes),
+            excess.1.saturating_sub(v.allowed_allocs),
+            retention,
+        )
     }
 
     /// Ends the check: waits up to the quiescence time for the scope to
@@ -214,6 +336,9 @@ impl LeakCheck {
     // noise for every caller.
     #[allow(clippy::result_large_err)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
+        // The reachability scan reads this thread's stack from here up:
+        // the frames of `finish`'s callers are roots, the scanner's are not.
+        let stack_top = reach::stack_mark();
         if !super::is_installed() {
             return Err(LeakReport::not_installed(
                 self.opts.scope,
@@ -221,19 +346,52 @@ impl LeakCheck {
                 self.started.elapsed(),
             ));
         }
+        let rules = match &self.rules {
+            Ok(rules) => rules,
+            Err(e) => {
+                return Err(LeakReport::bad_rules(
+                    self.opts.scope,
+                    self.opts.expect,
+                    e.clone(),
+                    self.started.elapsed(),
+                ))
+            }
+        };
         let deadline = Instant::now() + self.opts.quiescence;
         let waited_from = Instant::now();
         let mut pause = Duration::from_micros(200);
-        loop {
+        let mut resolved = Resolved::default();
+        let base = match self.opts.expect {
+            Expect::Baseline => self.baseline.live_bytes,
+            Expect::Zero => 0,
+        };
+        let result = loop {
             let now = self.opts.scope.stats_with_children();
-            match self.excess(&now) {
+            let waited = waited_from.elapsed();
+            let judged = match self.excess(&now) {
+                None => None,
+                // Without rules, only the final report needs the blocks.
+                Some(e) if rules.is_empty() => Some((e.0, e.1, None)),
+                Some(e) => {
+                    let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, None);
+                    Some((bytes, allocs, Some(r)))
+                }
+            };
+            let (leaked, retention) = match judged {
+                None => (None, None),
+                Some((b, a, r)) if !self.over_tolerance(b, a) => (None, r),
+                Some((b, a, r)) => (Some((b, a)), r),
+            };
+            match leaked {
                 None => {
-                    let base = match self.opts.expect {
-                        Expect::Baseline => self.baseline.live_bytes,
-                        Expect::Zero => 0,
-                    };
-                    return Ok(Drained {
-                        waited: waited_from.elapsed(),
+                    let retention = retention.unwrap_or_else(|| Retention {
+                        unused: verdict::all_unused(rules),
+                        ..Retention::default()
+                    });
+                    break Ok(Drained {
+                        allowed: retention.allowed,
+                        unused_rules: retention.unused,
+                        waited,
                         during: self.during(&now),
                         retained_bytes: now.live_bytes.saturating_sub(base),
                     });
@@ -245,13 +403,32 @@ impl LeakCheck {
                     pause = (pause * 2).min(Duration::from_millis(10));
                 }
                 Some((bytes, allocs)) => {
+                    let retention = match retention {
+                        Some(r) => r,
+                        None => self.judge((bytes, allocs), rules, &mut resolved, None).2,
+                    };
                     let members = registry::subtree(self.opts.scope);
                     let freed_elsewhere = members
                         .iter()
                         .map(|s| sampling::freed_elsewhere(*s))
                         .sum::<u64>()
                         - self.freed_elsewhere;
-                    return Err(LeakReport::build(
+                    let scan = self.opts.sites == Sites::Record
+                        && self.opts.reachability == Reachability::Scan;
+                    if scan {
+                        // The symboliser's caches are live heap the scan
+                        // would read as possible holders: drop them first.
+                        std::mem::take(&mut resolved).release();
+                    }
+                    let reach = scan.then(|| reach::classify(&members, self.first_seq, stack_top));
+                    // With the scan, judge again: an unreachable block is a
+                    // leak whatever rule matches it, and each site says
+                    // which of its blocks are reachable and from what.
+                    let (bytes, allocs, retention) = match (&reach, self.excess(&now)) {
+                        (Some(c), Some(e)) => self.judge(e, rules, &mut resolved, Some(c)),
+                        _ => (bytes, allocs, retention),
+                    };
+                    break Err(LeakReport::build(
                         self.opts.scope,
                         self.opts.expect,
                         self.opts.sites == Sites::Record,
@@ -260,15 +437,17 @@ impl LeakCheck {
                         self.during(&now),
                         bytes,
                         allocs,
-                        self.first_seq,
-                        &members,
+                        retention,
                         freed_elsewhere,
-                        waited_from.elapsed(),
+                        waited,
                         self.started.elapsed(),
+                        reach.as_ref(),
                     ));
                 }
             }
-        }
+        };
+        resolved.release();
+        result
     }
 
     /// Ends the check and panics with the report if the scope did not
@@ -317,6 +496,34 @@ impl Drop for LeakCheck {
             crate::switches::recording_ended();
         }
     }
+}
+
+/// The check's rules in order of precedence: code, environment, file,
+/// defaults (those not turned off).
+fn rules_in_order(opts: &LeakCheckOptions) -> Result<Vec<Retain>, RetainRuleError> {
+    let from_env = retain::rules_from_env()?;
+    for name in &opts.defaults_off {
+        if !retain::DEFAULT_NAMES.contains(&name.as_str()) {
+            return Err(RetainRuleError {
+                origin: "LeakCheckOptions::without_default".into(),
+                line: 0,
+                text: name.clone(),
+                problem: format!(
+                    "no default rule is named `{name}` (they are: {})",
+                    retain::DEFAULT_NAMES.join(", ")
+                ),
+            });
+        }
+    }
+    let mut rules = opts.rules.clone();
+    rules.extend(from_env.rules);
+    if opts.defaults == Defaults::On && !from_env.all_defaults_off {
+        rules.extend(retain::default_rules().into_iter().filter(|r| {
+            let name = r.label();
+            !opts.defaults_off.contains(&name) && !from_env.defaults_off.contains(&name)
+        }));
+    }
+    Ok(rules)
 }
 
 /// Writes `report` as JSON into `$ALLOC_TRACKER_LEAK_DIR`, if set.

@@ -11,16 +11,28 @@
 //! - [`is_installed`]: checks refuse to run without the allocator.
 
 mod check;
+mod defaults;
 mod installed;
+mod overlap;
+pub(crate) mod reach;
 mod report;
+mod retain;
+mod steady;
 mod trend;
+mod verdict;
 
 #[doc(hidden)]
 pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
 pub use installed::{ensure_installed, is_installed};
-pub use report::{LeakCause, LeakReport, LeakSite};
+pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
+pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
+pub use retain::{
+    default_rules, rules_from_env, Defaults, Retain, RetainRuleError, RetainWithoutBound, RuleSet,
+    RuleSource, DEFAULT_NAMES, RETAIN_ENV, RETAIN_FILE_ENV,
+};
+pub use steady::{Steady, SteadyCause, SteadyState, SteadyStateOptions, SteadyStateReport};
 pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};
 
 use std::future::Future;

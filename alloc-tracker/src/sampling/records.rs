@@ -49,7 +49,19 @@ impl std::hash::Hasher for AddrHasher {
     }
 }
 
+/// Keyed by [`key`]`(address)`, never the address itself: see [`key`].
 type Records = DashMap<usize, Record, std::hash::BuildHasherDefault<AddrHasher>>;
+
+/// The table's key for a block address: the address bit-inverted. The
+/// reachability scan of a failed leak check (`leak/reach`) reads all of the
+/// process's memory, this table included; a plain address here (or in a
+/// freed bucket the map did not overwrite) would make every recorded block
+/// look held. An inverted user-space address has its top bits set, so it
+/// never looks like a pointer. Its own inverse.
+#[inline]
+const fn key(addr: usize) -> usize {
+    !addr
+}
 
 static RECORDS: Lazy<Records> = Lazy::new(Records::default);
 static SEQ: AtomicU64 = AtomicU64::new(1);
@@ -69,12 +81,12 @@ pub(crate) fn current_seq() -> u64 {
 
 /// Inserts a record; `false` if the table could not take it.
 pub(crate) fn insert(addr: usize, r: Record) -> bool {
-    RECORDS.insert(addr, r);
+    RECORDS.insert(key(addr), r);
     true
 }
 
 pub(crate) fn remove(addr: usize, _tag: crate::allocator::Tag, thread: u32, scope: ScopeId) {
-    if let Some((_, r)) = RECORDS.remove(&addr) {
+    if let Some((_, r)) = RECORDS.remove(&key(addr)) {
         if r.exact && (r.thread != thread || r.scope != scope) {
             FREED_ELSEWHERE[r.scope.index()].fetch_add(1, Ordering::Relaxed);
         }
@@ -83,13 +95,13 @@ pub(crate) fn remove(addr: usize, _tag: crate::allocator::Tag, thread: u32, scop
 
 /// Moves a record to a new address and size; `false` if there was none.
 pub(crate) fn rekey(old: usize, new: usize, new_size: usize) -> bool {
-    match RECORDS.remove(&old) {
+    match RECORDS.remove(&key(old)) {
         Some((_, mut r)) => {
             if r.exact {
                 r.weight = new_size as u64;
             }
             r.size = new_size;
-            RECORDS.insert(new, r);
+            RECORDS.insert(key(new), r);
             true
         }
         None => false,
@@ -109,6 +121,6 @@ pub(crate) fn freed_elsewhere(scope: ScopeId) -> u64 {
 /// duty); `f` must not allocate through recorded scopes.
 pub(crate) fn for_each_record(mut f: impl FnMut(usize, &Record)) {
     for e in RECORDS.iter() {
-        f(*e.key(), e.value());
+        f(key(*e.key()), e.value());
     }
 }

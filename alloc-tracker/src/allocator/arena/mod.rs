@@ -52,9 +52,11 @@ use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicUsize
 use tikv_jemalloc_sys as ffi;
 
 mod hooks;
+mod scrub;
 mod tcache;
 
 use hooks::HOOKS;
+pub(crate) use scrub::scrub_tcaches;
 pub(crate) use tcache::ready_tcache_flag;
 pub(crate) use tcache::release_tcaches;
 use tcache::tcache_flag;

@@ -1,0 +1,116 @@
+//! What the scan reads: the process's writable private mappings (from
+//! `/proc/self/maps`) and its threads' stack pointers (from
+//! `/proc/self/task/<tid>/syscall`, known for threads blocked in a system
+//! call).
+
+/// One mapping the scan may read.
+#[derive(Debug, Clone)]
+pub(crate) struct Region {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    /// The mapped file, `[heap]`, `[stack]`, `[anon:..]`, or empty.
+    pub(crate) name: String,
+}
+
+impl Region {
+    pub(crate) fn contains(&self, a: usize) -> bool {
+        self.start <= a && a < self.end
+    }
+}
+
+/// The readable, writable, private mappings of this process, in address
+/// order, without the kernel's `[vvar]`/`[vsyscall]` pages.
+pub(crate) fn writable_regions() -> std::io::Result<Vec<Region>> {
+    let text = std::fs::read_to_string("/proc/self/maps")?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let name = f.nth(3).unwrap_or("").to_string();
+        let p = perms.as_bytes();
+        if p.len() < 4 || p[0] != b'r' || p[1] != b'w' || p[3] != b'p' {
+            continue;
+        }
+        if name.starts_with("[vvar") || name == "[vsyscall]" || name == "[vdso]" {
+            continue;
+        }
+        let Some((s, e)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(s, 16), usize::from_str_radix(e, 16))
+        else {
+            continue;
+        };
+        out.push(Region { start, end, name });
+    }
+    Ok(out)
+}
+
+/// Another thread of this process.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadInfo {
+    pub(crate) tid: i32,
+    /// Its name (`comm`).
+    pub(crate) name: String,
+    /// Its stack pointer, when it is blocked in a system call.
+    pub(crate) sp: Option<usize>,
+}
+
+/// This process's threads other than `me`.
+pub(crate) fn other_threads(me: i32) -> Vec<ThreadInfo> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if tid == me {
+            continue;
+        }
+        let base = e.path();
+        let name = std::fs::read_to_string(base.join("comm"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let sp = std::fs::read_to_string(base.join("syscall"))
+            .ok()
+            .and_then(|s| syscall_sp(&s));
+        out.push(ThreadInfo { tid, name, sp });
+    }
+    out
+}
+
+/// The stack pointer in a `/proc/<pid>/task/<tid>/syscall` line: `nr a1 ..
+/// a6 sp pc` while blocked in a call, `-1 sp pc` while blocked otherwise,
+/// `running` while running.
+fn syscall_sp(s: &str) -> Option<usize> {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    if f.len() < 3 || f[0] == "running" {
+        return None;
+    }
+    let sp = f[f.len() - 2].trim_start_matches("0x");
+    usize::from_str_radix(sp, 16).ok().filter(|&v| v != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn syscall_line_gives_the_stack_pointer_of_a_blocked_thread() {
+        let l = "202 0x7f00 0x80 0x2 0x0 0x0 0x0 0x7ffd1234 0x7f5555\n";
+        assert_eq!(super::syscall_sp(l), Some(0x7ffd_1234));
+        assert_eq!(super::syscall_sp("-1 0x7ffd10 0x4000\n"), Some(0x7ffd10));
+        assert_eq!(super::syscall_sp("running\n"), None);
+    }
+
+    #[test]
+    fn maps_list_the_writable_private_mappings() {
+        static DATA: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let a = std::ptr::addr_of!(DATA) as usize;
+        let regions = super::writable_regions().unwrap();
+        assert!(regions.iter().any(|r| r.contains(a)));
+        assert!(regions.windows(2).all(|w| w[0].end <= w[1].start));
+    }
+}

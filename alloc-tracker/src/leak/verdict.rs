@@ -1,0 +1,243 @@
+//! The per-block verdict: each retained block of a checked scope is a
+//! leak or allowed retention.
+//!
+//! ```text
+//! retained blocks (recorded during the check, in the scope or below),
+//! in allocation order
+//!   |
+//!   +-- unreachable (a reachability scan said so) ------------> leak
+//!   +-- no rule matches --------------------------------------> leak
+//!   +-- the first matching rule (code, env, file, defaults)
+//!         +-- fits in the rule's bound, no earlier block
+//!         |   of the rule overflowed it ----------------------> allowed
+//!         +-- otherwise ---------------------------------------> leak
+//!                                            (beyond the rule's bound)
+//! ```
+//!
+//! Bytes the check saw kept but no record explains (blocks that predate
+//! the check, sites off) cannot be matched by any rule and stay leaks.
+
+use std::collections::HashMap;
+
+use super::reach::Classified;
+use super::report::{group_sites, AllowedRetention, Retention, UnusedRule};
+use super::retain::{Matcher, Retain, RuleSource};
+use crate::sampling::{self, Frame, StackId};
+use crate::scope::{registry, ScopeId};
+use crate::thread_state;
+
+/// What a reachability scan found for a block (the plug point of the scan
+/// of issue 19); `None` on a block means "not scanned".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Nothing outside the unreachable blocks points to it: always a leak.
+    Unreachable,
+    /// Something still points to it.
+    Reachable,
+}
+
+/// One retained block.
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    /// The block's address as `reach::hide` keeps it: the gathered
+    /// blocks live on the heap, and a plain address there would look like
+    /// a pointer to the block to a later reachability scan.
+    pub(crate) hidden_addr: usize,
+    pub(crate) scope: ScopeId,
+    pub(crate) size: usize,
+    pub(crate) seq: u64,
+    pub(crate) stack: StackId,
+    pub(crate) reach: Option<Reach>,
+}
+
+/// The recorded blocks still live that a check began at `first_seq` made
+/// in `members`, oldest first.
+pub(crate) fn gather(first_seq: u64, members: &[ScopeId]) -> Vec<Block> {
+    thread_state::internal(|| {
+        let mut blocks = Vec::new();
+        sampling::for_each_record(|addr, r| {
+            if r.exact && r.seq >= first_seq && members.contains(&r.scope) {
+                blocks.push(Block {
+                    hidden_addr: super::reach::hide(addr),
+                    scope: r.scope,
+                    size: r.size,
+                    seq: r.seq,
+                    stack: r.stack,
+                    reach: None,
+                });
+            }
+        });
+        blocks.sort_by_key(|b| b.seq);
+        blocks
+    })
+}
+
+/// Symbolised stacks and scope paths, kept across the polls of one check.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    frames: HashMap<StackId, Vec<Frame>>,
+    paths: HashMap<ScopeId, String>,
+    subtrees: HashMap<ScopeId, Vec<ScopeId>>,
+}
+
+impl Resolved {
+    fn frames(&mut self, stack: StackId) -> &[Frame] {
+        self.frames
+            .entry(stack)
+            .or_insert_with(|| sampling::resolve(stack))
+    }
+
+    fn matches(&mut self, m: &Matcher, b: &Block) -> bool {
+        match m {
+            Matcher::Site(s) => self.frames(b.stack).iter().any(|f| f.function.contains(s)),
+            Matcher::AnySite(list) => self
+                .frames(b.stack)
+                .iter()
+                .any(|f| list.iter().any(|s| f.function.contains(s))),
+            Matcher::Scope(id) => self
+                .subtrees
+                .entry(*id)
+                .or_insert_with(|| registry::subtree(*id))
+                .contains(&b.scope),
+            Matcher::ScopePath(p) => {
+                let path = self.paths.entry(b.scope).or_insert_with(|| b.scope.path());
+                path == p
+                    || path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            }
+        }
+    }
+
+    /// Frees the symboliser's caches (call once the check is over).
+    pub(crate) fn release(self) {
+        thread_state::internal(|| {
+            drop(self);
+            sampling::release_symbol_cache();
+        });
+    }
+}
+
+/// The split of a check's retained blocks.
+#[derive(Debug, Default)]
+pub(crate) struct Verdict {
+    /// Bytes and blocks allowed by the rules.
+    pub(crate) allowed_bytes: u64,
+    pub(crate) allowed_allocs: u64,
+    /// Bytes and blocks that are leaks.
+    pub(crate) leak_bytes: u64,
+    pub(crate) leak_allocs: u64,
+    pub(crate) retention: Retention,
+}
+
+/// Splits `blocks` (oldest first) by `rules` (in order of precedence).
+pub(crate) fn judge(
+    blocks: &[Block],
+    rules: &[Retain],
+    resolved: &mut Resolved,
+    reach: Option<&Classified>,
+) -> Verdict {
+    thread_state::internal(|| {
+        #[derive(Default)]
+        struct PerRule {
+            allowed: Vec<usize>,
+            bytes: u64,
+            beyond_bytes: u64,
+            beyond_allocs: u64,
+            overflowed: bool,
+        }
+        let mut per_rule: Vec<PerRule> = rules.iter().map(|_| PerRule::default()).collect();
+        // (block index, the rule it overflowed)
+        let mut leaks: Vec<(usize, Option<usize>)> = Vec::new();
+        for (i, b) in blocks.iter().enumerate() {
+            if b.reach == Some(Reach::Unreachable) {
+                leaks.push((i, None));
+                continue;
+            }
+            let Some(r) = rules.iter().position(|r| resolved.matches(&r.matcher, b)) else {
+                leaks.push((i, None));
+                continue;
+            };
+            let pr = &mut per_rule[r];
+            let size = b.size as u64;
+            if !pr.overflowed && pr.bytes.saturating_add(size) <= rules[r].bound {
+                pr.bytes += size;
+                pr.allowed.push(i);
+            } else {
+                pr.overflowed = true;
+                pr.beyond_bytes += size;
+                pr.beyond_allocs += 1;
+                leaks.push((i, Some(r)));
+            }
+        }
+        let mut v = Verdict::default();
+        for (r, pr) in per_rule.into_iter().enumerate() {
+            let rule = &rules[r];
+            if pr.allowed.is_empty() && pr.beyond_allocs == 0 {
+                if rule.source != RuleSource::Default {
+                    v.retention.unused.push(UnusedRule {
+                        rule: rule.label(),
+                        pattern: rule.pattern(),
+                        source: rule.source,
+                        bound_bytes: rule.bound,
+                    });
+                }
+                continue;
+            }
+            v.allowed_bytes += pr.bytes;
+            v.allowed_allocs += pr.allowed.len() as u64;
+            let sites = group_sites(
+                pr.allowed.iter().map(|&i| {
+                    let b = &blocks[i];
+                    (b.scope, b.stack, b.size, None, b.hidden_addr)
+                }),
+                |s| resolved.frames(s).to_vec(),
+                reach,
+            );
+            v.retention.allowed.push(AllowedRetention {
+                rule: rule.label(),
+                pattern: rule.pattern(),
+                source: rule.source,
+                bound_bytes: rule.bound,
+                bytes: pr.bytes,
+                allocs: pr.allowed.len() as u64,
+                beyond_bound_bytes: pr.beyond_bytes,
+                beyond_bound_allocs: pr.beyond_allocs,
+                sites,
+            });
+        }
+        v.leak_bytes = leaks.iter().map(|&(i, _)| blocks[i].size as u64).sum();
+        v.leak_allocs = leaks.len() as u64;
+        v.retention.leak_sites = group_sites(
+            leaks.iter().map(|&(i, r)| {
+                let b = &blocks[i];
+                (
+                    b.scope,
+                    b.stack,
+                    b.size,
+                    r.map(|r| rules[r].label()),
+                    b.hidden_addr,
+                )
+            }),
+            |s| resolved.frames(s).to_vec(),
+            reach,
+        );
+        v
+    })
+}
+
+/// Every rule unused (a check that kept nothing): the non-default ones.
+pub(crate) fn all_unused(rules: &[Retain]) -> Vec<UnusedRule> {
+    thread_state::internal(|| {
+        rules
+            .iter()
+            .filter(|r| r.source != RuleSource::Default)
+            .map(|r| UnusedRule {
+                rule: r.label(),
+                pattern: r.pattern(),
+                source: r.source,
+                bound_bytes: r.bound,
+            })
+            .collect()
+    })
+}

@@ -1,0 +1,159 @@
+//! Retained blocks that something still points to are reported reachable,
+//! with what holds them: a static (by name), a recorded block of another
+//! scope (with its site and scope), a parked tokio task, another thread's
+//! stack.
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::{mpsc, Mutex};
+
+use alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport, LeakSite, SiteReach};
+use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+static HELD: Scope = Scope::new("reach-held");
+
+/// The site whose stack names `function`, and its reachability.
+fn site<'r>(report: &'r LeakReport, function: &str) -> (&'r LeakSite, &'r SiteReach) {
+    let s = report
+        .sites
+        .iter()
+        .find(|s| s.frames.iter().any(|f| f.function.contains(function)))
+        .unwrap_or_else(|| panic!("no site from `{function}` in:\n{report}"));
+    (s, s.reach.as_ref().expect("a failed check scans"))
+}
+
+static CACHE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+#[inline(never)]
+fn push_into_static() {
+    CACHE.lock().unwrap().push(black_box(vec![3u8; 1000]));
+}
+
+#[test]
+fn vec_pushed_into_a_static_is_held_by_that_static() {
+    let instance = HELD.instance().unwrap();
+    let check = LeakCheck::begin(&instance);
+    instance.in_scope(push_into_static);
+    let report = check.finish().unwrap_err();
+    let (s, r) = site(&report, "push_into_static");
+    assert!(s.bytes >= 1000, "{report}");
+    assert_eq!(r.unreachable_bytes, 0, "{report}");
+    assert!(r.reachable_bytes >= 1000, "{report}");
+    let h = &r.holders[0].holder;
+    assert_eq!(h.kind, HolderKind::Static, "{report}");
+    assert!(h.name.contains("CACHE"), "{report}");
+    let text = report.to_string();
+    assert!(text.contains("held by static `"), "{text}");
+    assert!(text.contains("CACHE"), "{text}");
+    CACHE.lock().unwrap().clear();
+}
+
+static MAPS: Scope = Scope::new("reach-map-owner");
+
+#[inline(never)]
+fn make_the_map() -> HashMap<u64, Box<[u8; 512]>> {
+    HashMap::with_capacity(64)
+}
+
+#[inline(never)]
+fn insert_into_the_map(map: &mut HashMap<u64, Box<[u8; 512]>>) {
+    map.insert(7, black_box(Box::new([9u8; 512])));
+}
+
+#[test]
+fn value_moved_into_a_map_of_another_scope_is_held_by_that_maps_block() {
+    // The map's table is recorded by a check on its own scope, still open.
+    let owner = MAPS.instance().unwrap();
+    let owner_check = LeakCheck::begin(&owner);
+    let mut map = owner.in_scope(make_the_map);
+    let instance = HELD.instance().unwrap();
+    let check = LeakCheck::begin(&instance);
+    instance.in_scope(|| insert_into_the_map(&mut map));
+    let report = check.finish().unwrap_err();
+    let (_, r) = site(&report, "insert_into_the_map");
+    assert_eq!(r.reachable_bytes, 512, "{report}");
+    assert_eq!(r.unreachable_bytes, 0, "{report}");
+    let h = &r.holders[0].holder;
+    assert_eq!(h.kind, HolderKind::Block, "{report}");
+    assert_eq!(
+        h.scope.as_deref(),
+        Some(ScopeId::from(&owner).path().as_str()),
+        "{report}"
+    );
+    assert!(
+        h.site
+            .as_ref()
+            .is_some_and(|f| f.function.contains("make_the_map")),
+        "{report}"
+    );
+    assert!(report.to_string().contains("make_the_map"), "{report}");
+    drop(map);
+    drop(owner_check);
+}
+
+#[inline(never)]
+fn block_for_the_task() -> Box<[u8; 700]> {
+    black_box(Box::new([5u8; 700]))
+}
+
+#[test]
+fn block_whose_only_pointer_is_in_a_parked_tokio_task_is_reachable() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let instance = HELD.instance().unwrap();
+    let check = LeakCheck::begin(&instance);
+    let task = instance.in_scope(|| {
+        let b = block_for_the_task();
+        rt.spawn(async move {
+            let _ = rx.await;
+            black_box(&b);
+        })
+    });
+    // Let a worker poll it once, so that it is parked on the channel.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let report = check.finish().unwrap_err();
+    let (_, r) = site(&report, "block_for_the_task");
+    assert_eq!(r.reachable_bytes, 700, "{report}");
+    assert_eq!(r.unreachable_bytes, 0, "{report}");
+    tx.send(()).unwrap();
+    rt.block_on(task).unwrap();
+}
+
+#[inline(never)]
+fn allocate_on_this_thread() -> Box<[u8; 300]> {
+    black_box(Box::new([4u8; 300]))
+}
+
+#[test]
+fn block_referenced_only_from_a_blocked_threads_stack_is_held_by_that_stack() {
+    let instance = HELD.instance().unwrap();
+    let scope = ScopeId::from(&instance);
+    let check = LeakCheck::begin(&instance);
+    let (ready_tx, ready_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let t = std::thread::Builder::new()
+        .name("stack-holder".into())
+        .spawn(move || {
+            let b = scope.in_scope(allocate_on_this_thread);
+            ready_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            black_box(&b);
+        })
+        .unwrap();
+    ready_rx.recv().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let report = check.finish().unwrap_err();
+    let (_, r) = site(&report, "allocate_on_this_thread");
+    assert_eq!(r.reachable_bytes, 300, "{report}");
+    let h = &r.holders[0].holder;
+    assert_eq!(h.kind, HolderKind::ThreadStack, "{report}");
+    assert!(h.name.contains("stack-holder"), "{report}");
+    go_tx.send(()).unwrap();
+    t.join().unwrap();
+}
