@@ -4,6 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::report::LeakReport;
+use crate::error::NotInstalled;
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
 use crate::stats::ScopeStats;
@@ -181,9 +182,17 @@ impl LeakCheck {
     }
 
     /// Whether the scope is drained right now (no waiting, no report).
-    pub fn is_drained(&self) -> bool {
-        self.excess(&self.opts.scope.stats_with_children())
-            .is_none()
+    ///
+    /// # Errors
+    /// [`NotInstalled`] when [`TrackingAlloc`](crate::TrackingAlloc) is
+    /// not the global allocator: every figure would read zero and the
+    /// scope would look drained whatever it holds, so the check refuses,
+    /// as [`finish`](Self::finish) does.
+    pub fn is_drained(&self) -> Result<bool, NotInstalled> {
+        super::ensure_installed()?;
+        Ok(self
+            .excess(&self.opts.scope.stats_with_children())
+            .is_none())
     }
 
     /// Bytes and allocations above what "drained" allows, if any.
