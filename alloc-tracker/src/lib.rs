@@ -484,6 +484,8 @@ pub use alloc_tracker_macros::test;
 /// What the macros of this crate expand to call; not public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "tokio")]
+    pub use crate::leak::test_attr::run_tokio_test;
     pub use crate::leak::test_attr::{run_async_test, run_test};
 }
 #[cfg(feature = "jemalloc")]

@@ -60,7 +60,10 @@ impl LeakCheckOptions {
 
     /// How long [`LeakCheck::finish`] may wait for work handed to other
     /// threads to free its memory, polling, before it declares a leak
-    /// (default: no wait).
+    /// (default [`DEFAULT_QUIESCENCE`], 1 s; `Duration::ZERO` for none). A
+    /// check that drains returns as soon as it does, so only a failing
+    /// check pays the whole wait; the report gives the time waited
+    /// (`waited`).
     pub fn quiescence(mut self, wait: Duration) -> Self {
         self.quiescence = wait;
         self
@@ -78,6 +81,17 @@ impl LeakCheckOptions {
         LeakCheck::start(self)
     }
 }
+
+/// How long a check waits by default for the scope to drain before it
+/// declares a leak: late frees of work handed to other threads. A tokio
+/// worker frees a finished task's cell a little after the task's output
+/// was delivered; a thread pool drops a job's closure after the job
+/// signalled; on a loaded 2-core machine that can take tens of
+/// milliseconds. The default applies to every check, sync or async (late
+/// frees are not an async matter: any work handed to another thread can
+/// free late); a check that drains returns at once, so only failing checks
+/// pay it. Set another with [`LeakCheckOptions::quiescence`].
+pub const DEFAULT_QUIESCENCE: Duration = Duration::from_secs(1);
 
 /// A leak check on one scope and all scopes below it.
 ///
@@ -136,7 +150,7 @@ pub struct Drained {
 
 impl LeakCheck {
     /// Begins a check on `scope` with default options: back to baseline,
-    /// sites recorded, no wait.
+    /// sites recorded, a quiescence wait of up to [`DEFAULT_QUIESCENCE`].
     pub fn begin(scope: impl Into<ScopeId>) -> LeakCheck {
         Self::options(scope).begin()
     }
@@ -147,7 +161,7 @@ impl LeakCheck {
             scope: scope.into(),
             expect: Expect::Baseline,
             sites: Sites::Record,
-            quiescence: Duration::ZERO,
+            quiescence: DEFAULT_QUIESCENCE,
             tolerance_bytes: 0,
         }
     }

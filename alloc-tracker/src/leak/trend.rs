@@ -293,10 +293,7 @@ impl GrowingSite {
 
     /// The innermost frame that is program code rather than std.
     pub fn origin(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !f.is_std())
-            .or(self.frames.first())
+        crate::sampling::origin(&self.frames)
     }
 }
 

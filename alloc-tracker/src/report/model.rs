@@ -186,10 +186,7 @@ impl SiteReport {
     /// The innermost frame that is program code rather than `std`/`core`/
     /// `alloc`, or the innermost frame.
     pub fn origin(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !f.is_std())
-            .or(self.frames.first())
+        crate::sampling::origin(&self.frames)
     }
 }
 
