@@ -55,9 +55,9 @@ mod hooks;
 mod tcache;
 
 use hooks::HOOKS;
-pub(crate) use tcache::ready_tcache_flag;
 pub(crate) use tcache::release_tcaches;
 use tcache::tcache_flag;
+pub(crate) use tcache::{cached_bytes, ready_tcache_flag};
 
 use crate::scope::{ScopeId, MAX_SCOPES};
 use crate::stats::counters::ShardSlot;
