@@ -208,7 +208,8 @@
 //! [`integrations::tokio::warm_up`] (or `warm_up_async` from a task): one
 //! task per worker held together by a barrier (each spawning tasks that
 //! yield), and one `spawn_blocking`; tested on 40 fresh runtimes in a row,
-//! where tasks that only yield left per-worker state in every check. To
+//! where a warm-up without tasks that yield left a worker's defer list
+//! growing in every check. To
 //! tell runtime state from a leak: its sites are in the runtime's own
 //! frames, and it stays small when the same work runs again and again in
 //! the scope, while a leak grows with every run in proportion to the work.
