@@ -215,15 +215,52 @@
 //! rayon's registry), charged to whatever scope is current when it happens:
 //! the first scope that makes a fresh runtime do something. A leak check
 //! around the first async work on a fresh runtime can fail with a few
-//! hundred bytes (tokio: typically 256 B to 1 KiB in a handful of
-//! allocations) whose sites are inside `tokio::runtime`. Warm the runtime
-//! up first, outside the checked scope (spawn and await a few tasks that
-//! yield, and one `spawn_blocking`), as the crate's tests do. To tell
-//! runtime state from a leak: its sites are in the runtime's own frames,
-//! and it stays small when the same work runs again and again in the scope
-//! (tokio, 16 tasks of 50 polls on 4 workers: 0.2-0.6 KiB after one run,
-//! under 2 KiB after six), while a leak grows with every run in proportion
-//! to the work.
+//! hundred bytes whose sites are inside `tokio::runtime`. Warm the runtime
+//! up first, outside the checked scope, with
+//! [`integrations::tokio::warm_up`] (or `warm_up_async` from a task): one
+//! task per worker held together by a barrier (each spawning tasks that
+//! yield), and one `spawn_blocking`; tested on 40 fresh runtimes in a row,
+//! where a warm-up without tasks that yield left a worker's defer list
+//! growing in every check. To
+//! tell runtime state from a leak: its sites are in the runtime's own
+//! frames, and it stays small when the same work runs again and again in
+//! the scope, while a leak grows with every run in proportion to the work.
+//!
+//! **Late frees.** A worker frees a finished task's cell a little after
+//! the task's output was delivered, and any work handed to another thread
+//! can free after the code that waits for it has moved on. Every check
+//! therefore waits, bounded by [`leak::DEFAULT_QUIESCENCE`] (1 s), for the
+//! scope to drain before it declares a leak; a check that drains returns
+//! at once, so only failing checks pay the wait, and reports give the time
+//! waited. `docs/leak-checks.md` ("Async and tokio") has the details.
+//!
+//! **Async tests on tokio.** `#[alloc_tracker::test(tokio)]` (features
+//! `macros` and `tokio`; `worker_threads = N`, default 2) runs an
+//! `async fn` test on a fresh multi-thread runtime built and warmed up
+//! outside the check; its workers run in the test's instance, so a leak in
+//! a task spawned with a plain `tokio::spawn` fails the test. It does not
+//! combine with `#[tokio::test]` (a compile error says so, in either
+//! order):
+//!
+//! ```compile_fail
+//! # #[global_allocator]
+//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! #[alloc_tracker::test]
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn combined() {}
+//! # fn main() {}
+//! ```
+//!
+//! ```compile_fail
+//! # #[global_allocator]
+//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! #[tokio::test(flavor = "multi_thread")]
+//! #[alloc_tracker::test]
+//! async fn combined() {}
+//! # fn main() {}
+//! ```
 //!
 //! # tracing
 //!
@@ -269,8 +306,10 @@
 //!
 //! With the feature `macros`, `#[alloc_tracker::test]` does this for a
 //! whole test, sync or `async` (driven on the test's thread by a small
-//! executor): the body runs in a fresh instance of `test/<function name>`,
-//! which must drain, or the test fails with the leak report
+//! executor; `#[alloc_tracker::test(tokio)]` runs it on a tokio
+//! multi-thread runtime instead, see "Tokio and rayon"): the body runs in
+//! a fresh instance of `test/<function name>`, which must drain, or the
+//! test fails with the leak report
 //! (`tests/test_attribute_checks_each_test_in_its_own_instance.rs`):
 //!
 //! ```ignore
@@ -306,8 +345,9 @@
 //! Site #2 is the static list's own buffer, which grew inside the scope:
 //! every byte the scope kept is attributed to a call site. Checks on different scopes run
 //! concurrently in one test binary; a check on a parent covers its
-//! children; [`LeakCheckOptions::quiescence`](leak::LeakCheckOptions::quiescence)
-//! waits, bounded, for frees made late by background threads;
+//! children; every check waits, bounded (1 s by default,
+//! [`LeakCheckOptions::quiescence`](leak::LeakCheckOptions::quiescence)),
+//! for frees made late by background threads;
 //! [`tolerance_bytes`](leak::LeakCheckOptions::tolerance_bytes) allows memory
 //! retained on purpose, reported as `retained_bytes`, never hidden.
 //!
@@ -333,6 +373,12 @@
 //!   the cache cannot unwind past the allocator, is walked by
 //!   `backtrace::trace` instead, counted in
 //!   [`sampling::stack_capture_stats`]. Other platforms always use it.
+//! - Trimming: a site's stack starts at the caller of the allocator. The
+//!   allocator's own frames are recognised by address (its code's ranges
+//!   from the executable's symbol table), not by the names the debug
+//!   information gives them, so `debug = "line-tables-only"`, `"limited"`,
+//!   `true` and `false` trim alike; [`leak::LeakSite::origin`] is never a
+//!   tracker frame ([`sampling::Frame::is_tracker`]).
 //! - Symbolisation stops at the runtime's start frame (below it, libc's
 //!   debug information would be parsed for nothing) and drops `backtrace`'s
 //!   caches after each report: 9-10 MiB and 65-85 ms for a report of
@@ -498,6 +544,8 @@ pub use alloc_tracker_macros::test;
 /// What the macros of this crate expand to call; not public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "tokio")]
+    pub use crate::leak::test_attr::run_tokio_test;
     pub use crate::leak::test_attr::{run_async_test, run_test};
 }
 #[cfg(feature = "jemalloc")]

@@ -63,3 +63,29 @@ fn finish_returns_a_typed_not_installed_report() {
     let err = leak::check(&CACHE, || ()).unwrap_err();
     assert_eq!(err.cause, LeakCause::NotInstalled);
 }
+
+#[test]
+fn is_drained_refuses_instead_of_reading_a_live_block_as_drained() {
+    let check = LeakCheck::begin(&CACHE);
+    let kept = CACHE.in_scope(|| std::hint::black_box(vec![1u8; 4096]));
+    let err = check.is_drained().unwrap_err();
+    assert_eq!(err, NotInstalled);
+    assert!(err.to_string().contains(FIX), "{err}");
+    drop(kept);
+}
+
+#[test]
+fn a_trend_over_a_growing_scope_refuses_instead_of_reading_zeros() {
+    let mut trend = leak::Trend::options(&CACHE).points(4).build().unwrap();
+    let mut kept = Vec::new();
+    for _ in 0..4 {
+        kept.push(CACHE.in_scope(|| std::hint::black_box(vec![7u8; 10_000])));
+        let report = trend
+            .observe()
+            .expect("every observation without the allocator is refused with a report");
+        assert_eq!(report.cause, LeakCause::NotInstalled);
+        assert!(report.to_string().contains(FIX), "{report}");
+    }
+    assert!(trend.live_bytes().is_empty(), "no zero points recorded");
+    drop(kept);
+}

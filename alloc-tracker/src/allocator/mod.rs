@@ -27,6 +27,8 @@ pub(crate) mod unwind_raw;
 #[cfg(feature = "jemalloc")]
 pub(crate) use arena::attribution_stats;
 #[cfg(feature = "jemalloc")]
+pub(crate) use arena::cached_bytes as jemalloc_cached_bytes;
+#[cfg(feature = "jemalloc")]
 pub(crate) use arena::set_tagged_only;
 #[cfg(feature = "jemalloc")]
 pub use arena::AttributionStats;

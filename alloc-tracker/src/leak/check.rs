@@ -8,6 +8,7 @@ use super::reach::{self, Reachability};
 use super::report::{AllowedRetention, LeakReport, Retention, UnusedRule};
 use super::retain::{self, Defaults, Retain, RetainRuleError};
 use super::verdict::{self, Resolved};
+use crate::error::NotInstalled;
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
 use crate::stats::ScopeStats;
@@ -67,7 +68,10 @@ impl LeakCheckOptions {
 
     /// How long [`LeakCheck::finish`] may wait for work handed to other
     /// threads to free its memory, polling, before it declares a leak
-    /// (default: no wait).
+    /// (default [`DEFAULT_QUIESCENCE`], 1 s; `Duration::ZERO` for none). A
+    /// check that drains returns as soon as it does, so only a failing
+    /// check pays the whole wait; the report gives the time waited
+    /// (`waited`).
     pub fn quiescence(mut self, wait: Duration) -> Self {
         self.quiescence = wait;
         self
@@ -133,6 +137,17 @@ impl LeakCheckOptions {
         LeakCheck::start(self)
     }
 }
+
+/// How long a check waits by default for the scope to drain before it
+/// declares a leak: late frees of work handed to other threads. A tokio
+/// worker frees a finished task's cell a little after the task's output
+/// was delivered; a thread pool drops a job's closure after the job
+/// signalled; on a loaded 2-core machine that can take tens of
+/// milliseconds. The default applies to every check, sync or async (late
+/// frees are not an async matter: any work handed to another thread can
+/// free late); a check that drains returns at once, so only failing checks
+/// pay it. Set another with [`LeakCheckOptions::quiescence`].
+pub const DEFAULT_QUIESCENCE: Duration = Duration::from_secs(1);
 
 /// A leak check on one scope and all scopes below it.
 ///
@@ -211,7 +226,7 @@ impl std::fmt::Display for Drained {
 
 impl LeakCheck {
     /// Begins a check on `scope` with default options: back to baseline,
-    /// sites recorded, no wait.
+    /// sites recorded, a quiescence wait of up to [`DEFAULT_QUIESCENCE`].
     pub fn begin(scope: impl Into<ScopeId>) -> LeakCheck {
         Self::options(scope).begin()
     }
@@ -222,7 +237,7 @@ impl LeakCheck {
             scope: scope.into(),
             expect: Expect::Baseline,
             sites: Sites::Record,
-            quiescence: Duration::ZERO,
+            quiescence: DEFAULT_QUIESCENCE,
             tolerance_bytes: 0,
             rules: Vec::new(),
             defaults: Defaults::On,
@@ -265,9 +280,17 @@ impl LeakCheck {
     }
 
     /// Whether the scope is drained right now (no waiting, no report).
-    pub fn is_drained(&self) -> bool {
-        self.excess(&self.opts.scope.stats_with_children())
-            .is_none()
+    ///
+    /// # Errors
+    /// [`NotInstalled`] when [`TrackingAlloc`](crate::TrackingAlloc) is
+    /// not the global allocator: every figure would read zero and the
+    /// scope would look drained whatever it holds, so the check refuses,
+    /// as [`finish`](Self::finish) does.
+    pub fn is_drained(&self) -> Result<bool, NotInstalled> {
+        super::ensure_installed()?;
+        Ok(self
+            .excess(&self.opts.scope.stats_with_children())
+            .is_none())
     }
 
     /// Bytes and allocations above what "drained" allows, if any.

@@ -24,7 +24,7 @@ mod verdict;
 #[doc(hidden)]
 pub mod test_attr;
 
-pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
+pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites, DEFAULT_QUIESCENCE};
 pub use installed::{ensure_installed, is_installed};
 pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
 pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
@@ -107,7 +107,9 @@ pub fn check_async<F: Future>(
 ///   scope never see each other's allocations (the form for tests).
 /// - `assert_scope_drained!(scope, async { work })` and
 ///   `assert_scope_drained!(instance of &KIND, async { work })` are futures
-///   to `.await`: the async block runs inside the scope.
+///   to `.await`: the async block runs inside the scope. `async move { .. }`
+///   works in both forms (the block takes what it uses by value, as a task
+///   body must).
 /// - `assert_scope_drained!(check)` finishes a [`LeakCheck`] begun earlier.
 ///
 /// On failure it panics at the caller's line with the [`LeakReport`],
@@ -139,6 +141,12 @@ pub fn check_async<F: Future>(
 /// ```
 #[macro_export]
 macro_rules! assert_scope_drained {
+    (instance of $kind:expr, async move $body:block) => {
+        async move {
+            let __instance = $crate::leak::__new_instance($kind);
+            $crate::assert_scope_drained!(&__instance, async move $body).await
+        }
+    };
     (instance of $kind:expr, async $body:block) => {
         async {
             let __instance = $crate::leak::__new_instance($kind);
@@ -152,6 +160,19 @@ macro_rules! assert_scope_drained {
     ($check:expr) => {
         $crate::leak::LeakCheck::assert_drained($check)
     };
+    ($scope:expr, async move $body:block) => {{
+        let __arg = $scope;
+        let __scope: $crate::ScopeId = $crate::ToScopeId::to_scope_id(&__arg);
+        async move {
+            let __arg = __arg;
+            let __check = $crate::leak::LeakCheck::begin(__scope);
+            let __result =
+                $crate::AllocScopeExt::in_alloc_scope(async move $body, __scope).await;
+            $crate::leak::LeakCheck::assert_drained(__check);
+            drop(__arg);
+            __result
+        }
+    }};
     ($scope:expr, async $body:block) => {{
         let __arg = $scope;
         let __scope: $crate::ScopeId = $crate::ToScopeId::to_scope_id(&__arg);

@@ -41,12 +41,11 @@ pub struct LeakSite {
 
 impl LeakSite {
     /// The innermost frame that is program code rather than `std`/`core`/
-    /// `alloc`: usually the function that leaked.
+    /// `alloc`: usually the function that leaked. Never one of the
+    /// tracker's own frames ([`Frame::is_tracker`]): the allocator's frames
+    /// are trimmed by address, whatever the debug information says.
     pub fn origin(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !f.is_std())
-            .or(self.frames.first())
+        crate::sampling::origin(&self.frames)
     }
 }
 

@@ -48,6 +48,65 @@ pub fn run_async_test<F: Future>(name: &str, body: F) -> F::Output {
     r
 }
 
+/// Runs an async test body on a fresh tokio multi-thread runtime of
+/// `worker_threads` workers (the `tokio` flavor of the attribute): the
+/// runtime is built and warmed up ([`warm_up`](crate::integrations::tokio::warm_up))
+/// before the check begins; its worker threads run in the test's instance,
+/// so tasks spawned with a plain `tokio::spawn` are the test's too; the
+/// body is polled in the instance by `block_on`; the check (default
+/// quiescence wait included) ends before the runtime is shut down.
+#[cfg(feature = "tokio")]
+#[track_caller]
+pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> F::Output {
+    let instance = instance_for(name);
+    let id = instance.id();
+    let built = ::tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .enable_all()
+        .on_thread_start(move || {
+            crate::thread_state::replace_scope(id);
+        })
+        .on_thread_stop(|| {
+            crate::thread_state::replace_scope(ScopeId::UNSCOPED);
+        })
+        .build();
+    let rt = match built {
+        Ok(rt) => rt,
+        Err(e) => {
+            panic!("#[alloc_tracker::test(tokio)] cannot build the runtime for `{name}`: {e}")
+        }
+    };
+    if let Err(e) = crate::integrations::tokio::warm_up(rt.handle()) {
+        panic!("#[alloc_tracker::test(tokio)] `{name}`: {e}");
+    }
+    let check = LeakCheck::begin(&instance);
+    let r = rt.block_on(body.in_alloc_scope(&instance));
+    check.assert_drained();
+    drop(rt);
+    r
+}
+
+/// `#[alloc_tracker::test(tokio)]` without the `tokio` feature: a clear
+/// compile error rather than a missing function.
+#[cfg(not(feature = "tokio"))]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __tokio_flavor_check {
+    () => {
+        ::core::compile_error!(
+            "#[alloc_tracker::test(tokio)] needs alloc-tracker's `tokio` feature (features = [\"macros\", \"tokio\"])"
+        );
+    };
+}
+
+/// `#[alloc_tracker::test(tokio)]` with the `tokio` feature: nothing.
+#[cfg(feature = "tokio")]
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __tokio_flavor_check {
+    () => {};
+}
+
 struct ThreadWaker(std::thread::Thread);
 
 impl Wake for ThreadWaker {

@@ -23,6 +23,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
+use super::report::LeakCause;
+use crate::error::NotInstalled;
 use crate::sampling::{self, Frame, StackId};
 use crate::scope::{registry, ScopeId};
 use crate::thread_state;
@@ -179,10 +181,20 @@ impl Trend {
     /// Records the scope's live bytes and sampled sites now, and returns a
     /// report if the last `points` points show steady growth.
     ///
+    /// When [`TrackingAlloc`](crate::TrackingAlloc) is not the global
+    /// allocator every figure reads zero and no growth could ever show, so
+    /// the watcher refuses: every call returns a report whose
+    /// [`cause`](TrendReport::cause) is
+    /// [`LeakCause::NotInstalled`] and whose message names the missing
+    /// `#[global_allocator]` line, and no point is recorded.
+    ///
     /// Cost: one read of the scope's counters, one pass over the live
     /// records; symbolisation (tens of ms) only when a trend is reported.
     pub fn observe(&mut self) -> Option<TrendReport> {
         let scope = self.opts.scope;
+        if !super::is_installed() {
+            return Some(TrendReport::not_installed(scope));
+        }
         let now = scope.stats_with_children();
         thread_state::internal(|| {
             let members = registry::subtree(scope);
@@ -244,6 +256,7 @@ impl Trend {
         sites.sort_by_key(|s| std::cmp::Reverse(s.growth_bytes()));
         let steps = (self.points.len() - 1) as u64;
         Some(TrendReport {
+            cause: LeakCause::Leaked,
             scope: self.opts.scope.path(),
             live_bytes: self.points.iter().map(|p| p.live_bytes).collect(),
             first_allocs: first.live_allocs,
@@ -280,10 +293,7 @@ impl GrowingSite {
 
     /// The innermost frame that is program code rather than std.
     pub fn origin(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !f.is_std())
-            .or(self.frames.first())
+        crate::sampling::origin(&self.frames)
     }
 }
 
@@ -292,6 +302,12 @@ impl GrowingSite {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct TrendReport {
+    /// Why the trend was reported: steady growth
+    /// ([`LeakCause::Leaked`]), or a watcher that cannot see anything
+    /// because the tracker is not the global allocator
+    /// ([`LeakCause::NotInstalled`]; every figure is then empty).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cause: LeakCause,
     /// Path of the watched scope.
     pub scope: String,
     /// Live bytes (with children) at each point, oldest first.
@@ -310,6 +326,20 @@ pub struct TrendReport {
 }
 
 impl TrendReport {
+    /// The report of a watcher that cannot run (tracker not installed).
+    fn not_installed(scope: ScopeId) -> TrendReport {
+        TrendReport {
+            cause: LeakCause::NotInstalled,
+            scope: scope.path(),
+            live_bytes: Vec::new(),
+            first_allocs: 0,
+            last_allocs: 0,
+            growth_bytes: 0,
+            slope_bytes: 0,
+            sites: Vec::new(),
+        }
+    }
+
     /// Whether any growing site's stack names a function containing `name`.
     pub fn mentions_function(&self, name: &str) -> bool {
         self.sites
@@ -323,6 +353,13 @@ const SHOWN_FRAMES: usize = 6;
 
 impl fmt::Display for TrendReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.cause == LeakCause::NotInstalled {
+            return writeln!(
+                f,
+                "trend on scope `{}` cannot run: {NotInstalled}",
+                self.scope
+            );
+        }
         writeln!(
             f,
             "growing scope `{}`: +{} B over {} points (about {} B per point; {} -> {} live allocations); live bytes {:?}",

@@ -60,10 +60,7 @@ pub struct SiteDelta {
 impl SiteDelta {
     /// The innermost frame that is program code, or the innermost frame.
     pub fn origin(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !f.is_std())
-            .or(self.frames.first())
+        crate::sampling::origin(&self.frames)
     }
 }
 

@@ -42,7 +42,8 @@ pub struct Report {
     pub tracked: ScopeStats,
     /// The tracker's own allocations: the figures of
     /// [`ScopeId::INTERNAL`] (dynamic scope names, sampled stacks, site
-    /// tables, reports), read before this report was built.
+    /// tables, reports), the same read as the `alloc-tracker` row of
+    /// [`scopes`](Self::scopes).
     pub overhead: ScopeStats,
     /// Call sites of live memory: sampled sites (estimated bytes) and the
     /// recorded sites of leak reports added with [`Report::add_leak`],
@@ -203,10 +204,7 @@ impl SiteReport {
     /// The innermost frame that is program code rather than `std`/`core`/
     /// `alloc`, or the innermost frame.
     pub fn origin(&self) -> Option<&Frame> {
-        self.frames
-            .iter()
-            .find(|f| !f.is_std())
-            .or(self.frames.first())
+        crate::sampling::origin(&self.frames)
     }
 }
 
@@ -246,14 +244,25 @@ pub struct JemallocFigures {
     pub retained: u64,
     /// `stats.metadata`: bytes of jemalloc's own metadata.
     pub metadata: u64,
+    /// `stats.arenas.<all>.tcache_bytes`: free blocks held in thread
+    /// caches for reuse, the threads' own tcaches and the tracker's
+    /// per-(thread, scope) tcaches of its scope arenas. jemalloc counts
+    /// them in `allocated`; no program holds them. 0 in reports written
+    /// before this figure was read.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub cached_bytes: u64,
     /// `allocated` minus the tracker's live bytes in the unit named by
-    /// [`untracked_basis`](Self::untracked_basis): bytes jemalloc handed
-    /// out that the tracker did not count (allocations made before the
-    /// tracker was installed, by C code calling jemalloc directly, …).
-    /// With [`UntrackedBasis::RequestedBytes`] it also includes the
-    /// size-class rounding of tracked blocks. It can be slightly negative:
-    /// the two figures are read one after the other while other threads
-    /// allocate, and the tracker computes usable sizes arithmetically from
+    /// [`untracked_basis`](Self::untracked_basis): bytes jemalloc counts as
+    /// allocated that are in no live tracked block. Mostly
+    /// [`cached_bytes`](Self::cached_bytes) (free blocks in thread caches,
+    /// which the tracker's per-scope tcaches multiply); the rest,
+    /// [`untracked_live_bytes`](Self::untracked_live_bytes), is live
+    /// memory the tracker did not count (allocations made before it was
+    /// installed, C code calling jemalloc directly, …). With
+    /// [`UntrackedBasis::RequestedBytes`] it also includes the size-class
+    /// rounding of tracked blocks. It can be slightly negative: the
+    /// figures are read one after the other while other threads allocate,
+    /// and the tracker computes usable sizes arithmetically from
     /// jemalloc's size classes rather than asking jemalloc.
     pub untracked_bytes: i64,
     /// Which tracker figure `untracked_bytes` was computed from.
@@ -273,6 +282,13 @@ impl JemallocFigures {
         self.untracked_basis = basis;
         self.untracked_bytes = self.allocated as i64 - ours as i64;
         self
+    }
+
+    /// [`untracked_bytes`](Self::untracked_bytes) less the free blocks in
+    /// thread caches ([`cached_bytes`](Self::cached_bytes)): live memory
+    /// jemalloc handed out that the tracker did not count.
+    pub fn untracked_live_bytes(&self) -> i64 {
+        self.untracked_bytes - self.cached_bytes as i64
     }
 }
 
@@ -303,10 +319,12 @@ impl Report {
                 .into_iter()
                 .map(|(scope, status)| BudgetReport::new(scope.path(), &status))
                 .collect();
-            Report {
-                budgets,
-                ..Report::from_parts(snap, sites, overhead)
-            }
+            let mut report = Report::from_parts(snap, sites, overhead);
+            report.budgets = budgets;
+            // The header's overhead is the `alloc-tracker` row of the same
+            // snapshot, so that every format shows one figure.
+            report.overhead = report.overhead_own();
+            report
         })
     }
 
@@ -317,6 +335,15 @@ impl Report {
             let overhead = ScopeId::INTERNAL.stats();
             Report::from_parts(Snapshot::take(), Vec::new(), overhead)
         })
+    }
+
+    /// The `alloc-tracker` row's own figures, or [`Report::overhead`] when
+    /// the report has no such row.
+    fn overhead_own(&self) -> ScopeStats {
+        self.scopes
+            .iter()
+            .find(|s| s.id == ScopeId::INTERNAL.as_u16() && s.path == "alloc-tracker")
+            .map_or(self.overhead, |s| s.own)
     }
 
     fn from_parts(snap: Snapshot, sites: Vec<SiteReport>, overhead: ScopeStats) -> Report {
@@ -334,6 +361,7 @@ impl Report {
                 mapped: j.mapped,
                 retained: j.retained,
                 metadata: j.metadata,
+                cached_bytes: j.tcache_bytes,
                 ..JemallocFigures::default()
             }
             .compare(&snap.tracked)

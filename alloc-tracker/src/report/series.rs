@@ -417,8 +417,13 @@ pub(crate) fn families(report: &Report, opts: &SeriesOptions, extras: Extras) ->
         }
         out.push(single(
             "untracked_bytes",
-            "jemalloc's allocated bytes minus the tracker's live bytes (usable bytes if counted, else requested bytes).",
+            "jemalloc's allocated bytes minus the tracker's live bytes (usable bytes if counted, else requested bytes): bytes in no live tracked block, mostly free blocks held in thread caches (alloc_tracker_jemalloc_cached_bytes); the rest is live memory the tracker did not count.",
             j.untracked_bytes,
+        ));
+        out.push(single(
+            "jemalloc_cached_bytes",
+            "jemalloc, process-wide: free blocks held in thread caches for reuse, the tracker's per-(thread, scope) tcaches included (stats.arenas.<all>.tcache_bytes); counted in jemalloc_allocated_bytes.",
+            j.cached_bytes as i64,
         ));
     }
     out

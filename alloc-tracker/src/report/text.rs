@@ -67,7 +67,7 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         r.tracked.live_allocs,
         human_bytes(r.tracked.peak_bytes),
         human_bytes(r.tracked.total_bytes),
-        human_bytes(r.overhead.live_bytes),
+        human_bytes(r.overhead_live_bytes()),
     )?;
     writeln!(f)?;
 
@@ -223,9 +223,21 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             };
             writeln!(
                 f,
-                "  {:<10} {:>w$}  ({basis})",
-                "untracked",
+                "  {:<10} {:>w$}  ({basis}: in no live tracked block)",
+                "not live",
                 signed_bytes(j.untracked_bytes)
+            )?;
+            writeln!(
+                f,
+                "    {:<8} {:>w$}  (free blocks held in thread caches for reuse, the tracker's per-(thread, scope) tcaches included)",
+                "cached",
+                human_bytes(j.cached_bytes)
+            )?;
+            writeln!(
+                f,
+                "    {:<8} {:>w$}  (live blocks the tracker did not count: made before it was installed, or by C code calling jemalloc)",
+                "untracked",
+                signed_bytes(j.untracked_live_bytes())
             )?;
         }
     }

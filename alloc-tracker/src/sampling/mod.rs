@@ -27,7 +27,7 @@ mod unwind;
 
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
 pub use stacks::Frame;
-pub(crate) use stacks::{release_symbol_cache, resolve, StackId};
+pub(crate) use stacks::{origin, release_symbol_cache, resolve, StackId};
 #[doc(hidden)]
 pub use symbols::{set_symboliser, Symboliser};
 #[doc(hidden)]

@@ -140,6 +140,40 @@ impl Frame {
     }
 }
 
+/// The tracker's source directory, as debug information names its files.
+const TRACKER_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
+
+impl Frame {
+    /// Whether this frame is the tracker's own code (`alloc_tracker::…`,
+    /// by name, or by a source file of the tracker when the debug
+    /// information gives short names). A leak site's
+    /// [`origin`](crate::leak::LeakSite::origin) is never such a frame.
+    pub fn is_tracker(&self) -> bool {
+        let f = self.function.strip_prefix('<').unwrap_or(&self.function);
+        f.starts_with("alloc_tracker::")
+            || self
+                .file
+                .as_deref()
+                .is_some_and(|file| file.starts_with(TRACKER_SRC))
+    }
+
+    /// Whether this frame is the allocator's code or one of std's thin
+    /// wrappers around the global allocator (`alloc::alloc::alloc`),
+    /// which reports trim from the top of a stack.
+    fn is_allocator_wrapper(&self) -> bool {
+        let by_file = self.file.as_deref().is_some_and(|file| {
+            file.ends_with("library/alloc/src/alloc.rs")
+                || (file.starts_with(TRACKER_SRC)
+                    && (file[TRACKER_SRC.len()..].starts_with("allocator/")
+                        || file[TRACKER_SRC.len()..].starts_with("sampling/")))
+        });
+        by_file
+            || self.function.starts_with("alloc::alloc::")
+            || super::symbols::is_allocator_path(&self.function)
+            || is_allocator_entry(&self.function)
+    }
+}
+
 impl Frame {
     /// The source file as `Display` shows it: std's sources as
     /// `<rust>/library/...` instead of `/rustc/<commit hash>/library/...`,
@@ -221,12 +255,34 @@ pub(crate) fn release_symbol_cache() {
 
 /// Symbolises a stack, innermost frame first, with the allocator's own
 /// frames removed from the top.
+///
+/// The allocator's frames are found by address: every physical frame up to
+/// the outermost one whose address lies in the allocator's code
+/// ([`super::symbols::allocator_code`]: the entry points and the tracker's
+/// `allocator`/`sampling` functions, from the symbol table) is the
+/// tracker's, whatever names the debug information gives its frames (with
+/// `debug = "line-tables-only"` they are short: `capture_registers`,
+/// `alloc`). Only without a symbol table (a stripped binary, another
+/// platform) are frames trimmed by name.
 pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
     let Some(ips) = STACKS.get(&id).map(|s| s.clone()) else {
         return Vec::new();
     };
+    let code = super::symbols::allocator_code();
+    // The byte before a return address is in its caller's call; the first
+    // address is the capture point itself.
+    let in_code = |i: usize, ip: usize| {
+        let a = if i == 0 { ip } else { ip.wrapping_sub(1) } as u64;
+        let at = code.partition_point(|r| r.start <= a);
+        at > 0 && a < code[at - 1].end
+    };
+    let by_address = ips
+        .iter()
+        .enumerate()
+        .rposition(|(i, &ip)| in_code(i, ip))
+        .map(|last| last + 1);
     let mut frames = Vec::new();
-    for &ip in ips.iter() {
+    for &ip in ips.iter().skip(by_address.unwrap_or(0)) {
         let before = frames.len();
         if !super::symbols::resolve(ip, &mut frames) {
             backtrace::resolve(ip as *mut std::ffi::c_void, |sym| {
@@ -259,13 +315,18 @@ pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
             break;
         }
     }
-    if let Some(entry) = frames.iter().rposition(|f| is_allocator_entry(&f.function)) {
-        frames.drain(..=entry);
+    if by_address.is_none() {
+        // No symbol table: the names are all there is.
+        if let Some(entry) = frames.iter().rposition(|f| is_allocator_entry(&f.function)) {
+            frames.drain(..=entry);
+        }
     }
-    // std's thin wrappers around the global allocator.
+    // The allocator's code and std's thin wrappers around the global
+    // allocator, inlined into the first kept physical frame (the entry
+    // shim inlined by LTO).
     let wrappers = frames
         .iter()
-        .take_while(|f| f.function.starts_with("alloc::alloc::"))
+        .take_while(|f| f.is_allocator_wrapper())
         .count();
     frames.drain(..wrappers);
     // Drop the runtime's frames below `main` / the thread start.
@@ -273,6 +334,16 @@ pub(crate) fn resolve(id: StackId) -> Vec<Frame> {
         frames.truncate(end);
     }
     frames
+}
+
+/// The frame a report names as a site's origin: the innermost frame that
+/// is the program's own code (neither std nor the tracker); else the
+/// innermost that is not the tracker's; never a tracker frame.
+pub(crate) fn origin(frames: &[Frame]) -> Option<&Frame> {
+    frames
+        .iter()
+        .find(|f| !f.is_std() && !f.is_tracker())
+        .or_else(|| frames.iter().find(|f| !f.is_tracker()))
 }
 
 #[cfg(test)]

@@ -440,6 +440,54 @@ mod imp {
         out
     }
 
+    /// The actual address ranges of the allocator's own code: the entry
+    /// points ([`allocator_entries`]) and every function symbol of the
+    /// executable's `.symtab` in the tracker's `allocator` and `sampling`
+    /// modules (the record path and the stack capture), sorted. Linkage
+    /// names are full paths whatever the debug information (`debug =
+    /// false` or `"line-tables-only"` included); only a stripped binary has
+    /// none, and then this is empty. Read once per process (one scan of the
+    /// table, when the first report trims a stack).
+    pub(crate) fn allocator_code() -> &'static [Range<u64>] {
+        static CODE: OnceLock<Vec<Range<u64>>> = OnceLock::new();
+        CODE.get_or_init(|| {
+            let Some(image) = image() else {
+                return Vec::new();
+            };
+            let mut out: Vec<Range<u64>> = allocator_entries()
+                .into_iter()
+                .filter(|r| !r.is_empty())
+                .collect();
+            let (symtab, strtab) = (image.section(".symtab"), image.section(".strtab"));
+            const STT_FUNC: u8 = 2;
+            for sym in symtab.chunks_exact(24) {
+                if sym[4] & 0xf != STT_FUNC {
+                    continue;
+                }
+                let word = |r: Range<usize>| {
+                    sym[r]
+                        .iter()
+                        .rev()
+                        .fold(0u64, |a, &b| (a << 8) | u64::from(b))
+                };
+                let Some(name) = c_str(strtab, word(0..4) as usize) else {
+                    continue;
+                };
+                // Cheap test on the raw name first (legacy and v0 manglings
+                // both spell the crate name out), then the demangled path.
+                if !name.contains("alloc_tracker") {
+                    continue;
+                }
+                if super::is_allocator_path(&demangled(name)) {
+                    let start = word(8..16).wrapping_add(image.bias);
+                    out.push(start..start.wrapping_add(word(16..24).max(1)));
+                }
+            }
+            out.sort_by_key(|r| r.start);
+            out
+        })
+    }
+
     /// Drops the per-report state (the index and the parsed units).
     pub(crate) fn release() {
         CACHE.lock().unwrap_or_else(PoisonError::into_inner).take();
@@ -454,6 +502,11 @@ mod imp {
     /// frames.
     pub(crate) fn allocator_entries() -> [std::ops::Range<u64>; 3] {
         [0..0, 0..0, 0..0]
+    }
+
+    /// No symbol table read here: reports trim by name.
+    pub(crate) fn allocator_code() -> &'static [std::ops::Range<u64>] {
+        &[]
     }
 
     /// Not here: `backtrace` symbolises everything.
@@ -471,7 +524,16 @@ pub(crate) fn resolve(ip: usize, out: &mut Vec<Frame>) -> bool {
     !USE_BACKTRACE.load(std::sync::atomic::Ordering::Relaxed) && imp::resolve(ip, out)
 }
 
-pub(crate) use imp::allocator_entries;
+pub(crate) use imp::{allocator_code, allocator_entries};
+
+/// Whether a demangled function path is the allocator's own code: the
+/// tracker's `allocator` and `sampling` modules (the record path and the
+/// stack capture), `<TrackingAlloc as GlobalAlloc>` included. Scope
+/// helpers that run the user's code (`in_scope`, `InScope::poll`) are not.
+pub(crate) fn is_allocator_path(function: &str) -> bool {
+    let f = function.strip_prefix('<').unwrap_or(function);
+    f.starts_with("alloc_tracker::allocator::") || f.starts_with("alloc_tracker::sampling::")
+}
 
 /// Drops the symbolisers' caches after a report.
 pub(crate) fn release() {

@@ -25,6 +25,10 @@ pub struct JemallocStats {
     pub retained: u64,
     /// `stats.metadata`: bytes of jemalloc's own metadata.
     pub metadata: u64,
+    /// `stats.arenas.<all>.tcache_bytes`: free blocks held in thread
+    /// caches, ready for reuse (the threads' own tcaches and the tracker's
+    /// per-(thread, scope) tcaches). jemalloc counts them in `allocated`.
+    pub tcache_bytes: u64,
 }
 
 struct Mibs {
@@ -61,7 +65,9 @@ impl JemallocStats {
         thread_state::internal(|| {
             let m = mibs()?;
             m.epoch.advance()?;
+            let tcache_bytes = crate::allocator::jemalloc_cached_bytes().unwrap_or(0);
             Ok(JemallocStats {
+                tcache_bytes,
                 allocated: m.allocated.read()? as u64,
                 active: m.active.read()? as u64,
                 resident: m.resident.read()? as u64,

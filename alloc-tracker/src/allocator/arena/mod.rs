@@ -57,9 +57,9 @@ mod tcache;
 
 use hooks::HOOKS;
 pub(crate) use scrub::scrub_tcaches;
-pub(crate) use tcache::ready_tcache_flag;
 pub(crate) use tcache::release_tcaches;
 use tcache::tcache_flag;
+pub(crate) use tcache::{cached_bytes, ready_tcache_flag};
 
 use crate::scope::{ScopeId, MAX_SCOPES};
 use crate::stats::counters::ShardSlot;

@@ -123,3 +123,25 @@ fn destroy_tcache(cell: &AtomicU32) {
         }
     }
 }
+
+/// Bytes of free blocks held in every tcache of the process (the threads'
+/// own and the explicit per-(thread, scope) ones): jemalloc's
+/// `stats.arenas.<MALLCTL_ARENAS_ALL>.tcache_bytes`, as of the last
+/// `epoch` advance. jemalloc counts these blocks in `stats.allocated`.
+/// `None` if the statistic cannot be read.
+pub(crate) fn cached_bytes() -> Option<u64> {
+    let mut value: usize = 0;
+    let mut len = core::mem::size_of::<usize>();
+    // SAFETY: the statistic is a `size_t`, written into `value`, whose size
+    // we pass in `len`; it takes no input. 4096 is MALLCTL_ARENAS_ALL.
+    let rc = unsafe {
+        ffi::mallctl(
+            c"stats.arenas.4096.tcache_bytes".as_ptr().cast::<c_char>(),
+            ptr::addr_of_mut!(value).cast(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    (rc == 0).then_some(value as u64)
+}

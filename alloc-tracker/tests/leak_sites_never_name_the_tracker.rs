@@ -1,0 +1,81 @@
+//! Issue 18, defect 1: a leak site names the function that leaked, never
+//! the tracker's own frames (`capture_registers`, the record path), with
+//! any debug information: the allocator's frames are trimmed by address.
+//!
+//! The dev profile builds this with `debug = true`, the release profile
+//! with `"limited"`; `line_tables_only_and_no_debug_info_trim_the_same`
+//! rebuilds the example `leak_site_probe` with each of `"line-tables-only"`,
+//! `false`, `"limited"` and `true` (the tracker and the probe only, into
+//! the same target dir) when `ALLOC_TRACKER_DEBUG_MATRIX=1`.
+
+use alloc_tracker::leak::LeakCheck;
+use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+#[inline(never)]
+fn plant_leak_in_a_named_function() -> usize {
+    let kept: &'static mut [u8] =
+        Box::leak(std::hint::black_box(vec![3u8; 777]).into_boxed_slice());
+    kept.len()
+}
+
+#[test]
+fn the_origin_is_the_leaking_function_and_no_frame_is_the_allocators() {
+    let scope = ScopeId::register("never-the-tracker", None).unwrap();
+    let check = LeakCheck::begin(scope);
+    scope.in_scope(plant_leak_in_a_named_function);
+    let report = check.finish().expect_err("777 B leaked");
+    assert_eq!(report.leaked_bytes, 777, "{report}");
+    let site = &report.sites[0];
+    let origin = site.origin().expect("an origin");
+    assert!(!origin.is_tracker(), "{report}");
+    assert!(
+        origin.function.contains("plant_leak_in_a_named_function"),
+        "{report}"
+    );
+    for f in &site.frames {
+        let in_allocator = f.function.contains("capture_registers")
+            || f.function.contains("alloc_tracker::allocator")
+            || f.function.contains("alloc_tracker::sampling")
+            || f.file
+                .as_deref()
+                .is_some_and(|p| p.contains("src/allocator/") || p.contains("src/sampling/"));
+        assert!(!in_allocator, "an allocator frame was kept: {f}\n{report}");
+    }
+}
+
+#[test]
+fn line_tables_only_and_no_debug_info_trim_the_same() {
+    if std::env::var_os("ALLOC_TRACKER_DEBUG_MATRIX").is_none() {
+        eprintln!("set ALLOC_TRACKER_DEBUG_MATRIX=1 to rebuild with other debug settings");
+        return;
+    }
+    let manifest = env!("CARGO_MANIFEST_DIR");
+    // The target dir this test was built in (`<target>/debug/deps/<exe>`):
+    // only the tracker and the probe are rebuilt, the dependencies are
+    // shared.
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    for debug in ["line-tables-only", "false", "limited", "true"] {
+        let value = match debug {
+            "false" | "true" => debug.to_string(),
+            _ => format!("\"{debug}\""),
+        };
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["run", "--quiet", "--example", "leak_site_probe", "--config"])
+            .arg(format!("profile.dev.package.alloc-tracker.debug={value}"))
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(manifest)
+            .output()
+            .expect("cargo runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "debug = {debug}: {stdout}\n{stderr}");
+        assert!(
+            stdout.contains("origin: leak_site_probe::plant") || stdout.contains("origin: plant"),
+            "debug = {debug}: {stdout}"
+        );
+    }
+}
