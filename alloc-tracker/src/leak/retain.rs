@@ -37,8 +37,14 @@ pub(crate) enum Matcher {
     Scope(ScopeId),
     /// Blocks allocated in the scope with this path or below it.
     ScopePath(String),
-    /// A frame whose function path contains any of these (default rules).
-    AnySite(&'static [&'static str]),
+    /// Default rules: for each group of `all`, a frame whose function path
+    /// contains one of the group's substrings; and with `innermost`, the
+    /// innermost frame outside the allocation machinery (`alloc::`,
+    /// `core::`, `Vec`/`RawVec` growth) contains one of those.
+    Frames {
+        innermost: Option<&'static [&'static str]>,
+        all: &'static [&'static [&'static str]],
+    },
 }
 
 impl fmt::Display for Matcher {
@@ -47,7 +53,13 @@ impl fmt::Display for Matcher {
             Matcher::Site(s) => write!(f, "site:{s}"),
             Matcher::Scope(id) => write!(f, "scope:{}", id.path()),
             Matcher::ScopePath(p) => write!(f, "scope:{p}"),
-            Matcher::AnySite(list) => write!(f, "site:{}", list.join("|")),
+            Matcher::Frames { innermost, all } => {
+                let mut groups: Vec<String> = all.iter().map(|g| g.join("|")).collect();
+                if let Some(inner) = innermost {
+                    groups.insert(0, format!("innermost {}", inner.join("|")));
+                }
+                write!(f, "site:{}", groups.join(" & "))
+            }
         }
     }
 }
@@ -413,9 +425,10 @@ pub enum Defaults {
 /// Names of the default rules, in the order they apply.
 pub const DEFAULT_NAMES: &[&str] = &[
     "tokio-park-thread",
-    "tokio-worker-state",
+    "tokio-blocking-pool-thread",
     "tracing-subscriber-thread-buffers",
     "std-backtrace-cache",
+    "libtest-output-capture",
 ];
 
 /// The rules every check applies unless turned off, for memory that the
@@ -425,10 +438,11 @@ pub const DEFAULT_NAMES: &[&str] = &[
 ///
 /// | name | matches a frame containing | bound | what it is |
 /// |---|---|---|---|
-/// | `tokio-park-thread` | `tokio::runtime::park::ParkThread::new` | 1 KiB | the thread's parker for `block_on`, made once per thread in its TLS |
-/// | `tokio-worker-state` | `tokio::runtime::scheduler::multi_thread::worker::run` ... see [`default_rules`] source | 4 KiB | a worker's per-thread state, made on its first task |
-/// | `tracing-subscriber-thread-buffers` | `tracing_subscriber::registry::sharded` / `thread_local` | 16 KiB | the registry's per-thread span stacks and pools |
-/// | `std-backtrace-cache` | `std::backtrace_rs::symbolize` / `std::sys::backtrace` | 256 KiB | std's symbol caches made by the panic hook with `RUST_BACKTRACE` |
+/// | `tokio-park-thread` | `tokio::runtime::park::ParkThread::new` | 1 KiB | the thread's parker for `block_on`, made once per thread, kept in its TLS |
+/// | `tokio-blocking-pool-thread` | `tokio::runtime::blocking::pool::Spawner::spawn_thread` | 16 KiB | a `spawn_blocking` pool thread's handle and state, kept while it idles |
+/// | `tracing-subscriber-thread-buffers` | `<tracing_subscriber::registry::sharded::Registry as tracing_core::subscriber::Subscriber>::`, `tracing_subscriber::registry::stack::SpanStack::` | 64 KiB | the registry's per-thread slab shard and span stack |
+/// | `std-backtrace-cache` | `std::backtrace_rs::` | 256 MiB | std's debug-info caches made by the panic hook with `RUST_BACKTRACE` (tens of MB for a debug binary) |
+/// | `libtest-output-capture` | `<alloc::vec::Vec<u8> as std::io::Write>::write` and one of `std::panicking::default_hook`, `std::io::stdio::print_to` | 1 MiB | the test harness's captured-output buffer, grown by a print or a panic message |
 ///
 /// Turn them off in code ([`LeakCheckOptions::default_rules`](super::LeakCheckOptions::default_rules),
 /// [`without_default`](super::LeakCheckOptions::without_default)) or in a
@@ -439,11 +453,12 @@ pub fn default_rules() -> Vec<Retain> {
 
 pub(crate) fn default_rule(
     name: &'static str,
-    sites: &'static [&'static str],
+    innermost: Option<&'static [&'static str]>,
+    all: &'static [&'static [&'static str]],
     bound: u64,
 ) -> Retain {
     Retain {
-        matcher: Matcher::AnySite(sites),
+        matcher: Matcher::Frames { innermost, all },
         bound,
         name: Some(name.to_string()),
         source: RuleSource::Default,
