@@ -4,6 +4,9 @@
 //! Per-thread state is made once per thread, so each case runs on a fresh
 //! thread that lives until its check is over.
 
+// Helpers return the check's result as is, report included.
+#![allow(clippy::result_large_err)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -238,10 +238,21 @@ impl LeakCheck {
         self.opts.scope
     }
 
-    /// Whether the scope is drained right now (no waiting, no report).
+    /// Whether the scope is drained right now (no waiting, no report),
+    /// retention rules applied.
     pub fn is_drained(&self) -> bool {
-        self.excess(&self.opts.scope.stats_with_children())
-            .is_none()
+        let Some(excess) = self.excess(&self.opts.scope.stats_with_children()) else {
+            return true;
+        };
+        match &self.rules {
+            Ok(rules) if !rules.is_empty() && self.opts.sites == Sites::Record => {
+                let mut resolved = Resolved::default();
+                let (bytes, allocs, _) = self.judge(excess, rules, &mut resolved);
+                resolved.release();
+                !self.over_tolerance(bytes, allocs)
+            }
+            _ => false,
+        }
     }
 
     /// Bytes and allocations above what "drained" allows, if any.

@@ -7,6 +7,12 @@
 //!   test assertion, also for a fresh instance and for async blocks.
 //! - [`Trend`]: a slow leak across runs that each pass, from a scope's live
 //!   bytes at successive quiescent points, with the sampled sites that grew.
+//! - [`Retain`]: declared retention (a bounded cache is not a leak), from
+//!   code, `ALLOC_TRACKER_RETAIN` or a rules file; [`default_rules`] for
+//!   what runtimes keep on purpose. The report lists
+//!   [`AllowedRetention`] apart from the leaks, and [`UnusedRule`]s.
+//! - [`SteadyState`]: an operation run again and again after a warm-up
+//!   must stop growing the scope.
 //! - [`check_async`]: an async leak check in one expression.
 //! - [`is_installed`]: checks refuse to run without the allocator.
 
