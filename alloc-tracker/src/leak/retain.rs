@@ -92,8 +92,10 @@ pub enum RuleSource {
 /// use std::sync::Mutex;
 ///
 /// static CACHE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// /// Reads a page into the cache (the page is allocated here).
 /// #[inline(never)]
-/// fn fill_page_cache(page: Vec<u8>) {
+/// fn fill_page_cache(len: usize) {
+///     let page = std::hint::black_box(vec![7u8; len]);
 ///     CACHE.lock().unwrap().push(page);
 /// }
 ///
@@ -101,15 +103,14 @@ pub enum RuleSource {
 /// let check = LeakCheck::options(commit)
 ///     .retain(Retain::site("fill_page_cache").up_to(64 << 10).named("page-cache"))
 ///     .begin();
-/// commit.in_scope(|| {
-///     let page = std::hint::black_box(vec![7u8; 4096]);
-///     fill_page_cache(page);
-/// });
+/// commit.in_scope(|| fill_page_cache(4096));
 /// let drained = check.finish().expect("the cache is declared");
 /// assert_eq!(drained.allowed[0].rule, "page-cache");
 /// ```
 ///
-/// A rule only matches blocks the check recorded (the default
+/// A site rule matches the stack that *allocated* the block, not the code
+/// that stored it: name the function that allocates the cached value. A
+/// rule only matches blocks the check recorded (the default
 /// [`Sites::Record`](super::Sites::Record)); with sites off, every byte
 /// kept is a leak.
 #[derive(Debug, Clone, PartialEq, Eq)]
