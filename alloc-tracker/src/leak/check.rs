@@ -339,6 +339,10 @@ impl LeakCheck {
             Expect::Zero => 0,
         };
         let result = loop {
+            // Decided before reading the figures, so that the last poll
+            // reads them after the deadline even when judging the previous
+            // one (symbolising its stacks) took longer than the wait.
+            let past_deadline = Instant::now() >= deadline;
             let now = self.opts.scope.stats_with_children();
             let waited = waited_from.elapsed();
             let judged = match self.excess(&now) {
@@ -369,7 +373,7 @@ impl LeakCheck {
                         retained_bytes: now.live_bytes.saturating_sub(base),
                     });
                 }
-                Some(_) if Instant::now() < deadline => {
+                Some(_) if !past_deadline => {
                     std::thread::sleep(
                         pause.min(deadline.saturating_duration_since(Instant::now())),
                     );
