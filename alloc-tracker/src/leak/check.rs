@@ -479,7 +479,7 @@ fn rules_in_order(opts: &LeakCheckOptions) -> Result<Vec<Retain>, RetainRuleErro
     let mut rules = opts.rules.clone();
     rules.extend(from_env.rules);
     if opts.defaults == Defaults::On && !from_env.all_defaults_off {
-        rules.extend(retain::default_rules().into_iter().filter(|r| {
+        rules.extend(super::default_rules().into_iter().filter(|r| {
             let name = r.label();
             !opts.defaults_off.contains(&name) && !from_env.defaults_off.contains(&name)
         }));

@@ -6,8 +6,31 @@
 
 use super::retain::{default_rule, Retain, DEFAULT_NAMES};
 
-/// The default rules, in `DEFAULT_NAMES` order.
-pub(crate) fn rules() -> Vec<Retain> {
+/// The rules every check applies unless turned off, for memory that the
+/// runtimes keep on purpose (the way LeakSanitizer ships suppressions for
+/// libc internals). Each matches frames specific to one runtime and is
+/// bounded, so a user's leak through ordinary code is never hidden by one:
+///
+/// | name | matches a frame containing | bound | what it is |
+/// |---|---|---|---|
+/// | `tokio-park-thread` | `tokio::runtime::park::ParkThread::new` | 1 KiB | the thread's parker for `block_on`, made once per thread, kept in its TLS |
+/// | `tokio-blocking-pool-thread` | `tokio::runtime::blocking::pool::Spawner::spawn_thread` | 16 KiB | a `spawn_blocking` pool thread's handle and state, kept while it idles |
+/// | `tracing-subscriber-thread-buffers` | `<tracing_subscriber::registry::sharded::Registry as tracing_core::subscriber::Subscriber>::`, `tracing_subscriber::registry::stack::SpanStack::` | 64 KiB | the registry's per-thread slab shard and span stack |
+/// | `std-backtrace-cache` | `std::backtrace_rs::` | 256 MiB | std's debug-info caches made by the panic hook with `RUST_BACKTRACE` (tens of MB for a debug binary) |
+/// | `libtest-output-capture` | innermost frame past the allocation machinery `<alloc::vec::Vec<u8> as std::io::Write>::write…`, under `std::panicking::default_hook` or `std::io::stdio::print_to` | 1 MiB | the test harness's captured-output buffer, grown by a print or a panic message |
+///
+/// Turn them off in code ([`LeakCheckOptions::default_rules`](super::LeakCheckOptions::default_rules),
+/// [`without_default`](super::LeakCheckOptions::without_default)) or in a
+/// rule source (`-defaults`, `-default:<name>`).
+///
+/// ```
+/// use alloc_tracker::leak::{default_rules, DEFAULT_NAMES};
+/// let rules = default_rules();
+/// assert_eq!(rules.len(), DEFAULT_NAMES.len());
+/// assert_eq!(rules[0].label(), "tokio-park-thread");
+/// assert!(rules.iter().all(|r| r.bound() < u64::MAX));
+/// ```
+pub fn default_rules() -> Vec<Retain> {
     let rules = vec![
         // `block_on` parks the calling thread through a parker made on the
         // thread's first `block_on` and kept in its TLS (40 B a thread).

@@ -30,11 +30,12 @@ mod verdict;
 pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
+pub use defaults::default_rules;
 pub use installed::{ensure_installed, is_installed};
 pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
 pub use retain::{
-    default_rules, rules_from_env, Defaults, Retain, RetainRuleError, RetainWithoutBound, RuleSet,
-    RuleSource, DEFAULT_NAMES, RETAIN_ENV, RETAIN_FILE_ENV,
+    rules_from_env, Defaults, Retain, RetainRuleError, RetainWithoutBound, RuleSet, RuleSource,
+    DEFAULT_NAMES, RETAIN_ENV, RETAIN_FILE_ENV,
 };
 pub use steady::{Steady, SteadyCause, SteadyState, SteadyStateOptions, SteadyStateReport};
 pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};

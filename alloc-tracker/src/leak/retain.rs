@@ -373,6 +373,13 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// Rules from `ALLOC_TRACKER_RETAIN` and the file named by
 /// `ALLOC_TRACKER_RETAIN_FILE`, in that order (empty when neither is set).
+/// Every check reads them when it begins.
+///
+/// ```
+/// use alloc_tracker::leak::rules_from_env;
+/// // Neither variable is set in this doc test.
+/// assert!(rules_from_env().unwrap().rules.is_empty());
+/// ```
 ///
 /// # Errors
 /// [`RetainRuleError`] for a bad line, an unreadable file or a variable
@@ -431,26 +438,6 @@ pub const DEFAULT_NAMES: &[&str] = &[
     "std-backtrace-cache",
     "libtest-output-capture",
 ];
-
-/// The rules every check applies unless turned off, for memory that the
-/// runtimes keep on purpose (the way LeakSanitizer ships suppressions for
-/// libc internals). Each matches frames specific to one runtime and is
-/// bounded, so a user's leak through ordinary code is never hidden by one:
-///
-/// | name | matches a frame containing | bound | what it is |
-/// |---|---|---|---|
-/// | `tokio-park-thread` | `tokio::runtime::park::ParkThread::new` | 1 KiB | the thread's parker for `block_on`, made once per thread, kept in its TLS |
-/// | `tokio-blocking-pool-thread` | `tokio::runtime::blocking::pool::Spawner::spawn_thread` | 16 KiB | a `spawn_blocking` pool thread's handle and state, kept while it idles |
-/// | `tracing-subscriber-thread-buffers` | `<tracing_subscriber::registry::sharded::Registry as tracing_core::subscriber::Subscriber>::`, `tracing_subscriber::registry::stack::SpanStack::` | 64 KiB | the registry's per-thread slab shard and span stack |
-/// | `std-backtrace-cache` | `std::backtrace_rs::` | 256 MiB | std's debug-info caches made by the panic hook with `RUST_BACKTRACE` (tens of MB for a debug binary) |
-/// | `libtest-output-capture` | `<alloc::vec::Vec<u8> as std::io::Write>::write` and one of `std::panicking::default_hook`, `std::io::stdio::print_to` | 1 MiB | the test harness's captured-output buffer, grown by a print or a panic message |
-///
-/// Turn them off in code ([`LeakCheckOptions::default_rules`](super::LeakCheckOptions::default_rules),
-/// [`without_default`](super::LeakCheckOptions::without_default)) or in a
-/// rule source (`-defaults`, `-default:<name>`).
-pub fn default_rules() -> Vec<Retain> {
-    super::defaults::rules()
-}
 
 pub(crate) fn default_rule(
     name: &'static str,
