@@ -3,9 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::defaults;
 use super::overlap::Overlap;
 use super::report::{AllowedRetention, LeakReport, Retention, UnusedRule};
-use super::retain::{self, Defaults, Retain, RetainRuleError};
+use super::retain::{Defaults, Retain, RetainRuleError};
 use super::verdict::{self, Resolved};
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
@@ -218,8 +219,10 @@ impl LeakCheck {
             }
             recorded = members.clone();
         }
-        let overlap = Overlap::begin(&members);
-        let rules = crate::thread_state::internal(|| rules_in_order(&opts));
+        let overlap = crate::thread_state::internal(|| Overlap::begin(&members));
+        let rules = crate::thread_state::internal(|| {
+            defaults::rules_in_order(&opts.rules, opts.defaults, &opts.defaults_off)
+        });
         let first_seq = sampling::records_seq();
         LeakCheck {
             rules,
@@ -457,34 +460,6 @@ impl Drop for LeakCheck {
             crate::switches::recording_ended();
         }
     }
-}
-
-/// The check's rules in order of precedence: code, environment, file,
-/// defaults (those not turned off).
-fn rules_in_order(opts: &LeakCheckOptions) -> Result<Vec<Retain>, RetainRuleError> {
-    let from_env = retain::rules_from_env()?;
-    for name in &opts.defaults_off {
-        if !retain::DEFAULT_NAMES.contains(&name.as_str()) {
-            return Err(RetainRuleError {
-                origin: "LeakCheckOptions::without_default".into(),
-                line: 0,
-                text: name.clone(),
-                problem: format!(
-                    "no default rule is named `{name}` (they are: {})",
-                    retain::DEFAULT_NAMES.join(", ")
-                ),
-            });
-        }
-    }
-    let mut rules = opts.rules.clone();
-    rules.extend(from_env.rules);
-    if opts.defaults == Defaults::On && !from_env.all_defaults_off {
-        rules.extend(super::default_rules().into_iter().filter(|r| {
-            let name = r.label();
-            !opts.defaults_off.contains(&name) && !from_env.defaults_off.contains(&name)
-        }));
-    }
-    Ok(rules)
 }
 
 /// Writes `report` as JSON into `$ALLOC_TRACKER_LEAK_DIR`, if set.

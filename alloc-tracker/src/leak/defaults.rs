@@ -4,7 +4,9 @@
 //! with `RUST_BACKTRACE=1`); every rule is tested on and off against the
 //! real crate in `tests/default_retention_rules_*.rs`.
 
-use super::retain::{default_rule, Retain, DEFAULT_NAMES};
+use super::retain::{
+    default_rule, rules_from_env, Defaults, Retain, RetainRuleError, DEFAULT_NAMES,
+};
 
 /// The rules every check applies unless turned off, for memory that the
 /// runtimes keep on purpose (the way LeakSanitizer ships suppressions for
@@ -89,4 +91,36 @@ pub fn default_rules() -> Vec<Retain> {
         .map(|r| r.label())
         .eq(DEFAULT_NAMES.iter().map(|s| s.to_string())));
     rules
+}
+
+/// The check's rules in order of precedence: code, environment, file,
+/// defaults (those not turned off).
+pub(crate) fn rules_in_order(
+    code: &[Retain],
+    defaults: Defaults,
+    defaults_off: &[String],
+) -> Result<Vec<Retain>, RetainRuleError> {
+    let from_env = rules_from_env()?;
+    for name in defaults_off {
+        if !DEFAULT_NAMES.contains(&name.as_str()) {
+            return Err(RetainRuleError {
+                origin: "LeakCheckOptions::without_default".into(),
+                line: 0,
+                text: name.clone(),
+                problem: format!(
+                    "no default rule is named `{name}` (they are: {})",
+                    DEFAULT_NAMES.join(", ")
+                ),
+            });
+        }
+    }
+    let mut rules = code.to_vec();
+    rules.extend(from_env.rules);
+    if defaults == Defaults::On && !from_env.all_defaults_off {
+        rules.extend(default_rules().into_iter().filter(|r| {
+            let name = r.label();
+            !defaults_off.contains(&name) && !from_env.defaults_off.contains(&name)
+        }));
+    }
+    Ok(rules)
 }
