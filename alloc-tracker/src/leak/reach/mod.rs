@@ -256,6 +256,20 @@ pub(crate) fn stack_mark() -> usize {
     std::hint::black_box(&x) as *const u8 as usize
 }
 
+/// Whether the 2 MiB chunk at `addr` belongs to the arena of the tracker's
+/// own scope ([`ScopeId::INTERNAL`]).
+fn is_internal_chunk(addr: usize) -> bool {
+    #[cfg(feature = "jemalloc")]
+    {
+        crate::allocator::chunk_scope(addr) == Some(ScopeId::INTERNAL)
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    {
+        let _ = addr;
+        false
+    }
+}
+
 /// jemalloc's base blocks (its metadata: extent records, arena and bin
 /// structures), found by their header: jemalloc 5.3 maps each one aligned to
 /// 2 MiB and begins it with a `base_block_t` (its size, a multiple of 2 MiB;
@@ -396,14 +410,24 @@ fn classify_inner(
                 start = t.sp.unwrap_or(start).saturating_sub(128).max(region.start);
                 rank = 2;
             }
-            scanner.scan_root(
-                scan::Root {
-                    start,
-                    end: region.end,
-                    rank,
-                },
-                holes.as_slice(),
-            );
+            // The tracker's own memory (its scope arena's chunks) holds no
+            // user pointer, only copies of addresses (report tables, the
+            // symboliser's caches): not a root.
+            let mut span = start;
+            let mut a = start;
+            while a < region.end {
+                let next = ((a >> 21) + 1) << 21;
+                if is_internal_chunk(a) {
+                    if span < a {
+                        scanner.scan_root(scan::Root { start: span, end: a, rank }, holes.as_slice());
+                    }
+                    span = next.min(region.end);
+                }
+                a = next;
+            }
+            if span < region.end {
+                scanner.scan_root(scan::Root { start: span, end: region.end, rank }, holes.as_slice());
+            }
         }
         scanner.flood();
         stats = scanner.stats;
