@@ -194,9 +194,9 @@ fn is_drained_applies_the_rules() {
     let s = scope("retain-is-drained");
     let check = LeakCheck::options(s).retain(cache_rule()).begin();
     s.in_scope(|| commit(2));
-    assert!(check.is_drained());
+    assert!(check.is_drained().unwrap());
     s.in_scope(|| user_code_keeps(10));
-    assert!(!check.is_drained());
+    assert!(!check.is_drained().unwrap());
 }
 
 #[cfg(feature = "json")]

@@ -298,7 +298,7 @@ impl LeakCheck {
         Ok(match &self.rules {
             Ok(rules) if !rules.is_empty() && self.opts.sites == Sites::Record => {
                 let mut resolved = Resolved::default();
-                let (bytes, allocs, _) = self.judge(excess, rules, &mut resolved);
+                let (bytes, allocs, _) = self.judge(excess, rules, &mut resolved, None);
                 resolved.release();
                 !self.over_tolerance(bytes, allocs)
             }
