@@ -349,6 +349,11 @@ impl Collector for ScopeCollector {
                         "Bytes of jemalloc's own metadata (stats.metadata).",
                         j.metadata,
                     ),
+                    (
+                        "cached",
+                        "Free blocks held in thread caches for reuse, the tracker's per-(thread, scope) tcaches included (stats.arenas.<all>.tcache_bytes); counted in allocated.",
+                        j.tcache_bytes,
+                    ),
                 ] {
                     single(
                         &mut enc,
