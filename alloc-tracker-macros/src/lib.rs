@@ -131,7 +131,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
         },
         (false, true) => {
             return syn::Error::new_spanned(
-                &f.sig.fn_token,
+                f.sig.fn_token,
                 "#[alloc_tracker::test(tokio)] runs an async test: make it `async fn`",
             )
             .to_compile_error()

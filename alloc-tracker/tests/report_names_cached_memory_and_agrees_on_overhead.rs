@@ -13,6 +13,9 @@ use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
+/// The figures are process-wide: the tests of this file take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn figures() -> alloc_tracker::report::JemallocFigures {
     Report::take().jemalloc.expect("jemalloc figures")
 }
@@ -26,7 +29,7 @@ fn churn(n: usize, size: usize) {
 
 #[test]
 fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
-    // One test function: the figures are process-wide.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let scope = ScopeId::register("cache-churn", None).unwrap();
     let before = figures();
     scope.in_scope(|| churn(4000, 48));
@@ -92,6 +95,7 @@ fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
 
 #[test]
 fn the_header_overhead_is_the_alloc_tracker_row() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Give the tracker something of its own (a dynamic scope name).
     let _ = ScopeId::register("overhead-probe-with-a-name", None).unwrap();
     let report = Report::take();

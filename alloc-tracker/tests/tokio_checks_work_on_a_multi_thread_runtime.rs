@@ -70,7 +70,7 @@ fn async_move_blocks_compile_in_both_forms_and_are_checked() {
         .build()
         .unwrap();
     warm_up(rt.handle()).unwrap();
-    let owned = vec![1u8, 2, 3];
+    let owned = black_box(vec![1u8, 2, 3]);
     let n = rt.block_on(assert_scope_drained!(instance of &REQUEST, async move {
         spawn(async move { owned.len() }).await.unwrap()
     }));

@@ -123,6 +123,7 @@ fn plant_a_leak_in_a_task() {
 }
 
 /// One request under a check of a fresh instance.
+#[allow(clippy::result_large_err)] // as LeakCheck::finish
 fn checked_request(id: u64, plant: Plant) -> Result<usize, LeakReport> {
     let rt = runtime();
     if !TRACING_WARM.replace(true) {
