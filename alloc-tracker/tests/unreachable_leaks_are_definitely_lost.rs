@@ -21,11 +21,15 @@ static LOST: Scope = Scope::new("reach-lost");
 /// Runs `plant` in a fresh instance of `LOST` under a check and returns the
 /// failed check's report.
 fn check(plant: fn()) -> LeakReport {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let instance = LOST.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(plant);
-    check.finish().expect_err("the planted leak must fail the check")
+    check
+        .finish()
+        .expect_err("the planted leak must fail the check")
 }
 
 fn assert_all_unreachable(report: &LeakReport, bytes: u64, allocs: u64) {

@@ -239,10 +239,19 @@ impl LeakCheck {
     // The report is made once per failed check; boxing it would only add
     // noise for every caller.
     #[allow(clippy::result_large_err)]
+    #[inline(never)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
         // The reachability scan reads this thread's stack from here up:
         // the frames of `finish`'s callers are roots, the scanner's are not.
+        // This frame is kept small: its slots that it never writes hold
+        // what the checked work's dead frames left there, and are read.
         let stack_top = reach::stack_mark();
+        self.finish_at(stack_top)
+    }
+
+    #[inline(never)]
+    #[allow(clippy::result_large_err)]
+    fn finish_at(self, stack_top: usize) -> Result<Drained, LeakReport> {
         if !super::is_installed() {
             return Err(LeakReport::not_installed(
                 self.opts.scope,
@@ -282,8 +291,15 @@ impl LeakCheck {
                         - self.freed_elsewhere;
                     let waited = waited_from.elapsed();
                     let reach = (self.opts.sites == Sites::Record
-                        && self.opts.reachability == Reachability::Scan)
-                        .then(|| reach::classify(&members, self.first_seq, stack_top));
+                        && self.opts.reachability != Reachability::Off)
+                        .then(|| {
+                            reach::classify(
+                                &members,
+                                self.first_seq,
+                                stack_top,
+                                self.opts.reachability,
+                            )
+                        });
                     return Err(LeakReport::build(
                         self.opts.scope,
                         self.opts.expect,

@@ -9,6 +9,14 @@
 //!   bytes at successive quiescent points, with the sampled sites that grew.
 //! - [`check_async`]: an async leak check in one expression.
 //! - [`is_installed`]: checks refuse to run without the allocator.
+//! - [`Reachability`]: a failed check that records sites scans the
+//!   process's memory, LeakSanitizer-style, and splits the retained blocks
+//!   into unreachable (definitely lost: a leak whatever any rule says) and
+//!   reachable, with what holds them ([`Holder`]: a static, a recorded
+//!   block of another scope, a thread's stack, unrecorded heap memory),
+//!   grouped in [`LeakReport::reachability`] and per [`LeakSite::reach`].
+//!   The scan is conservative; `docs/reachability.md` says how it can err
+//!   in each direction and what it costs.
 
 mod check;
 mod installed;
@@ -21,7 +29,7 @@ pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
 pub use installed::{ensure_installed, is_installed};
-pub use reach::{Holder, HolderGroup, HolderKind, Reachability, ReachSummary, SiteReach};
+pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
 pub use report::{LeakCause, LeakReport, LeakSite};
 pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};
 

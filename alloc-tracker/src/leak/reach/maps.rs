@@ -39,10 +39,8 @@ pub(crate) fn writable_regions() -> std::io::Result<Vec<Region>> {
         let Some((s, e)) = range.split_once('-') else {
             continue;
         };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(s, 16),
-            usize::from_str_radix(e, 16),
-        ) else {
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(s, 16), usize::from_str_radix(e, 16))
+        else {
             continue;
         };
         out.push(Region { start, end, name });

@@ -216,9 +216,8 @@ impl Reader {
                 };
                 // SAFETY: `dst` is writable for its length; the kernel
                 // reads the other process memory (ours) with its own checks.
-                let n = unsafe {
-                    libc::pread(f.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len(), off)
-                };
+                let n =
+                    unsafe { libc::pread(f.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len(), off) };
                 usize::try_from(n).unwrap_or(0)
             }
         }
@@ -311,7 +310,9 @@ pub(crate) fn loaded_objects() -> Vec<Object> {
             let name = if info.dlpi_name.is_null() {
                 String::new()
             } else {
-                CStr::from_ptr(info.dlpi_name).to_string_lossy().into_owned()
+                CStr::from_ptr(info.dlpi_name)
+                    .to_string_lossy()
+                    .into_owned()
             };
             let path = if name.is_empty() {
                 "/proc/self/exe".to_string()

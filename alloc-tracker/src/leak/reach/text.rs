@@ -35,7 +35,11 @@ fn holder_line(f: &mut fmt::Formatter<'_>, indent: &str, g: &HolderGroup) -> fmt
         g.bytes, g.allocs, g.holder
     )?;
     if g.max_chain > 0 {
-        write!(f, " (through up to {} other retained block(s))", g.max_chain)?;
+        write!(
+            f,
+            " (through up to {} other retained block(s))",
+            g.max_chain
+        )?;
     }
     writeln!(f)
 }
@@ -57,11 +61,15 @@ pub(crate) fn fmt_summary(f: &mut fmt::Formatter<'_>, r: &ReachSummary) -> fmt::
         r.scanned_bytes / 1024,
         r.scan_time
     )?;
+    write!(
+        f,
+        "; other threads: {} stopped, {} blocked, {} running",
+        r.threads_stopped, r.threads_blocked, r.threads_running
+    )?;
     if r.threads_running > 0 {
         write!(
             f,
-            "; {} other thread(s) were running during the scan, see docs/reachability.md",
-            r.threads_running
+            " (a running thread can move pointers during the scan, see docs/reachability.md)"
         )?;
     }
     writeln!(f, ")")?;
