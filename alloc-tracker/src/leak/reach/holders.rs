@@ -127,7 +127,7 @@ impl<'a> Context<'a> {
         if let Some(r) = self.regions.iter().find(|r| r.contains(loc)) {
             if r.contains(self.stack_top) {
                 h.kind = HolderKind::ThreadStack;
-                h.name = thread_name(&std::thread::current().name().unwrap_or(""), self.me);
+                h.name = thread_name(std::thread::current().name().unwrap_or(""), self.me);
                 return h;
             }
             if let Some(t) = self

@@ -65,7 +65,8 @@ fn install() -> bool {
         // only the signal chosen above is changed.
         let ok = unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as usize;
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) = handler;
+            sa.sa_sigaction = f as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(signal(), &sa, std::ptr::null_mut()) == 0
@@ -76,10 +77,9 @@ fn install() -> bool {
 }
 
 /// Which threads a stop reached: `(tid, stack pointer)` in `out` (its
-/// first `n`), and how many were signalled.
+/// first `n`).
 #[derive(Debug)]
 pub(crate) struct Stopped {
-    pub(crate) signalled: usize,
     pub(crate) n: usize,
     pub(crate) out: [(i32, usize); 256],
 }
@@ -115,7 +115,6 @@ pub(crate) fn stop(tids: &[i32], timeout: Duration) -> Option<Stopped> {
         unsafe { libc::sched_yield() };
     }
     let mut s = Stopped {
-        signalled,
         n: 0,
         out: [(0, 0); 256],
     };
