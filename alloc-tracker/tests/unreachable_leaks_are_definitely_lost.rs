@@ -21,7 +21,9 @@ static LOST: Scope = Scope::new("reach-lost");
 /// Runs `plant` in a fresh instance of `LOST` under a check and returns the
 /// failed check's report.
 fn check(plant: fn()) -> LeakReport {
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let instance = LOST.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(plant);

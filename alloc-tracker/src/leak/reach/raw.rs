@@ -174,11 +174,9 @@ impl Reader {
         let pid = unsafe { libc::getpid() };
         let mut r = Reader { mem: None, pid };
         if VM_READV.load(Ordering::Relaxed) != 2 {
-            let probe = 0x5eed_u64;
+            let probe = [0x5e_u8, 0xed, 1, 2, 3, 4, 5, 6];
             let mut out = [0u8; 8];
-            if r.readv(std::ptr::addr_of!(probe) as usize, &mut out) == 8
-                && u64::from_ne_bytes(out) == probe
-            {
+            if r.readv(std::ptr::addr_of!(probe) as usize, &mut out) == 8 && out == probe {
                 VM_READV.store(1, Ordering::Relaxed);
                 return Some(r);
             }
