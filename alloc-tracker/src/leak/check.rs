@@ -410,6 +410,7 @@ impl LeakCheck {
             Expect::Baseline => self.baseline.live_bytes,
             Expect::Zero => 0,
         };
+        let scan = self.opts.sites == Sites::Record && self.opts.reachability != Reachability::Off;
         let result = loop {
             // Decided before reading the figures, so that the last poll
             // reads them after the deadline even when judging the previous
@@ -433,10 +434,39 @@ impl LeakCheck {
             };
             match leaked {
                 None => {
-                    let retention = retention.unwrap_or_else(|| Retention {
+                    let mut retention = retention.unwrap_or_else(|| Retention {
                         unused: verdict::all_unused(rules),
                         ..Retention::default()
                     });
+                    // Retention a rule allowed must still be held by
+                    // something: an unreachable block is a leak whatever
+                    // rule matches it (a `mem::forget` made through the
+                    // code path that fills a cache). So a check that
+                    // passes only thanks to rules scans too.
+                    if scan && !retention.allowed.is_empty() {
+                        std::mem::take(&mut resolved).release();
+                        let members = registry::subtree(self.opts.scope);
+                        let c = reach::classify(
+                            &members,
+                            self.first_seq,
+                            stack_top,
+                            self.opts.reachability,
+                        );
+                        if let Some(e) = self.excess(&now) {
+                            let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, Some(&c));
+                            if self.over_tolerance(bytes, allocs) {
+                                break Err(self.report(
+                                    now,
+                                    (bytes, allocs),
+                                    r,
+                                    &members,
+                                    waited,
+                                    Some(&c),
+                                ));
+                            }
+                            retention = r;
+                        }
+                    }
                     break Ok(Drained {
                         allowed: retention.allowed,
                         unused_rules: retention.unused,
@@ -457,13 +487,6 @@ impl LeakCheck {
                         None => self.judge((bytes, allocs), rules, &mut resolved, None).2,
                     };
                     let members = registry::subtree(self.opts.scope);
-                    let freed_elsewhere = members
-                        .iter()
-                        .map(|s| sampling::freed_elsewhere(*s))
-                        .sum::<u64>()
-                        - self.freed_elsewhere;
-                    let scan = self.opts.sites == Sites::Record
-                        && self.opts.reachability != Reachability::Off;
                     if scan {
                         // The symboliser's caches are live heap the scan
                         // would read as possible holders: drop them first.
@@ -479,19 +502,12 @@ impl LeakCheck {
                         (Some(c), Some(e)) => self.judge(e, rules, &mut resolved, Some(c)),
                         _ => (bytes, allocs, retention),
                     };
-                    break Err(LeakReport::build(
-                        self.opts.scope,
-                        self.opts.expect,
-                        self.opts.sites == Sites::Record,
-                        self.baseline,
+                    break Err(self.report(
                         now,
-                        self.during(&now),
-                        bytes,
-                        allocs,
+                        (bytes, allocs),
                         retention,
-                        freed_elsewhere,
+                        &members,
                         waited,
-                        self.started.elapsed(),
                         reach.as_ref(),
                     ));
                 }
@@ -499,6 +515,38 @@ impl LeakCheck {
         };
         resolved.release();
         result
+    }
+
+    /// The report of a failed check.
+    fn report(
+        &self,
+        now: ScopeStats,
+        (bytes, allocs): (u64, u64),
+        retention: Retention,
+        members: &[ScopeId],
+        waited: Duration,
+        reach: Option<&reach::Classified>,
+    ) -> LeakReport {
+        let freed_elsewhere = members
+            .iter()
+            .map(|s| sampling::freed_elsewhere(*s))
+            .sum::<u64>()
+            .saturating_sub(self.freed_elsewhere);
+        LeakReport::build(
+            self.opts.scope,
+            self.opts.expect,
+            self.opts.sites == Sites::Record,
+            self.baseline,
+            now,
+            self.during(&now),
+            bytes,
+            allocs,
+            retention,
+            freed_elsewhere,
+            waited,
+            self.started.elapsed(),
+            reach,
+        )
     }
 
     /// Ends the check and panics with the report if the scope did not
