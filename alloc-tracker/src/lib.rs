@@ -311,6 +311,39 @@
 //! [`tolerance_bytes`](leak::LeakCheckOptions::tolerance_bytes) allows memory
 //! retained on purpose, reported as `retained_bytes`, never hidden.
 //!
+//! ## Retention on purpose: caches, pools, runtimes
+//!
+//! An engine's page cache filled during a commit is not a leak. Declare it
+//! with a bounded rule ([`leak::Retain`], like LeakSanitizer's
+//! suppressions, also from `ALLOC_TRACKER_RETAIN` or a file named by
+//! `ALLOC_TRACKER_RETAIN_FILE`); each retained block is then judged on its
+//! own: matched by a rule within its bound, it is allowed retention,
+//! listed apart in the report; otherwise, or beyond the bound, a leak:
+//!
+//! ```
+//! # #[global_allocator]
+//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
+//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! use alloc_tracker::leak::{LeakCheck, Retain};
+//! use alloc_tracker::Scope;
+//!
+//! static COMMIT: Scope = Scope::new("doc-commit");
+//! let check = LeakCheck::options(&COMMIT)
+//!     .retain(Retain::site("redb::tree_store::page_store").up_to(64 << 20).named("page-cache"))
+//!     .begin();
+//! COMMIT.in_scope(|| drop(vec![0u8; 100])); // the commit
+//! let drained = check.finish().unwrap();
+//! assert_eq!(drained.unused_rules[0].rule, "page-cache"); // nothing cached this time
+//! ```
+//!
+//! Default rules ([`leak::default_rules`]) allow what tokio,
+//! tracing-subscriber, std's panic hook and libtest keep on purpose; each
+//! can be turned off. A rule that matched nothing is reported as unused; a
+//! check that overlapped another check of the same scope says so.
+//! [`leak::SteadyState`] runs an operation again and again after a warm-up
+//! and fails when the scope keeps growing. `docs/leak-checks.md` says what
+//! each verdict means and how each can err.
+//!
 //! # Sampling
 //!
 //! [`sampling::set_sampling`] turns on byte-interval sampling (default

@@ -188,3 +188,37 @@ fn blocks_without_records_cannot_be_allowed() {
     assert!(report.leaked_bytes >= 4096, "{report}");
     assert!(report.allowed.is_empty());
 }
+
+#[test]
+fn is_drained_applies_the_rules() {
+    let s = scope("retain-is-drained");
+    let check = LeakCheck::options(s).retain(cache_rule()).begin();
+    s.in_scope(|| commit(2));
+    assert!(check.is_drained());
+    s.in_scope(|| user_code_keeps(10));
+    assert!(!check.is_drained());
+}
+
+#[cfg(feature = "json")]
+#[test]
+fn allowed_retention_and_unused_rules_round_trip_through_json() {
+    let s = scope("retain-json");
+    let check = LeakCheck::options(s)
+        .retain(cache_rule())
+        .retain(Retain::site("stale_rule_for_json").up_to(8))
+        .begin();
+    s.in_scope(|| {
+        commit(1);
+        user_code_keeps(33);
+    });
+    let report = check.finish().expect_err("33 B leak");
+    let json = serde_json::to_string(&report).unwrap();
+    let back: alloc_tracker::leak::LeakReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.leaked_bytes, 33);
+    assert_eq!(back.allowed, report.allowed);
+    assert_eq!(back.allowed[0].rule, "page-cache");
+    assert_eq!(back.unused_rules[0].rule, "site:stale_rule_for_json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["allowed"][0]["source"], "code");
+    assert_eq!(v["unused_rules"][0]["bound_bytes"], 8);
+}

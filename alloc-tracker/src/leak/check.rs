@@ -3,10 +3,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::defaults;
 use super::overlap::Overlap;
 use super::reach::{self, Reachability};
 use super::report::{AllowedRetention, LeakReport, Retention, UnusedRule};
-use super::retain::{self, Defaults, Retain, RetainRuleError};
+use super::retain::{Defaults, Retain, RetainRuleError};
 use super::verdict::{self, Resolved};
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
@@ -244,8 +245,10 @@ impl LeakCheck {
             }
             recorded = members.clone();
         }
-        let overlap = Overlap::begin(&members);
-        let rules = crate::thread_state::internal(|| rules_in_order(&opts));
+        let overlap = crate::thread_state::internal(|| Overlap::begin(&members));
+        let rules = crate::thread_state::internal(|| {
+            defaults::rules_in_order(&opts.rules, opts.defaults, &opts.defaults_off)
+        });
         let first_seq = sampling::records_seq();
         LeakCheck {
             rules,
@@ -264,10 +267,21 @@ impl LeakCheck {
         self.opts.scope
     }
 
-    /// Whether the scope is drained right now (no waiting, no report).
+    /// Whether the scope is drained right now (no waiting, no report),
+    /// retention rules applied.
     pub fn is_drained(&self) -> bool {
-        self.excess(&self.opts.scope.stats_with_children())
-            .is_none()
+        let Some(excess) = self.excess(&self.opts.scope.stats_with_children()) else {
+            return true;
+        };
+        match &self.rules {
+            Ok(rules) if !rules.is_empty() && self.opts.sites == Sites::Record => {
+                let mut resolved = Resolved::default();
+                let (bytes, allocs, _) = self.judge(excess, rules, &mut resolved);
+                resolved.release();
+                !self.over_tolerance(bytes, allocs)
+            }
+            _ => false,
+        }
     }
 
     /// Bytes and allocations above what "drained" allows, if any.
@@ -366,6 +380,10 @@ impl LeakCheck {
             Expect::Zero => 0,
         };
         let result = loop {
+            // Decided before reading the figures, so that the last poll
+            // reads them after the deadline even when judging the previous
+            // one (symbolising its stacks) took longer than the wait.
+            let past_deadline = Instant::now() >= deadline;
             let now = self.opts.scope.stats_with_children();
             let waited = waited_from.elapsed();
             let judged = match self.excess(&now) {
@@ -396,7 +414,7 @@ impl LeakCheck {
                         retained_bytes: now.live_bytes.saturating_sub(base),
                     });
                 }
-                Some(_) if Instant::now() < deadline => {
+                Some(_) if !past_deadline => {
                     std::thread::sleep(
                         pause.min(deadline.saturating_duration_since(Instant::now())),
                     );
@@ -496,34 +514,6 @@ impl Drop for LeakCheck {
             crate::switches::recording_ended();
         }
     }
-}
-
-/// The check's rules in order of precedence: code, environment, file,
-/// defaults (those not turned off).
-fn rules_in_order(opts: &LeakCheckOptions) -> Result<Vec<Retain>, RetainRuleError> {
-    let from_env = retain::rules_from_env()?;
-    for name in &opts.defaults_off {
-        if !retain::DEFAULT_NAMES.contains(&name.as_str()) {
-            return Err(RetainRuleError {
-                origin: "LeakCheckOptions::without_default".into(),
-                line: 0,
-                text: name.clone(),
-                problem: format!(
-                    "no default rule is named `{name}` (they are: {})",
-                    retain::DEFAULT_NAMES.join(", ")
-                ),
-            });
-        }
-    }
-    let mut rules = opts.rules.clone();
-    rules.extend(from_env.rules);
-    if opts.defaults == Defaults::On && !from_env.all_defaults_off {
-        rules.extend(retain::default_rules().into_iter().filter(|r| {
-            let name = r.label();
-            !opts.defaults_off.contains(&name) && !from_env.defaults_off.contains(&name)
-        }));
-    }
-    Ok(rules)
 }
 
 /// Writes `report` as JSON into `$ALLOC_TRACKER_LEAK_DIR`, if set.

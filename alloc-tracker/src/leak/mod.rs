@@ -7,6 +7,12 @@
 //!   test assertion, also for a fresh instance and for async blocks.
 //! - [`Trend`]: a slow leak across runs that each pass, from a scope's live
 //!   bytes at successive quiescent points, with the sampled sites that grew.
+//! - [`Retain`]: declared retention (a bounded cache is not a leak), from
+//!   code, `ALLOC_TRACKER_RETAIN` or a rules file; [`default_rules`] for
+//!   what runtimes keep on purpose. The report lists
+//!   [`AllowedRetention`] apart from the leaks, and [`UnusedRule`]s.
+//! - [`SteadyState`]: an operation run again and again after a warm-up
+//!   must stop growing the scope.
 //! - [`check_async`]: an async leak check in one expression.
 //! - [`is_installed`]: checks refuse to run without the allocator.
 
@@ -25,12 +31,13 @@ mod verdict;
 pub mod test_attr;
 
 pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites};
+pub use defaults::default_rules;
 pub use installed::{ensure_installed, is_installed};
 pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
 pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
 pub use retain::{
-    default_rules, rules_from_env, Defaults, Retain, RetainRuleError, RetainWithoutBound, RuleSet,
-    RuleSource, DEFAULT_NAMES, RETAIN_ENV, RETAIN_FILE_ENV,
+    rules_from_env, Defaults, Retain, RetainRuleError, RetainWithoutBound, RuleSet, RuleSource,
+    DEFAULT_NAMES, RETAIN_ENV, RETAIN_FILE_ENV,
 };
 pub use steady::{Steady, SteadyCause, SteadyState, SteadyStateOptions, SteadyStateReport};
 pub use trend::{GrowingSite, Trend, TrendOptions, TrendOptionsError, TrendReport};

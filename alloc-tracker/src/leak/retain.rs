@@ -37,8 +37,14 @@ pub(crate) enum Matcher {
     Scope(ScopeId),
     /// Blocks allocated in the scope with this path or below it.
     ScopePath(String),
-    /// A frame whose function path contains any of these (default rules).
-    AnySite(&'static [&'static str]),
+    /// Default rules: for each group of `all`, a frame whose function path
+    /// contains one of the group's substrings; and with `innermost`, the
+    /// innermost frame outside the allocation machinery (`alloc::`,
+    /// `core::`, `Vec`/`RawVec` growth) contains one of those.
+    Frames {
+        innermost: Option<&'static [&'static str]>,
+        all: &'static [&'static [&'static str]],
+    },
 }
 
 impl fmt::Display for Matcher {
@@ -47,7 +53,13 @@ impl fmt::Display for Matcher {
             Matcher::Site(s) => write!(f, "site:{s}"),
             Matcher::Scope(id) => write!(f, "scope:{}", id.path()),
             Matcher::ScopePath(p) => write!(f, "scope:{p}"),
-            Matcher::AnySite(list) => write!(f, "site:{}", list.join("|")),
+            Matcher::Frames { innermost, all } => {
+                let mut groups: Vec<String> = all.iter().map(|g| g.join("|")).collect();
+                if let Some(inner) = innermost {
+                    groups.insert(0, format!("innermost {}", inner.join("|")));
+                }
+                write!(f, "site:{}", groups.join(" & "))
+            }
         }
     }
 }
@@ -80,8 +92,10 @@ pub enum RuleSource {
 /// use std::sync::Mutex;
 ///
 /// static CACHE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// /// Reads a page into the cache (the page is allocated here).
 /// #[inline(never)]
-/// fn fill_page_cache(page: Vec<u8>) {
+/// fn fill_page_cache(len: usize) {
+///     let page = std::hint::black_box(vec![7u8; len]);
 ///     CACHE.lock().unwrap().push(page);
 /// }
 ///
@@ -89,15 +103,14 @@ pub enum RuleSource {
 /// let check = LeakCheck::options(commit)
 ///     .retain(Retain::site("fill_page_cache").up_to(64 << 10).named("page-cache"))
 ///     .begin();
-/// commit.in_scope(|| {
-///     let page = std::hint::black_box(vec![7u8; 4096]);
-///     fill_page_cache(page);
-/// });
+/// commit.in_scope(|| fill_page_cache(4096));
 /// let drained = check.finish().expect("the cache is declared");
 /// assert_eq!(drained.allowed[0].rule, "page-cache");
 /// ```
 ///
-/// A rule only matches blocks the check recorded (the default
+/// A site rule matches the stack that *allocated* the block, not the code
+/// that stored it: name the function that allocates the cached value. A
+/// rule only matches blocks the check recorded (the default
 /// [`Sites::Record`](super::Sites::Record)); with sites off, every byte
 /// kept is a leak.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -360,6 +373,13 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// Rules from `ALLOC_TRACKER_RETAIN` and the file named by
 /// `ALLOC_TRACKER_RETAIN_FILE`, in that order (empty when neither is set).
+/// Every check reads them when it begins.
+///
+/// ```
+/// use alloc_tracker::leak::rules_from_env;
+/// // Neither variable is set in this doc test.
+/// assert!(rules_from_env().unwrap().rules.is_empty());
+/// ```
 ///
 /// # Errors
 /// [`RetainRuleError`] for a bad line, an unreadable file or a variable
@@ -413,37 +433,20 @@ pub enum Defaults {
 /// Names of the default rules, in the order they apply.
 pub const DEFAULT_NAMES: &[&str] = &[
     "tokio-park-thread",
-    "tokio-worker-state",
+    "tokio-blocking-pool-thread",
     "tracing-subscriber-thread-buffers",
     "std-backtrace-cache",
+    "libtest-output-capture",
 ];
-
-/// The rules every check applies unless turned off, for memory that the
-/// runtimes keep on purpose (the way LeakSanitizer ships suppressions for
-/// libc internals). Each matches frames specific to one runtime and is
-/// bounded, so a user's leak through ordinary code is never hidden by one:
-///
-/// | name | matches a frame containing | bound | what it is |
-/// |---|---|---|---|
-/// | `tokio-park-thread` | `tokio::runtime::park::ParkThread::new` | 1 KiB | the thread's parker for `block_on`, made once per thread in its TLS |
-/// | `tokio-worker-state` | `tokio::runtime::scheduler::multi_thread::worker::run` ... see [`default_rules`] source | 4 KiB | a worker's per-thread state, made on its first task |
-/// | `tracing-subscriber-thread-buffers` | `tracing_subscriber::registry::sharded` / `thread_local` | 16 KiB | the registry's per-thread span stacks and pools |
-/// | `std-backtrace-cache` | `std::backtrace_rs::symbolize` / `std::sys::backtrace` | 256 KiB | std's symbol caches made by the panic hook with `RUST_BACKTRACE` |
-///
-/// Turn them off in code ([`LeakCheckOptions::default_rules`](super::LeakCheckOptions::default_rules),
-/// [`without_default`](super::LeakCheckOptions::without_default)) or in a
-/// rule source (`-defaults`, `-default:<name>`).
-pub fn default_rules() -> Vec<Retain> {
-    super::defaults::rules()
-}
 
 pub(crate) fn default_rule(
     name: &'static str,
-    sites: &'static [&'static str],
+    innermost: Option<&'static [&'static str]>,
+    all: &'static [&'static [&'static str]],
     bound: u64,
 ) -> Retain {
     Retain {
-        matcher: Matcher::AnySite(sites),
+        matcher: Matcher::Frames { innermost, all },
         bound,
         name: Some(name.to_string()),
         source: RuleSource::Default,

@@ -60,6 +60,14 @@ impl SteadyState {
     /// first point of the trend is taken after the warm-up, before the
     /// first measured run.
     ///
+    /// **How a cache can look like a leak**: a cache still filling for
+    /// `window - 1` measured runs in a row grows at every point of the
+    /// window and is flagged; give a warm-up long enough to fill it (or a
+    /// larger window). A leak hidden by a scope whose bytes also fall now
+    /// and then (entries of varying size evicted) breaks the run of growth
+    /// and is not flagged until the window sees growth at every point; use
+    /// [`bound_bytes`](SteadyStateOptions::bound_bytes) for a hard limit.
+    ///
     /// ```
     /// # #[global_allocator]
     /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =

@@ -72,6 +72,20 @@ pub(crate) fn gather(first_seq: u64, members: &[ScopeId]) -> Vec<Block> {
     })
 }
 
+/// Frames of the allocation machinery itself, skipped to find the code
+/// that asked for a block (a `Vec`'s growth is asked for by its caller).
+const ALLOCATION_MACHINERY: &[&str] = &[
+    "alloc::alloc::",
+    "<alloc::alloc::",
+    "alloc::raw_vec::",
+    "<alloc::raw_vec::",
+    "<alloc::vec::Vec<u8>>::",
+    "<alloc::vec::Vec<u8> as alloc::vec::spec_extend",
+    "core::",
+    "<core::",
+    "__rust",
+];
+
 /// Symbolised stacks and scope paths, kept across the polls of one check.
 #[derive(Debug, Default)]
 pub(crate) struct Resolved {
@@ -90,10 +104,25 @@ impl Resolved {
     fn matches(&mut self, m: &Matcher, b: &Block) -> bool {
         match m {
             Matcher::Site(s) => self.frames(b.stack).iter().any(|f| f.function.contains(s)),
-            Matcher::AnySite(list) => self
-                .frames(b.stack)
-                .iter()
-                .any(|f| list.iter().any(|s| f.function.contains(s))),
+            Matcher::Frames { innermost, all } => {
+                let frames = self.frames(b.stack);
+                let inner_ok = innermost.is_none_or(|inner| {
+                    frames
+                        .iter()
+                        .find(|f| {
+                            !ALLOCATION_MACHINERY
+                                .iter()
+                                .any(|p| f.function.starts_with(p))
+                        })
+                        .is_some_and(|f| inner.iter().any(|s| f.function.contains(s)))
+                });
+                inner_ok
+                    && all.iter().all(|group| {
+                        frames
+                            .iter()
+                            .any(|f| group.iter().any(|s| f.function.contains(s)))
+                    })
+            }
             Matcher::Scope(id) => self
                 .subtrees
                 .entry(*id)
