@@ -6,7 +6,9 @@
 //! whichever thread frees it. Per-scope live bytes and allocations are exact
 //! at any moment; a [`LeakCheck`](leak::LeakCheck) around a unit of work
 //! says whether its scope drained and, if not, which call sites hold the
-//! bytes.
+//! bytes and, from a LeakSanitizer-style scan of the process's memory,
+//! which of them nothing can reach any more (definitely lost) and what
+//! still holds the others ([`leak::Reachability`], `docs/reachability.md`).
 //!
 //! # Setup
 //!

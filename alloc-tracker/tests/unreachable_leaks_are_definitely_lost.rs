@@ -9,6 +9,10 @@ use std::rc::Rc;
 use alloc_tracker::leak::{LeakCheck, LeakReport, Reachability};
 use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
+/// One check at a time: a scan reads the whole process, and another test's
+/// report being built meanwhile holds copies of block addresses.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
@@ -17,6 +21,9 @@ static LOST: Scope = Scope::new("reach-lost");
 /// Runs `plant` in a fresh instance of `LOST` under a check and returns the
 /// failed check's report.
 fn check(plant: fn()) -> LeakReport {
+    let _one_at_a_time = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let instance = LOST.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(plant);

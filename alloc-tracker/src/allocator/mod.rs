@@ -31,6 +31,16 @@ pub(crate) use arena::set_tagged_only;
 #[cfg(feature = "jemalloc")]
 pub use arena::AttributionStats;
 
+/// For the reachability scan (`leak/reach`): the scope whose arena owns
+/// the chunk (2 MiB) at `addr`, if a scope's arena does.
+#[cfg(feature = "jemalloc")]
+pub(crate) fn chunk_scope(addr: usize) -> Option<ScopeId> {
+    match arena::owner(addr as *const u8) {
+        arena::Owner::Scope(s) => Some(s),
+        _ => None,
+    }
+}
+
 /// For the reachability scan (`leak/reach`): overwrites the stale block
 /// addresses in this thread's tcaches (see `arena/scrub.rs`).
 #[cfg(feature = "jemalloc")]

@@ -276,7 +276,7 @@ impl LeakCheck {
         match &self.rules {
             Ok(rules) if !rules.is_empty() && self.opts.sites == Sites::Record => {
                 let mut resolved = Resolved::default();
-                let (bytes, allocs, _) = self.judge(excess, rules, &mut resolved);
+                let (bytes, allocs, _) = self.judge(excess, rules, &mut resolved, None);
                 resolved.release();
                 !self.over_tolerance(bytes, allocs)
             }
@@ -349,10 +349,19 @@ impl LeakCheck {
     // The report is made once per failed check; boxing it would only add
     // noise for every caller.
     #[allow(clippy::result_large_err)]
+    #[inline(never)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
         // The reachability scan reads this thread's stack from here up:
         // the frames of `finish`'s callers are roots, the scanner's are not.
+        // This frame is kept small: its slots that it never writes hold
+        // what the checked work's dead frames left there, and are read.
         let stack_top = reach::stack_mark();
+        self.finish_at(stack_top)
+    }
+
+    #[inline(never)]
+    #[allow(clippy::result_large_err)]
+    fn finish_at(self, stack_top: usize) -> Result<Drained, LeakReport> {
         if !super::is_installed() {
             return Err(LeakReport::not_installed(
                 self.opts.scope,
@@ -432,13 +441,15 @@ impl LeakCheck {
                         .sum::<u64>()
                         - self.freed_elsewhere;
                     let scan = self.opts.sites == Sites::Record
-                        && self.opts.reachability == Reachability::Scan;
+                        && self.opts.reachability != Reachability::Off;
                     if scan {
                         // The symboliser's caches are live heap the scan
                         // would read as possible holders: drop them first.
                         std::mem::take(&mut resolved).release();
                     }
-                    let reach = scan.then(|| reach::classify(&members, self.first_seq, stack_top));
+                    let reach = scan.then(|| {
+                        reach::classify(&members, self.first_seq, stack_top, self.opts.reachability)
+                    });
                     // With the scan, judge again: an unreachable block is a
                     // leak whatever rule matches it, and each site says
                     // which of its blocks are reachable and from what.

@@ -15,6 +15,14 @@
 //!   must stop growing the scope.
 //! - [`check_async`]: an async leak check in one expression.
 //! - [`is_installed`]: checks refuse to run without the allocator.
+//! - [`Reachability`]: a failed check that records sites scans the
+//!   process's memory, LeakSanitizer-style, and splits the retained blocks
+//!   into unreachable (definitely lost: a leak whatever any rule says) and
+//!   reachable, with what holds them ([`Holder`]: a static, a recorded
+//!   block of another scope, a thread's stack, unrecorded heap memory),
+//!   grouped in [`LeakReport::reachability`] and per [`LeakSite::reach`].
+//!   The scan is conservative; `docs/reachability.md` says how it can err
+//!   in each direction and what it costs.
 
 mod check;
 mod defaults;

@@ -23,6 +23,10 @@ pub(crate) fn chain_root(all: &[Cand], c: &Cand) -> (Cand, u32) {
     (cur, chain)
 }
 
+/// How far below an unrecorded holding word a static's pointer may point
+/// to be named as its probable owner.
+const OWNER_REACH: usize = 64 << 10;
+
 /// Frames of a holding block's stack kept, from its origin outwards.
 const SHOWN_CALLERS: usize = 3;
 
@@ -141,36 +145,67 @@ impl<'a> Context<'a> {
                 return h;
             }
             h.name.clone_from(&r.name);
-            if std::env::var_os("REACH_DEBUG").is_some() {
-                eprintln!(
-                    "DEBUG loc {loc:#x} region {:#x}-{:#x} {} off {:#x}",
-                    r.start,
-                    r.end,
-                    r.name,
-                    loc - r.start
-                );
-                if let Some(rd) = raw::Reader::new() {
-                    let mut b = [0u8; 256];
-                    let mut h = [0u8; 32];
-                    rd.read(loc & !((2 << 20) - 1), &mut h);
-                    eprintln!(
-                        "  chunk head {:x?}",
-                        h.chunks(8)
-                            .map(|w| usize::from_ne_bytes(w.try_into().unwrap()))
-                            .collect::<Vec<_>>()
-                    );
-                    let n = rd.read(loc - 128, &mut b);
-                    for (i, w) in b[..n].chunks(8).enumerate() {
-                        eprintln!(
-                            "  {:+} {:#x}",
-                            (i as isize - 16) * 8,
-                            usize::from_ne_bytes(w.try_into().unwrap())
-                        );
+        }
+        h
+    }
+
+    /// For each holder in unrecorded heap memory (`by_loc`, keyed by the
+    /// hidden address of the holding word), looks for a static that points
+    /// at or below that word, within [`OWNER_REACH`] bytes: the probable
+    /// owner of the unrecorded block (a `static Mutex<Vec<T>>` points at
+    /// the start of the vector's buffer, the held element lies further in).
+    pub(crate) fn find_owners(&self, reader: &raw::Reader, by_loc: &mut HashMap<usize, Holder>) {
+        let mut locs: Vec<usize> = by_loc
+            .iter()
+            .filter(|(_, h)| h.kind == HolderKind::UnrecordedHeap)
+            .map(|(&k, _)| super::hide(k))
+            .collect();
+        if locs.is_empty() {
+            return;
+        }
+        locs.sort_unstable();
+        // Per loc: the nearest pointer at or below it (its address).
+        let mut best: Vec<(usize, usize)> = vec![(0, 0); locs.len()];
+        let mut buf = vec![0u8; 1 << 16];
+        const W: usize = std::mem::size_of::<usize>();
+        for o in &self.objects {
+            for &(s, e) in &o.writable {
+                let mut a = s.next_multiple_of(W);
+                while a < e {
+                    let len = (e - a).min(buf.len());
+                    let n = reader.read(a, &mut buf[..len]);
+                    for (k, w) in buf[..n - n % W].chunks_exact(W).enumerate() {
+                        let w = usize::from_ne_bytes(w.try_into().unwrap_or([0; W]));
+                        let i = locs.partition_point(|&l| l < w);
+                        if let Some(&l) = locs.get(i) {
+                            if l - w < OWNER_REACH && w > best[i].0 {
+                                best[i] = (w, a + k * W);
+                            }
+                        }
                     }
+                    a += len.max(W);
                 }
             }
         }
-        h
+        for (i, &l) in locs.iter().enumerate() {
+            let (w, at) = best[i];
+            if w == 0 {
+                continue;
+            }
+            if let Some(o) = self
+                .objects
+                .iter()
+                .find(|o| o.writable.iter().any(|&(s, e)| s <= at && at < e))
+            {
+                if let Some(h) = by_loc.get_mut(&super::hide(l)) {
+                    h.via = Some(format!(
+                        "static `{}` (+{:#x} into the block)",
+                        self.symbol(o, at),
+                        l - w
+                    ));
+                }
+            }
+        }
     }
 
     /// `symbol+0xoff` for a static address of `o`, or `object+0xoff`.

@@ -25,6 +25,8 @@ mod maps;
 #[allow(unsafe_code)]
 mod raw;
 mod scan;
+#[allow(unsafe_code)]
+mod stop;
 mod text;
 
 use std::collections::HashMap;
@@ -43,9 +45,14 @@ pub(crate) use text::{fmt_site, fmt_summary, merge};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Reachability {
-    /// Scan the process's memory when a check that records sites fails.
+    /// Scan the process's memory when a check that records sites fails,
+    /// with the other threads stopped (a real-time signal whose handler
+    /// waits; see `docs/reachability.md`).
     #[default]
     Scan,
+    /// Scan without stopping the other threads (they keep running and can
+    /// move pointers while memory is read; nothing is signalled).
+    ScanWhileRunning,
     /// Never scan; reports carry no reachability.
     Off,
 }
@@ -189,9 +196,13 @@ pub struct ReachSummary {
     /// Memory the scan mapped for itself (peak, excluding the symbol
     /// tables read to name statics).
     pub scan_memory: u64,
-    /// Other threads that were running during the scan (their stack
-    /// pointer unknown: their whole stacks were read, and they could move
-    /// pointers while memory was read).
+    /// Other threads stopped for the scan (their registers were read from
+    /// the signal frame on their stacks).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub threads_stopped: u32,
+    /// Other threads that were running during the scan (not stopped, not
+    /// blocked: their stack pointer unknown, their whole stacks were read,
+    /// and they could move pointers while memory was read).
     pub threads_running: u32,
     /// Other threads blocked in the kernel (read from their stack pointer).
     pub threads_blocked: u32,
@@ -252,8 +263,25 @@ impl Classified {
 /// roots: the frames below it (the scanner's own) are not read.
 #[inline(always)]
 pub(crate) fn stack_mark() -> usize {
-    let x = 0u8;
-    std::hint::black_box(&x) as *const u8 as usize
+    // A `&mut` local: a shared borrow of a constant local may be promoted
+    // to a global by the optimiser, and its address is then no stack
+    // address at all.
+    let mut x = 0usize;
+    std::hint::black_box(&mut x) as *mut usize as usize
+}
+
+/// Whether the 2 MiB chunk at `addr` belongs to the arena of the tracker's
+/// own scope ([`ScopeId::INTERNAL`]).
+fn is_internal_chunk(addr: usize) -> bool {
+    #[cfg(feature = "jemalloc")]
+    {
+        crate::allocator::chunk_scope(addr) == Some(ScopeId::INTERNAL)
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    {
+        let _ = addr;
+        false
+    }
 }
 
 /// jemalloc's base blocks (its metadata: extent records, arena and bin
@@ -294,16 +322,40 @@ fn base_blocks(reader: &raw::Reader, regions: &[maps::Region], mut f: impl FnMut
 /// Classifies every exact record of `members` made at or after `first_seq`
 /// (the retained blocks of a check): unreachable, or reachable and held by
 /// what. `stack_top` is a [`stack_mark`] taken on entry to the check's
-/// `finish`: this thread's stack is read from there upwards.
-pub(crate) fn classify(members: &[ScopeId], first_seq: u64, stack_top: usize) -> Classified {
+/// `finish`: this thread's stack is read from there upwards. `how` says
+/// whether the other threads are stopped for the scan.
+pub(crate) fn classify(
+    members: &[ScopeId],
+    first_seq: u64,
+    stack_top: usize,
+    how: Reachability,
+) -> Classified {
     let started = Instant::now();
-    thread_state::internal(|| classify_inner(members, first_seq, stack_top, started))
+    // One scan at a time: a scan stops the others' threads.
+    static ONE_SCAN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_SCAN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    thread_state::internal(|| classify_inner(members, first_seq, stack_top, how, started))
 }
+
+/// Releases the stopped threads when dropped (also on unwinding).
+struct Release;
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        stop::release();
+    }
+}
+
+/// How long a scan waits for the other threads to stop.
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn classify_inner(
     members: &[ScopeId],
     first_seq: u64,
     stack_top: usize,
+    how: Reachability,
     started: Instant,
 ) -> Classified {
     let Some(reader) = raw::Reader::new() else {
@@ -317,7 +369,7 @@ fn classify_inner(
         Err(e) => return Classified::failed(format!("cannot read /proc/self/maps: {e}"), started),
     };
     let me = raw::gettid();
-    let threads = maps::other_threads(me);
+    let mut threads = maps::other_threads(me);
     let objects = raw::loaded_objects();
     // The candidates, copied into memory of their own (never the heap).
     let mut n = 0usize;
@@ -352,6 +404,8 @@ fn classify_inner(
     let mut stats;
     let mut blocked = 0u32;
     let mut running = 0u32;
+    let mut stopped_n = 0u32;
+    let tids: Vec<i32> = threads.iter().map(|t| t.tid).collect();
     {
         let cand_range = cands.range();
         let holes_range = holes.range();
@@ -371,6 +425,14 @@ fn classify_inner(
             let _ = holes.push(r);
         });
         holes.as_mut_slice().sort_unstable();
+        // From here to the release, nothing may allocate: a stopped thread
+        // may hold an allocator lock.
+        let stopped = match how {
+            Reachability::Scan => stop::stop(&tids, STOP_TIMEOUT),
+            _ => None,
+        };
+        let release = stopped.as_ref().map(|_| Release);
+        let stopped_sps = stopped.as_ref().map_or(&[][..], |s| &s.out[..s.n]);
         for region in &regions {
             let mut start = region.start;
             let is_data = objects.iter().any(|o| {
@@ -384,9 +446,15 @@ fn classify_inner(
                 1
             };
             if region.contains(stack_top) {
-                rank = 2;
+                rank = 0;
                 // This thread: only the frames of `finish` and its callers.
                 start = stack_top & !(std::mem::size_of::<usize>() - 1);
+            } else if let Some(&(_, sp)) = stopped_sps.iter().find(|&&(_, sp)| region.contains(sp))
+            {
+                // A stopped thread: from its signal handler's frame up,
+                // which holds its registers.
+                start = sp & !(std::mem::size_of::<usize>() - 1);
+                rank = 2;
             } else if let Some(t) = threads
                 .iter()
                 .find(|t| t.sp.is_some_and(|sp| region.contains(sp)))
@@ -396,20 +464,48 @@ fn classify_inner(
                 start = t.sp.unwrap_or(start).saturating_sub(128).max(region.start);
                 rank = 2;
             }
-            scanner.scan_root(
-                scan::Root {
-                    start,
-                    end: region.end,
-                    rank,
-                },
-                holes.as_slice(),
-            );
+            // The tracker's own memory (its scope arena's chunks) holds no
+            // user pointer, only copies of addresses (report tables, the
+            // symboliser's caches): not a root.
+            let mut span = start;
+            let mut a = start;
+            while a < region.end {
+                let next = ((a >> 21) + 1) << 21;
+                if is_internal_chunk(a) {
+                    if span < a {
+                        scanner.scan_root(
+                            scan::Root {
+                                start: span,
+                                end: a,
+                                rank,
+                            },
+                            holes.as_slice(),
+                        );
+                    }
+                    span = next.min(region.end);
+                }
+                a = next;
+            }
+            if span < region.end {
+                scanner.scan_root(
+                    scan::Root {
+                        start: span,
+                        end: region.end,
+                        rank,
+                    },
+                    holes.as_slice(),
+                );
+            }
         }
         scanner.flood();
+        drop(release);
         stats = scanner.stats;
         stats.own_bytes += (cands.mapped_bytes() + holes.mapped_bytes()) as u64;
-        for t in &threads {
-            if t.sp.is_some() {
+        for t in &mut threads {
+            if let Some(&(_, sp)) = stopped_sps.iter().find(|&&(tid, _)| tid == t.tid) {
+                t.sp = Some(sp);
+                stopped_n += 1;
+            } else if t.sp.is_some() {
                 blocked += 1;
             } else {
                 running += 1;
@@ -419,11 +515,19 @@ fn classify_inner(
     let ctx = holders::Context::new(objects, &regions, &threads, stack_top, me);
     let mut verdicts = HashMap::with_capacity(cands.as_slice().len());
     let all = cands.as_slice();
+    let mut by_loc: HashMap<usize, Holder> = HashMap::new();
+    for c in all.iter().filter(|c| c.reached) {
+        let (root, _) = holders::chain_root(all, c);
+        by_loc
+            .entry(hide(root.loc))
+            .or_insert_with(|| ctx.holder_at(root.loc));
+    }
+    ctx.find_owners(&reader, &mut by_loc);
     for c in all {
         let v = if c.reached {
             let (root, chain) = holders::chain_root(all, c);
             BlockVerdict::Reachable {
-                holder: ctx.holder_at(root.loc),
+                holder: by_loc[&hide(root.loc)].clone(),
                 chain,
             }
         } else {
@@ -442,6 +546,7 @@ fn classify_inner(
             scanned_bytes: stats.root_bytes,
             scan_time: started.elapsed(),
             scan_memory: stats.own_bytes,
+            threads_stopped: stopped_n,
             threads_running: running,
             threads_blocked: blocked,
             read_with: reader.method().to_string(),

@@ -28,9 +28,12 @@ pub(crate) struct Cand {
 pub(crate) struct Root {
     pub(crate) start: usize,
     pub(crate) end: usize,
-    /// 2 for a loaded object's data or a thread's stack, 1 for other
-    /// anonymous memory: a block pointed to from both is said to be held by
-    /// the former (the latter may be a stale copy in freed memory).
+    /// 2 for a loaded object's data or another thread's stack, 1 for other
+    /// anonymous memory, 0 for the checking thread's own stack: a block
+    /// pointed to from several is said to be held by the highest (stale
+    /// copies are likeliest in the frames where the checked work just ran,
+    /// then in freed heap memory); one held by the checking thread's stack
+    /// and by a retained block is said to be held through that block.
     pub(crate) rank: u8,
 }
 
@@ -45,6 +48,22 @@ fn find(cands: &[Cand], w: usize) -> Option<usize> {
     let i = cands.partition_point(|c| c.addr <= w);
     let c = cands.get(i.checked_sub(1)?)?;
     (w < c.addr + c.size).then_some(i - 1)
+}
+
+/// Whether candidate `target` is on the chain of holders of candidate
+/// `from` (itself included).
+fn chain_contains(cands: &[Cand], from: u32, target: u32) -> bool {
+    let mut cur = from;
+    for _ in 0..=cands.len() {
+        if cur == target {
+            return true;
+        }
+        match cands.get(cur as usize) {
+            Some(c) if c.via != 0 => cur = c.via - 1,
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Figures of one scan.
@@ -143,8 +162,21 @@ impl<'a> Scanner<'a> {
                 }
                 if let Some(i) = find(cands, w) {
                     let loc = sub_start + k * WORD;
+                    if via != 0
+                        && cands[i].reached
+                        && cands[i].via == 0
+                        && cands[i].rank == 0
+                        && !chain_contains(cands, via - 1, i as u32)
+                    {
+                        // Held by the checking thread's own stack, where
+                        // stale copies are most likely, and by a block:
+                        // name the block.
+                        cands[i].via = via;
+                        cands[i].loc = loc;
+                        continue;
+                    }
                     let c = &mut cands[i];
-                    if c.reached && c.via == 0 && rank > c.rank {
+                    if c.reached && c.via == 0 && via == 0 && rank > c.rank {
                         c.loc = loc;
                         c.rank = rank;
                     } else if !c.reached {

@@ -61,11 +61,15 @@ pub(crate) fn fmt_summary(f: &mut fmt::Formatter<'_>, r: &ReachSummary) -> fmt::
         r.scanned_bytes / 1024,
         r.scan_time
     )?;
+    write!(
+        f,
+        "; other threads: {} stopped, {} blocked, {} running",
+        r.threads_stopped, r.threads_blocked, r.threads_running
+    )?;
     if r.threads_running > 0 {
         write!(
             f,
-            "; {} other thread(s) were running during the scan, see docs/reachability.md",
-            r.threads_running
+            " (a running thread can move pointers during the scan, see docs/reachability.md)"
         )?;
     }
     writeln!(f, ")")?;
