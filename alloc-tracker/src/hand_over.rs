@@ -10,7 +10,7 @@
 //! static CACHE: Scope = Scope::new("doc-page-cache");
 //! static QUERY: Scope = Scope::new("doc-query");
 //!
-//! let mut cache: Vec<Vec<u8>> = Vec::new();
+//! let mut cache: Vec<Vec<u8>> = Vec::with_capacity(16); // the cache's own table
 //! let check = LeakCheck::begin(&QUERY);
 //! QUERY.in_scope(|| {
 //!     let page = vec![7u8; 4096]; // read from disk by the query

@@ -174,7 +174,7 @@
 //! keeps a block on purpose beyond the unit of work that made it (a cache
 //! inserting a page read by a query), hand it over:
 //! `cache.insert(id, CACHE.adopt(page))` ([`Scope::adopt`],
-//! [`hand_over`]). `Box`, `Vec`, `String` and unique `Arc`/`Rc` move into a
+//! [`hand_over()`]). `Box`, `Vec`, `String` and unique `Arc`/`Rc` move into a
 //! block of the target scope (one allocation, one copy, one free), exact on
 //! every placement; a shared `Arc` is refused with the value given back.
 //! The query's leak check then passes, and the cache's scope holds the page

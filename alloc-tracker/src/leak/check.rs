@@ -452,6 +452,8 @@ impl LeakCheck {
                             stack_top,
                             self.opts.reachability,
                         );
+                        // Figures and blocks of one moment, after the scan.
+                        let now = self.opts.scope.stats_with_children();
                         if let Some(e) = self.excess(&now) {
                             let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, Some(&c));
                             if self.over_tolerance(bytes, allocs) {
@@ -498,6 +500,13 @@ impl LeakCheck {
                     // With the scan, judge again: an unreachable block is a
                     // leak whatever rule matches it, and each site says
                     // which of its blocks are reachable and from what.
+                    // The scan took a while: read the scope again, so the
+                    // figures and the blocks judged are of one moment.
+                    let now = if reach.is_some() {
+                        self.opts.scope.stats_with_children()
+                    } else {
+                        now
+                    };
                     let (bytes, allocs, retention) = match (&reach, self.excess(&now)) {
                         (Some(c), Some(e)) => self.judge(e, rules, &mut resolved, Some(c)),
                         _ => (bytes, allocs, retention),
