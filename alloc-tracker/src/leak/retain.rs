@@ -76,7 +76,7 @@ pub enum RuleSource {
     Env,
     /// The file named by `ALLOC_TRACKER_RETAIN_FILE`.
     File,
-    /// One of the [`default_rules`].
+    /// One of the [`default_rules`](super::default_rules).
     Default,
 }
 
@@ -419,7 +419,7 @@ impl RuleSet {
     }
 }
 
-/// Whether a check applies the [`default_rules`].
+/// Whether a check applies the [`default_rules`](super::default_rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Defaults {

@@ -35,7 +35,7 @@ impl Report {
     /// The report in the Prometheus text exposition format: the same
     /// series as the `prometheus-client` collector
     /// (`integrations::prometheus`) writes, from the same code
-    /// ([`series`](super::series)): per-row gauges and counters labelled
+    /// (`report/series.rs`): per-row gauges and counters labelled
     /// `scope="<path>"`, instances folded into their kind (bounded
     /// cardinality whatever the number of instances), the top rows plus
     /// `[other]` as `opts` says, the tracker's overhead, the site counts,

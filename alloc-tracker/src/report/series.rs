@@ -29,7 +29,16 @@ use crate::stats::ScopeStats;
 /// on its own.
 pub const OTHER_SCOPE: &str = "[other]";
 
-/// Which rows a Prometheus export names; see the [module docs](self).
+/// Which rows a Prometheus export names.
+///
+/// A row is a static scope with its instances folded in (`request#7`
+/// counts as `request`, `request#7/parse` as `request/parse`, recycled
+/// instances' totals included), so the number of series is fixed by the
+/// program's static scopes, whatever the request rate. The
+/// [`top`](Self::top) rows by own live bytes and the [`always`](Self::always)
+/// rows get their own `scope` label, the rest are summed into
+/// `scope="[other]"`; [`instances_of`](Self::instances_of) adds capped
+/// per-instance series for long-lived instances.
 ///
 /// ```
 /// use alloc_tracker::report::SeriesOptions;

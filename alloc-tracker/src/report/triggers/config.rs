@@ -562,12 +562,12 @@ impl Dumps {
     /// The first report file (of the exit, periodic and SIGUSR1 triggers,
     /// else of the peak trigger).
     pub fn path(&self) -> &Path {
-        &self.first().0
+        self.first().map_or(Path::new(""), |f| f.0.as_path())
     }
 
     /// The first report file's format.
     pub fn format(&self) -> Format {
-        self.first().1
+        self.first().map_or(Format::Text, |f| f.1)
     }
 
     /// Every report file of the exit, periodic and SIGUSR1 triggers, with
@@ -581,17 +581,11 @@ impl Dumps {
         &self.peak_files
     }
 
-    fn first(&self) -> &(PathBuf, Format) {
-        // `build` refuses a configuration without any file.
-        self.files
-            .first()
-            .or(self.peak_files.first())
-            .unwrap_or(&DEFAULT_FILE)
+    /// `build` refuses a configuration without any file.
+    fn first(&self) -> Option<&(PathBuf, Format)> {
+        self.files.first().or(self.peak_files.first())
     }
 }
-
-/// Never returned in practice: `build` needs at least one file.
-static DEFAULT_FILE: (PathBuf, Format) = (PathBuf::new(), Format::Text);
 
 #[cfg(test)]
 mod tests {
