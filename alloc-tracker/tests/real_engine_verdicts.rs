@@ -521,3 +521,36 @@ fn after_a_commit_the_pages_it_kept_are_reachable_and_held_by_the_engines_blocks
     assert!(held_by_db > 0, "{held_by_db} of {page_bytes}: {report}");
     drop(recording);
 }
+
+#[test]
+fn a_forgotten_value_returned_by_the_engine_is_found_unreachable() {
+    let mut e = Engine::open("forget-reach");
+    for round in 0..4 {
+        commit_batch(e.db(), round);
+    }
+    // A conservative scan can find a stale copy of the pointer (a dead
+    // stack slot, a freed buffer not yet overwritten) and call the block
+    // reachable: never the reverse (docs/reachability.md). So each check
+    // must classify the forgotten value, and it must come out unreachable
+    // at least once in three; a scan that finds everything reachable
+    // fails here.
+    let mut unreachable = 0;
+    for k in [5u64, 250, 401] {
+        let op = READ.instance().unwrap();
+        let check = engine_check(&op);
+        op.in_scope(|| read_and_forget(e.db(), k));
+        let report = check.finish().unwrap_err();
+        let planted = leaks(&report);
+        assert_eq!(planted.len(), 1, "{report}");
+        assert!(through(planted[0], "read_and_forget"), "{report}");
+        let (lost, held) = reach_of(planted[0]);
+        assert_eq!(lost + held, value(k).len() as u64, "{report}");
+        if lost == value(k).len() as u64 {
+            unreachable += 1;
+        }
+    }
+    assert!(
+        unreachable >= 1,
+        "the forgotten value was never found unreachable"
+    );
+}
