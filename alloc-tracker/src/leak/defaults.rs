@@ -16,7 +16,7 @@ use super::retain::{
 /// | name | matches a frame containing | bound | what it is |
 /// |---|---|---|---|
 /// | `tokio-park-thread` | `tokio::runtime::park::ParkThread::new` | 1 KiB | the thread's parker for `block_on`, made once per thread, kept in its TLS |
-/// | `tokio-blocking-pool-thread` | `tokio::runtime::blocking::pool::Spawner::spawn_thread` | 16 KiB | a `spawn_blocking` pool thread's handle and state, kept while it idles |
+/// | `tokio-blocking-pool-thread` | `tokio::runtime::blocking::pool::Spawner::spawn_thread` (the function itself, not the closure every pool and worker thread runs its tasks under) | 16 KiB | a `spawn_blocking` pool thread's handle and state, kept while it idles |
 /// | `tracing-subscriber-thread-buffers` | `<tracing_subscriber::registry::sharded::Registry as tracing_core::subscriber::Subscriber>::`, `tracing_subscriber::registry::stack::SpanStack::` | 64 KiB | the registry's per-thread slab shard and span stack |
 /// | `std-backtrace-cache` | `std::backtrace_rs::` | 256 MiB | std's debug-info caches made by the panic hook with `RUST_BACKTRACE` (tens of MB for a debug binary) |
 /// | `libtest-output-capture` | innermost frame past the allocation machinery `<alloc::vec::Vec<u8> as std::io::Write>::write…`, under `std::panicking::default_hook` or `std::io::stdio::print_to` | 1 MiB | the test harness's captured-output buffer, grown by a print or a panic message |
@@ -48,7 +48,9 @@ pub fn default_rules() -> Vec<Retain> {
         default_rule(
             "tokio-blocking-pool-thread",
             None,
-            &[&["tokio::runtime::blocking::pool::Spawner::spawn_thread"]],
+            // Anchored: the thread's own frames are in
+            // `spawn_thread::{{closure}}`, under every task it runs.
+            &[&["tokio::runtime::blocking::pool::Spawner::spawn_thread$"]],
             16 << 10,
         ),
         // The registry's per-thread shard of its span slab (shard, page)

@@ -114,13 +114,13 @@ impl Resolved {
                                 .iter()
                                 .any(|p| f.function.starts_with(p))
                         })
-                        .is_some_and(|f| inner.iter().any(|s| f.function.contains(s)))
+                        .is_some_and(|f| inner.iter().any(|s| frame_matches(&f.function, s)))
                 });
                 inner_ok
                     && all.iter().all(|group| {
                         frames
                             .iter()
-                            .any(|f| group.iter().any(|s| f.function.contains(s)))
+                            .any(|f| group.iter().any(|s| frame_matches(&f.function, s)))
                     })
             }
             Matcher::Scope(id) => self
@@ -269,4 +269,17 @@ pub(crate) fn all_unused(rules: &[Retain]) -> Vec<UnusedRule> {
             })
             .collect()
     })
+}
+
+/// Whether a default rule's pattern matches a frame's function path: a
+/// substring, or with a trailing `$` the end of the path. The anchor keeps
+/// a rule on a runtime function from matching the closures it runs user
+/// code in (`Spawner::spawn_thread` is where tokio makes a pool thread;
+/// `Spawner::spawn_thread::{{closure}}` is the bottom frame of every task
+/// that thread runs).
+fn frame_matches(function: &str, pattern: &str) -> bool {
+    match pattern.strip_suffix('$') {
+        Some(end) => function.ends_with(end),
+        None => function.contains(pattern),
+    }
 }
