@@ -414,11 +414,25 @@ mod imp {
             ("__rust_realloc", "14___rust_realloc"),
             ("__rust_alloc_zeroed", "19___rust_alloc_zeroed"),
         ];
-        let (symtab, strtab) = (image.section(".symtab"), image.section(".strtab"));
+        for (name, range) in function_symbols(image) {
+            if let Some(i) = NAMES
+                .iter()
+                .position(|(plain, v0)| name == *plain || name.ends_with(v0))
+            {
+                out[i] = range;
+            }
+        }
+        out
+    }
+
+    /// The function symbols of the executable's `.symtab`: linkage name
+    /// and address range (loaded addresses).
+    fn function_symbols(image: &Image) -> impl Iterator<Item = (&str, Range<u64>)> + '_ {
         const STT_FUNC: u8 = 2;
-        for sym in symtab.chunks_exact(24) {
+        let (symtab, strtab) = (image.section(".symtab"), image.section(".strtab"));
+        symtab.chunks_exact(24).filter_map(move |sym| {
             if sym[4] & 0xf != STT_FUNC {
-                continue;
+                return None;
             }
             let word = |r: Range<usize>| {
                 sym[r]
@@ -426,18 +440,10 @@ mod imp {
                     .rev()
                     .fold(0u64, |a, &b| (a << 8) | u64::from(b))
             };
-            let Some(name) = c_str(strtab, word(0..4) as usize) else {
-                continue;
-            };
-            if let Some(i) = NAMES
-                .iter()
-                .position(|(plain, v0)| name == *plain || name.ends_with(v0))
-            {
-                let start = word(8..16).wrapping_add(image.bias);
-                out[i] = start..start.wrapping_add(word(16..24));
-            }
-        }
-        out
+            let name = c_str(strtab, word(0..4) as usize)?;
+            let start = word(8..16).wrapping_add(image.bias);
+            Some((name, start..start.wrapping_add(word(16..24))))
+        })
     }
 
     /// The actual address ranges of the allocator's own code: the entry
@@ -458,29 +464,11 @@ mod imp {
                 .into_iter()
                 .filter(|r| !r.is_empty())
                 .collect();
-            let (symtab, strtab) = (image.section(".symtab"), image.section(".strtab"));
-            const STT_FUNC: u8 = 2;
-            for sym in symtab.chunks_exact(24) {
-                if sym[4] & 0xf != STT_FUNC {
-                    continue;
-                }
-                let word = |r: Range<usize>| {
-                    sym[r]
-                        .iter()
-                        .rev()
-                        .fold(0u64, |a, &b| (a << 8) | u64::from(b))
-                };
-                let Some(name) = c_str(strtab, word(0..4) as usize) else {
-                    continue;
-                };
+            for (name, range) in function_symbols(image) {
                 // Cheap test on the raw name first (legacy and v0 manglings
                 // both spell the crate name out), then the demangled path.
-                if !name.contains("alloc_tracker") {
-                    continue;
-                }
-                if super::is_allocator_path(&demangled(name)) {
-                    let start = word(8..16).wrapping_add(image.bias);
-                    out.push(start..start.wrapping_add(word(16..24).max(1)));
+                if name.contains("alloc_tracker") && super::is_allocator_path(&demangled(name)) {
+                    out.push(range.start..range.end.max(range.start + 1));
                 }
             }
             out.sort_by_key(|r| r.start);

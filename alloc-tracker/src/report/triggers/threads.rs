@@ -68,11 +68,15 @@ impl Trigger {
     }
 }
 
-/// Starts the periodic thread: a dump every `every` until stopped.
-pub(super) fn spawn_periodic(target: Target, every: Duration) -> Result<Trigger, OptionsError> {
+/// Starts a tracker thread that runs `tick` every `every` until stopped.
+fn spawn_ticking(
+    name: &str,
+    every: Duration,
+    mut tick: impl FnMut() + Send + 'static,
+) -> Result<Trigger, OptionsError> {
     let stop = Arc::new(Stop::default());
     let stop2 = Arc::clone(&stop);
-    let thread = spawn_internal("alloc-tracker-dump", move || loop {
+    let thread = spawn_internal(name, move || loop {
         let stopped = stop2.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         let (stopped, _) = stop2
             .wake
@@ -82,9 +86,16 @@ pub(super) fn spawn_periodic(target: Target, every: Duration) -> Result<Trigger,
             return;
         }
         drop(stopped);
-        target.dump_logged("periodic");
+        tick();
     })?;
     Ok(Trigger(Running::Periodic(stop, Mutex::new(Some(thread)))))
+}
+
+/// Starts the periodic thread: a dump every `every` until stopped.
+pub(super) fn spawn_periodic(target: Target, every: Duration) -> Result<Trigger, OptionsError> {
+    spawn_ticking("alloc-tracker-dump", every, move || {
+        target.dump_logged("periodic")
+    })
 }
 
 /// How often the peak thread reads the tracked live bytes.
@@ -96,28 +107,14 @@ const PEAK_FLOOR: u64 = 1 << 20;
 /// bytes and dumps when they are `growth` above the last peak it dumped
 /// (and at least [`PEAK_FLOOR`]).
 pub(super) fn spawn_peak(target: Target, growth: f64) -> Result<Trigger, OptionsError> {
-    let stop = Arc::new(Stop::default());
-    let stop2 = Arc::clone(&stop);
-    let thread = spawn_internal("alloc-tracker-peak", move || {
-        let mut last = 0u64;
-        loop {
-            let stopped = stop2.stopped.lock().unwrap_or_else(PoisonError::into_inner);
-            let (stopped, _) = stop2
-                .wake
-                .wait_timeout_while(stopped, PEAK_POLL, |s| !*s)
-                .unwrap_or_else(PoisonError::into_inner);
-            if *stopped {
-                return;
-            }
-            drop(stopped);
-            let live = crate::stats::Snapshot::take().tracked.live_bytes;
-            if live >= PEAK_FLOOR && live as f64 > last as f64 * (1.0 + growth) {
-                last = live;
-                target.dump_logged("peak");
-            }
+    let mut last = 0u64;
+    spawn_ticking("alloc-tracker-peak", PEAK_POLL, move || {
+        let live = crate::stats::Snapshot::take().tracked.live_bytes;
+        if live >= PEAK_FLOOR && live as f64 > last as f64 * (1.0 + growth) {
+            last = live;
+            target.dump_logged("peak");
         }
-    })?;
-    Ok(Trigger(Running::Periodic(stop, Mutex::new(Some(thread)))))
+    })
 }
 
 /// Starts the SIGUSR1 thread.
