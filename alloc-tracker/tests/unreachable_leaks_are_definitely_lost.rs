@@ -133,3 +133,48 @@ fn reachability_off_scans_nothing() {
     assert!(report.reachability.is_none());
     assert!(report.sites.iter().all(|s| s.reach.is_none()));
 }
+
+#[test]
+fn the_process_report_carries_each_leak_sites_reachability() {
+    let leak = check(leak_box_and_drop_the_reference);
+    let report = alloc_tracker::report::Report::take().with_leak(&leak);
+    let site = report
+        .sites
+        .iter()
+        .find(|s| s.source == alloc_tracker::report::SiteSource::Recorded)
+        .expect("the leak's site is in the report");
+    let reach = site
+        .reach
+        .as_ref()
+        .expect("the site keeps its reachability");
+    // The classification the check made, carried over as it is (whether
+    // this scan found the block unreachable is the other tests' business).
+    assert_eq!(Some(reach), leak.sites[0].reach.as_ref());
+    assert_eq!(reach.unreachable_bytes + reach.reachable_bytes, 200);
+    let text = report.to_string();
+    let line = format!(
+        "unreachable {} in {}, reachable {} in {}",
+        alloc_tracker::report::human_bytes(reach.unreachable_bytes),
+        reach.unreachable_allocs,
+        alloc_tracker::report::human_bytes(reach.reachable_bytes),
+        reach.reachable_allocs
+    );
+    assert!(text.contains(&line), "{text}");
+    #[cfg(feature = "json")]
+    {
+        let back = alloc_tracker::report::Report::from_json(&report.to_json()).unwrap();
+        assert_eq!(back, report);
+    }
+    #[cfg(feature = "pprof")]
+    {
+        // The profile's string table has the label and its value.
+        let proto = report.to_pprof_proto();
+        let has = |s: &str| proto.windows(s.len()).any(|w| w == s.as_bytes());
+        let verdict = match (reach.unreachable_allocs, reach.reachable_allocs) {
+            (_, 0) => "unreachable",
+            (0, _) => "reachable",
+            _ => "mixed",
+        };
+        assert!(has("reach") && has(verdict));
+    }
+}

@@ -173,6 +173,11 @@ pub struct SiteReport {
     pub allocs: u64,
     /// The call stack, innermost frame first, allocator frames trimmed.
     pub frames: Vec<Frame>,
+    /// For a recorded leak site whose check scanned: which of its blocks
+    /// nothing points to and what holds the others
+    /// ([`LeakSite::reach`](crate::leak::LeakSite::reach)).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub reach: Option<crate::leak::SiteReach>,
 }
 
 impl SiteReport {
@@ -198,6 +203,7 @@ impl SiteReport {
                     line: None,
                 })
                 .collect(),
+            reach: None,
         }
     }
 
@@ -313,6 +319,7 @@ impl Report {
                     bytes: s.estimated_bytes,
                     allocs: s.samples,
                     frames: s.frames,
+                    reach: None,
                 })
                 .collect();
             let budgets = crate::budget::budgets()
@@ -411,6 +418,7 @@ impl Report {
                 bytes: s.bytes,
                 allocs: s.allocs,
                 frames: s.frames.clone(),
+                reach: s.reach.clone(),
             }));
         })
     }

@@ -13,8 +13,9 @@
 //!   *samples* for sampled sites, which is not an estimate of the number of
 //!   objects, and exact allocations for recorded ones).
 //!   `inuse_space` is the default sample type.
-//! - String labels: `scope` (the scope's path, e.g. `checkpoint/write`) and
-//!   `source` (`sampled` or `recorded`). Recorded sites come from leak
+//! - String labels: `scope` (the scope's path, e.g. `checkpoint/write`),
+//!   `source` (`sampled` or `recorded`) and, for recorded sites whose check
+//!   scanned, `reach` (`unreachable`, `reachable` or `mixed`). Recorded sites come from leak
 //!   checks ([`Report::add_leak`]); a leaked block may also have been
 //!   sampled, so to read one kind only, filter:
 //!   `go tool pprof -tagfocus=source=sampled` (or `=recorded`). Per scope:
@@ -206,19 +207,33 @@ impl Builder {
             SiteSource::Recorded => "recorded",
         });
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut label = vec![
+            proto::Label {
+                key: scope_key,
+                str: scope,
+            },
+            proto::Label {
+                key: source_key,
+                str: source,
+            },
+        ];
+        // A recorded site whose check scanned: `reach=unreachable`
+        // (definitely lost), `reachable` or `mixed`.
+        if let Some(r) = &site.reach {
+            let verdict = match (r.unreachable_allocs, r.reachable_allocs) {
+                (_, 0) => "unreachable",
+                (0, _) => "reachable",
+                _ => "mixed",
+            };
+            label.push(proto::Label {
+                key: self.string("reach"),
+                str: self.string(verdict),
+            });
+        }
         self.profile.sample.push(proto::Sample {
             location_id,
             value: vec![clamp(site.bytes), clamp(site.allocs)],
-            label: vec![
-                proto::Label {
-                    key: scope_key,
-                    str: scope,
-                },
-                proto::Label {
-                    key: source_key,
-                    str: source,
-                },
-            ],
+            label,
         });
     }
 }

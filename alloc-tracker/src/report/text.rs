@@ -186,6 +186,20 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 s.scope,
                 s.allocs,
             )?;
+            if let Some(r) = &s.reach {
+                write!(
+                    f,
+                    "      unreachable {} in {}, reachable {} in {}",
+                    human_bytes(r.unreachable_bytes),
+                    r.unreachable_allocs,
+                    human_bytes(r.reachable_bytes),
+                    r.reachable_allocs
+                )?;
+                match r.holders.first() {
+                    Some(h) => writeln!(f, "; held by {}", h.holder)?,
+                    None => writeln!(f)?,
+                }
+            }
             let start = s.frames.iter().position(|fr| !fr.is_std()).unwrap_or(0);
             for fr in s.frames.iter().skip(start + 1).take(SITE_FRAMES) {
                 writeln!(f, "      {}", fr.function)?;
