@@ -27,6 +27,7 @@
 mod check;
 mod defaults;
 mod installed;
+mod options;
 mod overlap;
 pub(crate) mod reach;
 mod report;
@@ -38,9 +39,10 @@ mod verdict;
 #[doc(hidden)]
 pub mod test_attr;
 
-pub use check::{Drained, Expect, LeakCheck, LeakCheckOptions, Sites, DEFAULT_QUIESCENCE};
+pub use check::{Drained, LeakCheck};
 pub use defaults::default_rules;
 pub use installed::{ensure_installed, is_installed};
+pub use options::{Expect, LeakCheckOptions, Sites, DEFAULT_QUIESCENCE};
 pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
 pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
 pub use retain::{

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use super::check::Expect;
+use super::options::Expect;
 use super::reach::{self, Classified, ReachSummary, SiteReach};
 use super::retain::{RetainRuleError, RuleSource};
 use crate::error::NotInstalled;

@@ -20,7 +20,8 @@
 
 use std::fmt;
 
-use super::check::{LeakCheck, Sites};
+use super::check::LeakCheck;
+use super::options::Sites;
 use super::report::{group_sites, LeakSite};
 use super::retain::Defaults;
 use super::trend::{Trend, TrendReport};
