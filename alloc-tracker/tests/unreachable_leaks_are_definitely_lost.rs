@@ -160,6 +160,30 @@ fn the_process_report_carries_each_leak_sites_reachability() {
         reach.reachable_allocs
     );
     assert!(text.contains(&line), "{text}");
+    // Folded stacks (and the flame graph drawn from them): the site under
+    // a frame that says which of its bytes are unreachable.
+    let folded = report.to_folded();
+    let lines: Vec<&str> = folded
+        .lines()
+        .filter(|l| l.starts_with(alloc_tracker::report::LEAK_ROOT_PREFIX))
+        .collect();
+    let part = |frame: &str| -> u64 {
+        lines
+            .iter()
+            .filter(|l| l.split(';').nth(1) == Some(frame))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        part(alloc_tracker::report::UNREACHABLE_FRAME),
+        reach.unreachable_bytes,
+        "{folded}"
+    );
+    assert_eq!(
+        part(alloc_tracker::report::REACHABLE_FRAME),
+        reach.reachable_bytes,
+        "{folded}"
+    );
     #[cfg(feature = "json")]
     {
         let back = alloc_tracker::report::Report::from_json(&report.to_json()).unwrap();

@@ -13,6 +13,11 @@ pub const UNSAMPLED_FRAME: &str = "[unsampled]";
 /// Prefix of the root frame of recorded (leak check) sites, followed by the
 /// scope path: `leak:checkpoint;main;…`.
 pub const LEAK_ROOT_PREFIX: &str = "leak:";
+/// The frame under a leak root for the part of a site's blocks that a
+/// reachability scan found nothing pointing to (definitely lost).
+pub const UNREACHABLE_FRAME: &str = "[unreachable]";
+/// The frame under a leak root for the part still pointed to.
+pub const REACHABLE_FRAME: &str = "[reachable]";
 
 /// Makes a name safe for one field of a folded line: `;` separates frames
 /// and a line ends at a newline.
@@ -112,7 +117,10 @@ impl Report {
     ///   taken out of the scope's own tower, not drawn a second time; if
     ///   the recorded sites add up to more than the scope's live bytes
     ///   (some were freed after the check), they are scaled down
-    ///   proportionally to the live bytes;
+    ///   proportionally to the live bytes; a site whose check scanned is
+    ///   split under a second frame, [`UNREACHABLE_FRAME`] for its blocks
+    ///   nothing points to and [`REACHABLE_FRAME`] for the others, in
+    ///   proportion to their bytes;
     /// - one line per sampled site, rooted at the scope's path, with its
     ///   estimated live bytes. Estimates are scaled down proportionally
     ///   whenever the scope's sampled sites add up to more than its live
@@ -148,15 +156,38 @@ impl Report {
                 if bytes == 0 {
                     continue;
                 }
-                if site.source == SiteSource::Recorded {
-                    out.push_str(LEAK_ROOT_PREFIX);
+                // A scanned leak site: one stack for its unreachable part,
+                // one for its reachable part, below a frame that says which
+                // (the site's bytes split in proportion, summing to it).
+                let parts: Vec<(Option<&str>, u64)> = match (&site.reach, site.source) {
+                    (Some(r), SiteSource::Recorded)
+                        if r.unreachable_bytes + r.reachable_bytes > 0 =>
+                    {
+                        let total = u128::from(r.unreachable_bytes + r.reachable_bytes);
+                        let lost =
+                            (u128::from(bytes) * u128::from(r.unreachable_bytes) / total) as u64;
+                        vec![
+                            (Some(UNREACHABLE_FRAME), lost),
+                            (Some(REACHABLE_FRAME), bytes - lost),
+                        ]
+                    }
+                    _ => vec![(None, bytes)],
+                };
+                for (marker, part) in parts.into_iter().filter(|p| p.1 > 0) {
+                    if site.source == SiteSource::Recorded {
+                        out.push_str(LEAK_ROOT_PREFIX);
+                    }
+                    out.push_str(&clean(&site.scope));
+                    if let Some(m) = marker {
+                        out.push(';');
+                        out.push_str(m);
+                    }
+                    for frame in site.frames.iter().rev() {
+                        out.push(';');
+                        out.push_str(&clean(&frame.function));
+                    }
+                    out.push_str(&format!(" {part}\n"));
                 }
-                out.push_str(&clean(&site.scope));
-                for frame in site.frames.iter().rev() {
-                    out.push(';');
-                    out.push_str(&clean(&frame.function));
-                }
-                out.push_str(&format!(" {bytes}\n"));
             }
             out
         })

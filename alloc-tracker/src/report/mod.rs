@@ -198,7 +198,7 @@ mod triggers;
 
 pub use diff::{ReportDiff, ScopeDelta, SiteDelta};
 pub use dump::{dump, DumpError, Format};
-pub use folded::{LEAK_ROOT_PREFIX, UNSAMPLED_FRAME};
+pub use folded::{LEAK_ROOT_PREFIX, REACHABLE_FRAME, UNREACHABLE_FRAME, UNSAMPLED_FRAME};
 pub use model::{
     BudgetReport, JemallocFigures, Report, ScopeReport, SiteReport, SiteSource, UntrackedBasis,
     SCHEMA_VERSION,
