@@ -31,25 +31,26 @@ fn churn(n: usize, size: usize) {
 fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let scope = ScopeId::register("cache-churn", None).unwrap();
-    let before = figures();
-    scope.in_scope(|| churn(4000, 48));
-    let after = figures();
-    let grew = after.untracked_bytes - before.untracked_bytes;
-    let cached = after.cached_bytes as i64 - before.cached_bytes as i64;
-    // Freeing in a scope puts blocks into the tracker's tcache of the
-    // scope's arena: "allocated minus tracked" grows, and all of it is
-    // cached.
-    assert!(
-        grew >= 2048,
-        "allocated minus tracked grew by {grew}: {before:?} -> {after:?}"
-    );
-    // Measured: 85% of the growth is in tcaches (376 KB, of which 318 KB
-    // cached); the rest is jemalloc's own bookkeeping of the fresh slabs.
-    eprintln!("growth {grew} B, of which cached {cached} B");
-    assert!(
-        cached * 4 >= grew * 3,
-        "growth {grew} B, of which cached {cached} B: {before:?} -> {after:?}"
-    );
+    // The figures are process-wide and jemalloc's tcache GC may flush
+    // between two reads (once seen in CI: cached fell by 179 KB during the
+    // churn): noise only makes the claim fail, so one attempt in five
+    // must show it.
+    let mut last = String::new();
+    let shown = (0..5).any(|_| {
+        let before = figures();
+        scope.in_scope(|| churn(4000, 48));
+        let after = figures();
+        let grew = after.untracked_bytes - before.untracked_bytes;
+        let cached = after.cached_bytes as i64 - before.cached_bytes as i64;
+        eprintln!("growth {grew} B, of which cached {cached} B");
+        last = format!("growth {grew} B, of which cached {cached} B: {before:?} -> {after:?}");
+        // Freeing in a scope puts blocks into the tracker's tcache of the
+        // scope's arena: "allocated minus tracked" grows, and most of it
+        // is cached (measured: 85%, 318 of 376 KB; the rest is jemalloc's
+        // own bookkeeping of the fresh slabs).
+        grew >= 2048 && cached * 4 >= grew * 3
+    });
+    assert!(shown, "{last}");
 
     // The thread's own tcache: flushing it gives the blocks back to the
     // arena, and both figures drop together.
