@@ -30,13 +30,15 @@ fn churn(n: usize, size: usize) {
 #[test]
 fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let scope = ScopeId::register("cache-churn", None).unwrap();
+
     // The figures are process-wide and jemalloc's tcache GC may flush
     // between two reads (once seen in CI: cached fell by 179 KB during the
     // churn): noise only makes the claim fail, so one attempt in five
     // must show it.
     let mut last = String::new();
-    let shown = (0..5).any(|_| {
+    let shown = (0..5).any(|attempt| {
+        // A fresh scope each time: its own arena and tcache, empty.
+        let scope = ScopeId::register(&format!("cache-churn-{attempt}"), None).unwrap();
         let before = figures();
         scope.in_scope(|| churn(4000, 48));
         let after = figures();
