@@ -60,25 +60,37 @@ pub fn run_async_test<F: Future>(name: &str, body: F) -> F::Output {
 pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> F::Output {
     let instance = instance_for(name);
     let id = instance.id();
-    let built = ::tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads.max(1))
-        .enable_all()
-        .on_thread_start(move || {
-            crate::thread_state::replace_scope(id);
-        })
-        .on_thread_stop(|| {
-            crate::thread_state::replace_scope(ScopeId::UNSCOPED);
-        })
-        .build();
-    let rt = match built {
-        Ok(rt) => rt,
-        Err(e) => {
-            panic!("#[alloc_tracker::test(tokio)] cannot build the runtime for `{name}`: {e}")
+    let build = || {
+        ::tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads.max(1))
+            .enable_all()
+            .on_thread_start(move || {
+                crate::thread_state::replace_scope(id);
+            })
+            .on_thread_stop(|| {
+                crate::thread_state::replace_scope(ScopeId::UNSCOPED);
+            })
+            .build()
+    };
+    // A fresh runtime's warm-up can time out on a loaded machine (seen in
+    // about one release run in five with seven such tests in parallel on
+    // two cores); it says so instead of hanging, and a new runtime is
+    // tried, three times in all.
+    let mut attempt = 0;
+    let rt = loop {
+        attempt += 1;
+        let rt = match build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                panic!("#[alloc_tracker::test(tokio)] cannot build the runtime for `{name}`: {e}")
+            }
+        };
+        match crate::integrations::tokio::warm_up(rt.handle()) {
+            Ok(()) => break rt,
+            Err(e) if attempt >= 3 => panic!("#[alloc_tracker::test(tokio)] `{name}`: {e}"),
+            Err(_) => drop(rt),
         }
     };
-    if let Err(e) = crate::integrations::tokio::warm_up(rt.handle()) {
-        panic!("#[alloc_tracker::test(tokio)] `{name}`: {e}");
-    }
     let check = LeakCheck::begin(&instance);
     let r = rt.block_on(body.in_alloc_scope(&instance));
     check.assert_drained();
