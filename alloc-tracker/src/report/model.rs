@@ -337,6 +337,7 @@ impl Report {
 
     /// Every scope and jemalloc's figures, without sites or budgets: what
     /// a metrics scrape needs, without symbolising anything.
+    #[cfg_attr(not(feature = "prometheus-client"), allow(dead_code))]
     pub(crate) fn without_sites() -> Report {
         thread_state::internal(|| {
             let overhead = ScopeId::INTERNAL.stats();
