@@ -243,12 +243,21 @@ impl LeakCheck {
     // The report is made once per failed check; boxing it would only add
     // noise for every caller.
     #[allow(clippy::result_large_err)]
-    #[inline(never)]
+    #[inline(always)]
     pub fn finish(self) -> Result<Drained, LeakReport> {
+        // The stack just below the caller's frame still holds what the
+        // checked work's dead frames left there, block addresses included.
+        // `finish_marked`'s frame will lie there and be read as a root
+        // (its slots that it never writes too): zero that stretch first.
+        reach::scrub_dead_frames();
+        self.finish_marked()
+    }
+
+    #[allow(clippy::result_large_err)]
+    #[inline(never)]
+    fn finish_marked(self) -> Result<Drained, LeakReport> {
         // The reachability scan reads this thread's stack from here up:
         // the frames of `finish`'s callers are roots, the scanner's are not.
-        // This frame is kept small: its slots that it never writes hold
-        // what the checked work's dead frames left there, and are read.
         let stack_top = reach::stack_mark();
         self.finish_at(stack_top)
     }

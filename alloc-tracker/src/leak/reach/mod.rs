@@ -270,6 +270,19 @@ pub(crate) fn stack_mark() -> usize {
     std::hint::black_box(&mut x) as *mut usize as usize
 }
 
+/// Zeroes the stretch of stack just below the caller's frame, where the
+/// frames of calls that have returned left their words (addresses of blocks
+/// they freed or forgot among them). Call it right before calling the
+/// function that takes the [`stack_mark`]: that function's frame then lies
+/// over zeroes, and its slots that it never writes are no stale roots.
+#[inline(never)]
+pub(crate) fn scrub_dead_frames() {
+    // 4 KiB is many times the frames that will lie over it; the `&mut`
+    // borrow through `black_box` makes the zeroing a real store.
+    let mut dead = [0usize; 512];
+    std::hint::black_box(&mut dead);
+}
+
 /// Whether the 2 MiB chunk at `addr` belongs to the arena of the tracker's
 /// own scope ([`ScopeId::INTERNAL`]).
 fn is_internal_chunk(addr: usize) -> bool {
