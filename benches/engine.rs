@@ -5,9 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::workload::Workload;
 use ckptdb::{CheckpointKind, Db, LeakMode, Options, Runner, SyncPolicy};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

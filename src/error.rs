@@ -159,17 +159,17 @@ pub enum OpenError {
     /// message names the missing line. Nothing was read or changed.
     /// (Production mode opens, logging a warning once.)
     #[error("strict leak mode cannot check checkpoint runs: {0}")]
-    TrackerNotInstalled(alloc_tracker::NotInstalled),
+    TrackerNotInstalled(scope_alloc_tracker::NotInstalled),
     /// The tracker's scope table had no free id for this database's
     /// checkpoint scope instance (`checkpoint#n`). Nothing was read or
     /// changed.
     #[error("no checkpoint scope for this database: {0}")]
-    CheckpointScope(alloc_tracker::ScopeError),
+    CheckpointScope(scope_alloc_tracker::ScopeError),
     /// The tracker's scope table had no free id for this database's
     /// memtable scope instance (`ckptdb/memtable#n`). Nothing was read or
     /// changed.
     #[error("no memtable scope for this database: {0}")]
-    MemtableScope(alloc_tracker::ScopeError),
+    MemtableScope(scope_alloc_tracker::ScopeError),
 }
 
 impl OpenError {

@@ -18,8 +18,8 @@
 //! ```no_run
 //! use ckptdb::{CheckpointKind, Db, Options, SyncPolicy};
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 //!
 //! # fn main() -> Result<(), ckptdb::Error> {
 //! let opts = Options::builder()
@@ -55,8 +55,8 @@
 //!
 //! ```
 //! #[global_allocator]
-//! static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//!     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//!     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 //! ```
 //!
 //! Without it the scopes count nothing and a leak check could only pass
@@ -123,7 +123,6 @@ mod trend;
 mod wal;
 pub mod workload;
 
-pub use alloc_tracker::leak::{GrowingSite, TrendReport};
 pub use checkpoint::budget::MAX_THROTTLE;
 pub use checkpoint::fault::CrashPoint;
 #[doc(hidden)]
@@ -141,6 +140,7 @@ pub use error::{
 };
 pub use options::{LeakMode, Options, OptionsBuilder, Runner, SyncPolicy};
 pub use recovery::RecoveryReport;
+pub use scope_alloc_tracker::leak::{GrowingSite, TrendReport};
 pub use storage::{DirLock, FileStorage, Storage, LOCK_FILE};
 
 /// The Rust code blocks of the README, compiled and run as doctests with
@@ -160,5 +160,5 @@ mod alloc_tracker_readme_doctests {}
 
 #[cfg(test)]
 #[global_allocator]
-static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);

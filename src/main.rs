@@ -3,7 +3,7 @@
 //! the allocation report by subsystem. `ckptdb inspect` shows a data
 //! directory without modifying it. `ckptdb --help` lists the options; the
 //! exit codes are in `src/cli/exit.rs`. `ALLOC_TRACKER_DUMP=path` (and the
-//! other `ALLOC_TRACKER_DUMP_*` variables of `alloc_tracker::report`) also
+//! other `ALLOC_TRACKER_DUMP_*` variables of `scope_alloc_tracker::report`) also
 //! write the report at exit, periodically or on SIGUSR1.
 //!
 //! The program itself is [`cli::main`]; this file only installs the
@@ -14,7 +14,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

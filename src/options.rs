@@ -72,7 +72,7 @@ pub struct Options {
     pub(crate) memtable_budget: u64,
     pub(crate) memtable_ceiling: u64,
     pub(crate) checkpoint_budget: u64,
-    pub(crate) flat_scopes: Vec<alloc_tracker::ScopeId>,
+    pub(crate) flat_scopes: Vec<scope_alloc_tracker::ScopeId>,
     pub(crate) trend_points: usize,
     pub(crate) trend_min_slope_bytes: u64,
 }
@@ -286,7 +286,7 @@ impl OptionsBuilder {
     /// across checkpoint runs: in production leak mode the engine watches
     /// it for steady growth after each run, as it does
     /// `ckptdb/checkpoint-results` (see [`trend_points`](Self::trend_points)).
-    pub fn watch_flat_scope(mut self, scope: impl Into<alloc_tracker::ScopeId>) -> Self {
+    pub fn watch_flat_scope(mut self, scope: impl Into<scope_alloc_tracker::ScopeId>) -> Self {
         self.opts.flat_scopes.push(scope.into());
         self
     }

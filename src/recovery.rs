@@ -24,7 +24,7 @@ use crate::checkpoint::file::{self, Manifest, MANIFEST};
 use crate::checkpoint::global::Base;
 use crate::error::{Corruption, RecoveryError};
 use crate::memtable::Memtable;
-use alloc_tracker::ScopeId;
+use scope_alloc_tracker::ScopeId;
 
 use crate::scopes::{ENGINE, RECOVERY, WAL};
 use crate::storage::Storage;

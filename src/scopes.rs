@@ -1,7 +1,7 @@
 //! The allocation scopes of the engine, one per subsystem.
 //!
 //! Every allocation the engine makes is charged to one of these scopes, so a
-//! [`alloc_tracker::Snapshot`] shows the engine's memory by subsystem:
+//! [`scope_alloc_tracker::Snapshot`] shows the engine's memory by subsystem:
 //!
 //! ```text
 //! ckptdb                      Db handle, manifest state kept in memory
@@ -41,7 +41,7 @@
 //! the leak check. Whatever outlives a run is built in [`CHECKPOINT_RESULTS`],
 //! [`MEMTABLE`], [`WAL`] or [`ENGINE`].
 
-use alloc_tracker::Scope;
+use scope_alloc_tracker::Scope;
 
 /// Root of the engine's long-lived memory.
 pub static ENGINE: Scope = Scope::new("ckptdb");
@@ -76,7 +76,7 @@ pub static CKPT_GC: Scope = Scope::child_of(&CHECKPOINT, "gc");
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use alloc_tracker::{ScopeError, ScopeGuard, ScopeId, ScopeInstance};
+use scope_alloc_tracker::{ScopeError, ScopeGuard, ScopeId, ScopeInstance};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 

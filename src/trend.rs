@@ -8,7 +8,7 @@
 //! dashboard. In [`LeakMode::Production`](crate::LeakMode::Production) the
 //! engine therefore watches `checkpoint-results`, and every scope marked
 //! with [`OptionsBuilder::watch_flat_scope`](crate::OptionsBuilder::watch_flat_scope),
-//! with an [`alloc_tracker::leak::Trend`] observed after each checkpoint
+//! with an [`scope_alloc_tracker::leak::Trend`] observed after each checkpoint
 //! run. A trend (live bytes grew at each of the last
 //! [`trend_points`](crate::OptionsBuilder::trend_points) runs, by at least
 //! [`trend_min_slope_bytes`](crate::OptionsBuilder::trend_min_slope_bytes)
@@ -19,14 +19,14 @@
 //! is reported once every `trend_points` runs, not after every run.
 //!
 //! The sites come from the tracker's allocation sampling, which the
-//! program turns on (`alloc_tracker::sampling::set_sampling`); with
+//! program turns on (`scope_alloc_tracker::sampling::set_sampling`); with
 //! sampling off a trend is still flagged, without sites.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use alloc_tracker::leak::{Trend, TrendReport};
-use alloc_tracker::ScopeId;
+use scope_alloc_tracker::leak::{Trend, TrendReport};
+use scope_alloc_tracker::ScopeId;
 
 use crate::options::Options;
 use crate::scopes::CHECKPOINT_RESULTS;
@@ -79,7 +79,7 @@ impl Trends {
         // Without the tracker a trend cannot run (every figure reads zero;
         // `Trend::observe` says so each time): the database warned once at
         // open that its runs are unchecked, which covers the trends too.
-        if !alloc_tracker::is_installed() {
+        if !scope_alloc_tracker::is_installed() {
             return Vec::new();
         }
         let mut watched = self.watched.lock().unwrap_or_else(|e| e.into_inner());

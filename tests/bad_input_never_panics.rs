@@ -15,9 +15,9 @@ use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{CheckpointKind, Db, WriteError};
 use proptest::prelude::*;
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

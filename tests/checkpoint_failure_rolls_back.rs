@@ -7,8 +7,8 @@ mod common;
 
 use std::sync::Arc;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{CheckpointError, CheckpointKind, Db, Faults, FileStorage, LeakMode, Storage};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

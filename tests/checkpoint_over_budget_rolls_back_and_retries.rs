@@ -7,8 +7,8 @@
 
 mod common;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{CheckpointError, CheckpointKind, Db};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

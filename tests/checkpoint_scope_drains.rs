@@ -5,10 +5,10 @@
 
 mod common;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::scopes::CHECKPOINT;
 use ckptdb::workload::Workload;
 use ckptdb::{CheckpointKind, Db, SyncPolicy};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -3,8 +3,8 @@
 
 mod common;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{CheckpointKind, Db, OpenError, RecoveryError};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -8,8 +8,8 @@
 
 mod common;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{CheckpointKind, CheckpointReport, Db, GcDeferred, Options};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

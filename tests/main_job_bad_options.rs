@@ -7,8 +7,8 @@ use predicates::prelude::*;
 // Like every test crate of the engine (it only runs the binary, but a test
 // added here that opens a `Db` in strict mode needs the tracker).
 #[global_allocator]
-static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 
 fn ckptdb(args: &[&str]) -> assert_cmd::assert::Assert {
     Command::new(env!("CARGO_BIN_EXE_ckptdb"))

@@ -14,8 +14,8 @@ use common::main_job::{ckptdb, inspect};
 // It opens a `Db` in this process too: strict leak mode (the default in
 // debug builds) refuses to open without the tracker.
 #[global_allocator]
-static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 
 type Snapshot = BTreeMap<String, (u64, SystemTime, Vec<u8>)>;
 

@@ -8,8 +8,8 @@ mod common;
 use common::main_job::{ckptdb, stdout_of};
 
 #[global_allocator]
-static GLOBAL: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 
 fn run(extra: &[&str]) -> String {
     stdout_of(

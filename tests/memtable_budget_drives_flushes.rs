@@ -12,8 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{Db, DbStats, Runner};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

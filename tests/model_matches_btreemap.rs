@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{CheckpointKind, Db, SyncPolicy};
 use proptest::prelude::*;
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -6,8 +6,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::{Db, OpenError, RecoveryError};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::inspect::FileRole;
 use ckptdb::{Db, OpenError, LOCK_FILE};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

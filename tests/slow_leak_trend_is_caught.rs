@@ -9,9 +9,9 @@ mod common;
 
 use std::sync::Arc;
 
-use alloc_tracker::sampling::{set_sampling, Sampling};
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 use ckptdb::{CheckpointKind, Db, Faults, LeakMode, TrendReport};
+use scope_alloc_tracker::sampling::{set_sampling, Sampling};
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -13,7 +13,7 @@ use ckptdb::{CheckpointKind, Db, Drain, LeakMode, OpenError};
 
 #[test]
 fn strict_mode_open_is_refused_naming_the_missing_global_allocator_line() {
-    assert!(!alloc_tracker::is_installed());
+    assert!(!scope_alloc_tracker::is_installed());
     let tmp = common::tempdir();
     let dir = tmp.path().join("db");
     let opts = common::test_options()

@@ -10,9 +10,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::scopes::MEMTABLE;
 use ckptdb::{Db, Runner};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -1,7 +1,7 @@
-//! `#[alloc_tracker::test]`: the test attribute of `alloc-tracker`.
+//! `#[scope_alloc_tracker::test]`: the test attribute of `alloc-tracker`.
 //!
 //! Use it through `alloc-tracker`'s `macros` feature, as
-//! `#[alloc_tracker::test]`; this crate only holds the proc-macro (a
+//! `#[scope_alloc_tracker::test]`; this crate only holds the proc-macro (a
 //! proc-macro crate can export nothing else).
 
 use proc_macro::TokenStream;
@@ -10,19 +10,19 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{parse_macro_input, Expr, ExprLit, ItemFn, Lit, Meta, Token};
 
-/// Workers of the runtime of `#[alloc_tracker::test(tokio)]` by default.
+/// Workers of the runtime of `#[scope_alloc_tracker::test(tokio)]` by default.
 const DEFAULT_WORKERS: usize = 2;
 
 /// Runs a test (sync or `async`) in a fresh instance of the scope
 /// `test/<function name>` and asserts that the instance drained, panicking
 /// with the leak report (call sites included) when it did not.
 ///
-/// - `#[alloc_tracker::test]` on an `async fn`: driven to completion on the
+/// - `#[scope_alloc_tracker::test]` on an `async fn`: driven to completion on the
 ///   test's thread by a small executor, polled inside the instance (no
 ///   tokio runtime: `tokio::spawn` inside it panics).
-/// - `#[alloc_tracker::test(tokio)]` or
-///   `#[alloc_tracker::test(tokio, worker_threads = 4)]` on an `async fn`
-///   (needs alloc-tracker's `tokio` feature): a fresh tokio multi-thread
+/// - `#[scope_alloc_tracker::test(tokio)]` or
+///   `#[scope_alloc_tracker::test(tokio, worker_threads = 4)]` on an `async fn`
+///   (needs scope-alloc-tracker's `tokio` feature): a fresh tokio multi-thread
 ///   runtime per test (2 workers by default, all drivers enabled), warmed
 ///   up before the check begins; its workers run in the instance, so
 ///   `tokio::spawn`ed tasks are the test's too.
@@ -69,7 +69,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
             other => {
                 return syn::Error::new_spanned(
                     other,
-                    "#[alloc_tracker::test] takes `tokio` and `worker_threads = N` (with `tokio`)",
+                    "#[scope_alloc_tracker::test] takes `tokio` and `worker_threads = N` (with `tokio`)",
                 )
                 .to_compile_error()
                 .into()
@@ -79,7 +79,7 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     if workers.is_some() && !tokio {
         return syn::Error::new_spanned(
             &args,
-            "worker_threads needs the tokio flavor: #[alloc_tracker::test(tokio, worker_threads = N)]",
+            "worker_threads needs the tokio flavor: #[scope_alloc_tracker::test(tokio, worker_threads = N)]",
         )
         .to_compile_error()
         .into();
@@ -103,8 +103,8 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     }) {
         return syn::Error::new_spanned(
             attr,
-            "#[alloc_tracker::test] does not combine with #[tokio::test] or #[test]: it registers \
-             the test itself; for an async test on tokio use #[alloc_tracker::test(tokio)] \
+            "#[scope_alloc_tracker::test] does not combine with #[tokio::test] or #[test]: it registers \
+             the test itself; for an async test on tokio use #[scope_alloc_tracker::test(tokio)] \
              (optionally `worker_threads = N`), which builds a multi-thread runtime outside the \
              checked scope",
         )
@@ -122,23 +122,23 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
         (true, true) => {
             let workers = workers.unwrap_or(DEFAULT_WORKERS);
             quote! {
-                ::alloc_tracker::__tokio_flavor_check!();
-                ::alloc_tracker::__private::run_tokio_test(#name, #workers, async move #body)
+                ::scope_alloc_tracker::__tokio_flavor_check!();
+                ::scope_alloc_tracker::__private::run_tokio_test(#name, #workers, async move #body)
             }
         }
         (true, false) => quote! {
-            ::alloc_tracker::__private::run_async_test(#name, async move #body)
+            ::scope_alloc_tracker::__private::run_async_test(#name, async move #body)
         },
         (false, true) => {
             return syn::Error::new_spanned(
                 f.sig.fn_token,
-                "#[alloc_tracker::test(tokio)] runs an async test: make it `async fn`",
+                "#[scope_alloc_tracker::test(tokio)] runs an async test: make it `async fn`",
             )
             .to_compile_error()
             .into()
         }
         (false, false) => quote! {
-            ::alloc_tracker::__private::run_test(#name, move || -> #output #body)
+            ::scope_alloc_tracker::__private::run_test(#name, move || -> #output #body)
         },
     };
     let attrs = &f.attrs;

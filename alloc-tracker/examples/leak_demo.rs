@@ -1,11 +1,11 @@
 //! A planted checkpoint-style leak, caught by a leak check: run with
-//! `cargo run --release -p alloc-tracker --example leak_demo`.
+//! `cargo run --release -p scope-alloc-tracker --example leak_demo`.
 //! It prints the report that `assert_scope_drained!` would panic with.
 
 use std::hint::black_box;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -2,8 +2,8 @@
 //! `tests/leak_sites_never_name_the_tracker.rs`, rebuilt there with other
 //! `debug` settings (the trimming must not depend on them).
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -2,7 +2,7 @@
 //! then writes one report in every format, plus a diff:
 //!
 //! ```text
-//! cargo run -p alloc-tracker --example report_demo --all-features [OUT_DIR]
+//! cargo run -p scope-alloc-tracker --example report_demo --all-features [OUT_DIR]
 //! ```
 //!
 //! `OUT_DIR` defaults to the repository's `docs/`; the files are
@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::report::{Format, Report};
-use alloc_tracker::sampling::{set_sampling, Sampling};
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::report::{Format, Report};
+use scope_alloc_tracker::sampling::{set_sampling, Sampling};
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

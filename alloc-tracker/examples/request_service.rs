@@ -8,15 +8,15 @@
 //! frees them all.
 //!
 //! Usage: `request_service ADDR REQUESTS HOLD_SECONDS`, e.g.
-//! `cargo run --release -p alloc-tracker --features metrics-http --example
+//! `cargo run --release -p scope-alloc-tracker --features metrics-http --example
 //! request_service -- 127.0.0.1:9899 10000 30`.
 
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use alloc_tracker::integrations::http::MetricsServer;
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::integrations::http::MetricsServer;
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

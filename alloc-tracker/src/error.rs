@@ -24,7 +24,7 @@ impl std::error::Error for ScopeTableFull {}
 /// Why a scope could not be registered or made.
 ///
 /// ```
-/// use alloc_tracker::{ScopeError, ScopeId};
+/// use scope_alloc_tracker::{ScopeError, ScopeId};
 ///
 /// assert_eq!(ScopeId::try_register("", None), Err(ScopeError::EmptyName));
 /// assert_eq!(ScopeId::try_register("a/b", None), Err(ScopeError::NameContainsSlash));
@@ -103,7 +103,7 @@ impl fmt::Display for NotInstalled {
             f,
             "alloc-tracker is not installed: TrackingAlloc is not this program's global allocator, \
              so every figure is zero and a leak check would pass whatever leaks. Add \
-             `{INSTALL_LINE}` (use alloc_tracker::{{Jemalloc, TrackingAlloc}}) to this crate's root \
+             `{INSTALL_LINE}` (use scope_alloc_tracker::{{Jemalloc, TrackingAlloc}}) to this crate's root \
              (each tests/*.rs file is its own crate and needs the line)"
         )
     }

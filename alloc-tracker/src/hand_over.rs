@@ -3,9 +3,9 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::{leak::LeakCheck, Scope};
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::{leak::LeakCheck, Scope};
 //!
 //! static CACHE: Scope = Scope::new("doc-page-cache");
 //! static QUERY: Scope = Scope::new("doc-query");
@@ -99,9 +99,9 @@ pub trait HandOver: sealed::Sealed + Sized {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::{hand_over, ScopeId};
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::{hand_over, ScopeId};
 ///
 /// let req = ScopeId::register("doc-ho-request", None).unwrap();
 /// let pool = ScopeId::register("doc-ho-pool", None).unwrap();
@@ -284,10 +284,10 @@ impl Scope {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+    /// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    /// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
     /// use std::sync::Arc;
-    /// use alloc_tracker::Scope;
+    /// use scope_alloc_tracker::Scope;
     ///
     /// static CACHE: Scope = Scope::new("doc-adopt-cache");
     /// let page = CACHE.adopt(Arc::new([0u8; 512])).unwrap();

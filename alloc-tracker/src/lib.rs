@@ -13,7 +13,7 @@
 //! # Setup
 //!
 //! ```
-//! use alloc_tracker::{Jemalloc, TrackingAlloc};
+//! use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 //!
 //! #[global_allocator]
 //! static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -34,9 +34,9 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::{Scope, ScopeId};
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::{Scope, ScopeId};
 //!
 //! static CHECKPOINT: Scope = Scope::new("checkpoint");
 //! static COLLECT: Scope = Scope::child_of(&CHECKPOINT, "collect");
@@ -80,9 +80,9 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::{Scope, ScopeId};
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::{Scope, ScopeId};
 //!
 //! static REQUEST: Scope = Scope::new("request");
 //! static PARSE: Scope = Scope::child_of(&REQUEST, "parse");
@@ -236,7 +236,7 @@
 //! at once, so only failing checks pay the wait, and reports give the time
 //! waited. `docs/leak-checks.md` ("Async and tokio") has the details.
 //!
-//! **Async tests on tokio.** `#[alloc_tracker::test(tokio)]` (features
+//! **Async tests on tokio.** `#[scope_alloc_tracker::test(tokio)]` (features
 //! `macros` and `tokio`; `worker_threads = N`, default 2) runs an
 //! `async fn` test on a fresh multi-thread runtime built and warmed up
 //! outside the check; its workers run in the test's instance, so a leak in
@@ -246,9 +246,9 @@
 //!
 //! ```compile_fail
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! #[alloc_tracker::test]
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! #[scope_alloc_tracker::test]
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn combined() {}
 //! # fn main() {}
@@ -256,10 +256,10 @@
 //!
 //! ```compile_fail
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 //! #[tokio::test(flavor = "multi_thread")]
-//! #[alloc_tracker::test]
+//! #[scope_alloc_tracker::test]
 //! async fn combined() {}
 //! # fn main() {}
 //! ```
@@ -274,7 +274,7 @@
 //! task migration. Scopes of nested spans nest (`job/parse`).
 //!
 //! ```ignore
-//! use alloc_tracker::integrations::tracing::AllocScopeLayer;
+//! use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
 //! use tracing::Instrument;
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
@@ -287,9 +287,9 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::{assert_scope_drained, Scope};
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::{assert_scope_drained, Scope};
 //!
 //! static CHECKPOINT: Scope = Scope::new("checkpoint");
 //!
@@ -306,21 +306,21 @@
 //! form is the one for tests. A check refuses to pass when the tracker is
 //! not installed (see "Attribution rules").
 //!
-//! With the feature `macros`, `#[alloc_tracker::test]` does this for a
+//! With the feature `macros`, `#[scope_alloc_tracker::test]` does this for a
 //! whole test, sync or `async` (driven on the test's thread by a small
-//! executor; `#[alloc_tracker::test(tokio)]` runs it on a tokio
+//! executor; `#[scope_alloc_tracker::test(tokio)]` runs it on a tokio
 //! multi-thread runtime instead, see "Tokio and rayon"): the body runs in
 //! a fresh instance of `test/<function name>`, which must drain, or the
 //! test fails with the leak report
 //! (`tests/test_attribute_checks_each_test_in_its_own_instance.rs`):
 //!
 //! ```ignore
-//! #[alloc_tracker::test]
+//! #[scope_alloc_tracker::test]
 //! fn checkpoint_gives_back_its_memory() {
 //!     run_checkpoint();
 //! }
 //!
-//! #[alloc_tracker::test]
+//! #[scope_alloc_tracker::test]
 //! async fn handler_gives_back_its_memory() {
 //!     handle(request()).await;
 //! }
@@ -338,8 +338,8 @@
 //!       (8 std frames inside)
 //!       leak_demo::encode_batch at examples/leak_demo.rs:21
 //!       leak_demo::main::{{closure}} at examples/leak_demo.rs:41
-//!       alloc_tracker::scope::ScopeId::in_scope at src/scope/mod.rs:77
-//!       alloc_tracker::scope::Scope::in_scope at src/scope/mod.rs:269
+//!       scope_alloc_tracker::scope::ScopeId::in_scope at src/scope/mod.rs:77
+//!       scope_alloc_tracker::scope::Scope::in_scope at src/scope/mod.rs:269
 //!       leak_demo::main at examples/leak_demo.rs:39
 //!   #2 96 B in 1 allocation(s) (sizes [96]) in `checkpoint/collect`, allocated from leak_demo::flush_batch at examples/leak_demo.rs:32
 //! ```
@@ -364,10 +364,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::leak::{LeakCheck, Retain};
-//! use alloc_tracker::Scope;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::leak::{LeakCheck, Retain};
+//! use scope_alloc_tracker::Scope;
 //!
 //! static COMMIT: Scope = Scope::new("doc-commit");
 //! let check = LeakCheck::options(&COMMIT)
@@ -429,10 +429,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::leak::Trend;
-//! use alloc_tracker::ScopeId;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::leak::Trend;
+//! use scope_alloc_tracker::ScopeId;
 //!
 //! let results = ScopeId::register("checkpoint-results", None).unwrap();
 //! let mut trend = Trend::options(results).points(8).min_slope_bytes(64).build().unwrap();
@@ -531,7 +531,7 @@
 //!   stolen.
 //! - `tracing`: [`integrations::tracing`], a `tracing_subscriber::Layer`
 //!   that enters a scope per span.
-//! - `macros`: `#[alloc_tracker::test]` (the `alloc-tracker-macros` crate).
+//! - `macros`: `#[scope_alloc_tracker::test]` (the `scope-alloc-tracker-macros` crate).
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -570,11 +570,11 @@ pub use scope::{
 };
 
 /// Runs a test in a fresh scope instance and asserts it drained: see
-/// [`alloc_tracker_macros::test`] and the crate documentation's "Test
+/// [`scope_alloc_tracker_macros::test`] and the crate documentation's "Test
 /// attribute" section.
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
-pub use alloc_tracker_macros::test;
+pub use scope_alloc_tracker_macros::test;
 
 /// What the macros of this crate expand to call; not public API.
 #[doc(hidden)]

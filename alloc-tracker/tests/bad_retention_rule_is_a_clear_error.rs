@@ -4,13 +4,13 @@
 //! never panics in `finish` and never passes. One test: the variables are
 //! process-wide.
 
-use alloc_tracker::leak::{LeakCause, LeakCheck, RETAIN_ENV, RETAIN_FILE_ENV};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCause, LeakCheck, RETAIN_ENV, RETAIN_FILE_ENV};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
-fn finish_clean_check(name: &str) -> alloc_tracker::leak::LeakReport {
+fn finish_clean_check(name: &str) -> scope_alloc_tracker::leak::LeakReport {
     let s = ScopeId::register(name, None).unwrap();
     let check = LeakCheck::begin(s);
     s.in_scope(|| drop(std::hint::black_box(vec![0u8; 8])));

@@ -10,8 +10,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use alloc_tracker::budget::{self, admits, on_alloc, on_free};
-use alloc_tracker::{Budget, Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::budget::{self, admits, on_alloc, on_free};
+use scope_alloc_tracker::{Budget, Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

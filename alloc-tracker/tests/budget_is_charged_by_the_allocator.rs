@@ -6,7 +6,7 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::{budget, Budget, Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::{budget, Budget, Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

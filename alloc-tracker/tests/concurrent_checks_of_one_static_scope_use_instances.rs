@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::process::Command;
 
-use alloc_tracker::{assert_scope_drained, Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{assert_scope_drained, Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -122,11 +122,11 @@ fn a_kind_aggregates_its_instances_and_paths_number_them() {
     assert_eq!(KIND.stats_with_children().live_bytes, 1337);
 
     // The snapshot and the report show the instances by path.
-    let snap = alloc_tracker::Snapshot::take();
+    let snap = scope_alloc_tracker::Snapshot::take();
     let paths: Vec<&str> = snap.scopes.iter().map(|s| s.path.as_str()).collect();
     let a_path = a.path();
     assert!(paths.contains(&a_path.as_str()), "{paths:?}");
-    let report = alloc_tracker::report::Report::take().to_string();
+    let report = scope_alloc_tracker::report::Report::take().to_string();
     assert!(report.contains(&format!("agg#{}", a.serial())), "{report}");
 
     drop((in_a, in_b, part_of_b, own));

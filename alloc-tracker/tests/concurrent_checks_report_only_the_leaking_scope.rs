@@ -5,8 +5,8 @@
 use std::hint::black_box;
 use std::sync::Barrier;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -10,8 +10,8 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport};
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport};
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 /// One check at a time: a scan reads the whole process, and another test's
 /// report being built meanwhile holds copies of block addresses.

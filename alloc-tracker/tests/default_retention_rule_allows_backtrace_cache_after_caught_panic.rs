@@ -5,8 +5,8 @@
 //! (The rule off: `default_retention_rule_off_reports_backtrace_cache.rs`.)
 //! `RUST_BACKTRACE` is process-wide: this binary has one test.
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

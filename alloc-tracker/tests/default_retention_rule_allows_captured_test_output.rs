@@ -7,8 +7,8 @@
 use std::fmt;
 use std::hint::black_box;
 
-use alloc_tracker::leak::{LeakCheck, RuleSource};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, RuleSource};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

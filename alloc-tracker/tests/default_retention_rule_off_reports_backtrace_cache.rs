@@ -4,8 +4,8 @@
 //! reported as a leak at std's symboliser: the retention the rule hides is
 //! real. `RUST_BACKTRACE` is process-wide: this binary has one test.
 
-use alloc_tracker::leak::{LeakCheck, RETAIN_ENV};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, RETAIN_ENV};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -10,8 +10,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use alloc_tracker::leak::{Defaults, Drained, LeakCheck, LeakCheckOptions, LeakReport, RuleSource};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{
+    Defaults, Drained, LeakCheck, LeakCheckOptions, LeakReport, RuleSource,
+};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

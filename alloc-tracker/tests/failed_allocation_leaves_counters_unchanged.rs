@@ -4,7 +4,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 
-use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

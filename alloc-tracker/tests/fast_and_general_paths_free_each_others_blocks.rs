@@ -7,7 +7,7 @@
 
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 
-use alloc_tracker::{Budget, Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::{Budget, Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

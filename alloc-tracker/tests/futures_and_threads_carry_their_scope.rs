@@ -8,7 +8,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
-use alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

@@ -4,7 +4,7 @@
 #[path = "hand_over_cases/mod.rs"]
 mod cases;
 
-use alloc_tracker::{hand_over, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{hand_over, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<std::alloc::System> = TrackingAlloc::new(std::alloc::System);

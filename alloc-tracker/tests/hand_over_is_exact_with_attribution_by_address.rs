@@ -5,7 +5,7 @@
 #[path = "hand_over_cases/mod.rs"]
 mod cases;
 
-use alloc_tracker::{hand_over, Attribution, Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{hand_over, Attribution, Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

@@ -12,8 +12,8 @@ mod cases;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{
     hand_over, Budget, Jemalloc, Scope, ScopeId, ScopeInstance, TrackingAlloc, UsableSizes,
 };
 use tikv_jemalloc_ctl::thread::{allocatedp, deallocatedp};

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use alloc_tracker::{hand_over, ScopeId};
+use scope_alloc_tracker::{hand_over, ScopeId};
 
 #[test]
 fn values_come_back_unmoved_without_the_tracker() {

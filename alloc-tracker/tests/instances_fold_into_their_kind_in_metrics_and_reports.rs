@@ -5,10 +5,10 @@
 use std::hint::black_box;
 use std::sync::{Arc, Barrier};
 
-use alloc_tracker::integrations::prometheus::ScopeCollector;
-use alloc_tracker::report::{human_bytes, Report, SeriesOptions};
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 use prometheus_client::registry::Registry;
+use scope_alloc_tracker::integrations::prometheus::ScopeCollector;
+use scope_alloc_tracker::report::{human_bytes, Report, SeriesOptions};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -219,7 +219,7 @@ fn every_report_row_adds_up_to_its_parents_figures_with_children() {
             .iter()
             .filter(|c| c.parent == Some(s.id) && c.id != s.id)
             .collect();
-        let sum = |f: fn(&alloc_tracker::ScopeStats) -> u64| {
+        let sum = |f: fn(&scope_alloc_tracker::ScopeStats) -> u64| {
             f(&s.own) + f(&s.recycled) + children.iter().map(|c| f(&c.with_children)).sum::<u64>()
         };
         assert_eq!(

@@ -2,8 +2,8 @@
 //! `ALLOC_TRACKER_LEAK_DIR` is set, then panics naming the file.
 #![cfg(feature = "json")]
 
-use alloc_tracker::leak::{LeakCheck, LeakReport};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

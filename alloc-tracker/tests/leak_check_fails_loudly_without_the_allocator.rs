@@ -5,8 +5,8 @@
 
 use std::error::Error;
 
-use alloc_tracker::leak::{self, LeakCause, LeakCheck};
-use alloc_tracker::{assert_scope_drained, NotInstalled, Scope};
+use scope_alloc_tracker::leak::{self, LeakCause, LeakCheck};
+use scope_alloc_tracker::{assert_scope_drained, NotInstalled, Scope};
 
 static CACHE: Scope = Scope::new("cache");
 
@@ -15,8 +15,8 @@ const FIX: &str =
 
 #[test]
 fn is_installed_says_no() {
-    assert!(!alloc_tracker::is_installed());
-    let err = alloc_tracker::ensure_installed().unwrap_err();
+    assert!(!scope_alloc_tracker::is_installed());
+    let err = scope_alloc_tracker::ensure_installed().unwrap_err();
     assert_eq!(err, NotInstalled);
     assert!(err.to_string().contains(FIX), "{err}");
 }

@@ -11,8 +11,8 @@
 //! `ALLOC_TRACKER_DEBUG_MATRIX=1`). Release with `"line-tables-only"` is
 //! where trimming by name named every site `capture_registers`.
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -40,8 +40,8 @@ fn the_origin_is_the_leaking_function_and_no_frame_is_the_allocators() {
     );
     for f in &site.frames {
         let in_allocator = f.function.contains("capture_registers")
-            || f.function.contains("alloc_tracker::allocator")
-            || f.function.contains("alloc_tracker::sampling")
+            || f.function.contains("scope_alloc_tracker::allocator")
+            || f.function.contains("scope_alloc_tracker::sampling")
             || f.file
                 .as_deref()
                 .is_some_and(|p| p.contains("src/allocator/") || p.contains("src/sampling/"));
@@ -76,7 +76,7 @@ fn line_tables_only_and_no_debug_info_trim_the_same() {
                 "--config",
             ])
             .arg(format!(
-                "profile.release.package.alloc-tracker.debug={value}"
+                "profile.release.package.scope-alloc-tracker.debug={value}"
             ))
             .env("CARGO_TARGET_DIR", &target)
             .current_dir(manifest)

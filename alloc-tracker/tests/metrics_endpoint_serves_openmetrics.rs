@@ -7,9 +7,9 @@
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 
-use alloc_tracker::integrations::http::{MetricsServer, CONTENT_TYPE};
-use alloc_tracker::integrations::prometheus::{ScopeCollector, OTHER_SCOPE};
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::integrations::http::{MetricsServer, CONTENT_TYPE};
+use scope_alloc_tracker::integrations::prometheus::{ScopeCollector, OTHER_SCOPE};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -5,7 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::thread;
 
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

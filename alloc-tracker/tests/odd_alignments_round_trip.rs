@@ -9,7 +9,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-use alloc_tracker::{Attribution, Backend, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Attribution, Backend, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

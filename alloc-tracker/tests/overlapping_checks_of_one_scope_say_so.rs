@@ -9,8 +9,8 @@
 use std::hint::black_box;
 use std::sync::Barrier;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -51,7 +51,7 @@ fn concurrent_checks_of_one_static_scope_report_the_overlap() {
     let text = report.to_string();
     assert!(text.contains("overlapped this one"), "{text}");
     assert!(text.contains("instance of &KIND"), "{text}");
-    assert!(text.contains("#[alloc_tracker::test]"), "{text}");
+    assert!(text.contains("#[scope_alloc_tracker::test]"), "{text}");
     // The second began while the first was active: it passes (the first
     // freed its block), and a passing check has nothing to warn about.
     second.unwrap_or_else(|r| panic!("{r}"));

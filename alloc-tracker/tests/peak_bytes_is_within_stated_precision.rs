@@ -5,7 +5,7 @@
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

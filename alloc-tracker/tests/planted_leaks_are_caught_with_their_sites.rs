@@ -7,8 +7,8 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use alloc_tracker::leak::{LeakCheck, LeakReport};
-use alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
+use scope_alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -163,5 +163,5 @@ fn report_display_names_scope_and_bytes() {
 #[should_panic(expected = "leak_a_box")]
 fn assert_macro_panics_with_the_sites() {
     let s = scope("macro");
-    alloc_tracker::assert_scope_drained!(s, { leak_a_box() });
+    scope_alloc_tracker::assert_scope_drained!(s, { leak_a_box() });
 }

@@ -17,12 +17,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use alloc_tracker::leak::{LeakCheck, Sites};
-use alloc_tracker::report::{dump, Format, Report, SiteSource};
-use alloc_tracker::sampling::{set_sampling, Sampling};
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 use protobuf::reflect::{FileDescriptor, MessageDescriptor, ReflectValueRef};
 use protobuf::MessageDyn;
+use scope_alloc_tracker::leak::{LeakCheck, Sites};
+use scope_alloc_tracker::report::{dump, Format, Report, SiteSource};
+use scope_alloc_tracker::sampling::{set_sampling, Sampling};
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -8,9 +8,9 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::sampling::{set_stack_unwinder, stack_capture_stats, StackUnwinder};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::sampling::{set_stack_unwinder, stack_capture_stats, StackUnwinder};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

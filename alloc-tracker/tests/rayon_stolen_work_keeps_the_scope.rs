@@ -7,10 +7,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use alloc_tracker::integrations::rayon::{self as scoped, ParallelIteratorExt};
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 use rayon::prelude::*;
+use scope_alloc_tracker::integrations::rayon::{self as scoped, ParallelIteratorExt};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::{mpsc, Mutex};
 
-use alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport, LeakSite, SiteReach};
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport, LeakSite, SiteReach};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 /// One check at a time: a scan reads the whole process, and another test's
 /// report being built meanwhile holds copies of block addresses.

@@ -25,11 +25,11 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Mutex;
 
-use alloc_tracker::leak::{
+use redb::{Database, TableDefinition};
+use scope_alloc_tracker::leak::{
     HolderKind, LeakCheck, LeakCheckOptions, LeakReport, LeakSite, Reachability, Retain,
 };
-use alloc_tracker::{Jemalloc, Scope, ScopeId, ScopeInstance, TrackingAlloc};
-use redb::{Database, TableDefinition};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, ScopeInstance, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -187,7 +187,7 @@ fn through(site: &LeakSite, f: &str) -> bool {
 // === the clean engine ===
 
 /// Bytes a passing check allowed under the rule named `rule`.
-fn allowed(d: &alloc_tracker::leak::Drained, rule: &str) -> u64 {
+fn allowed(d: &scope_alloc_tracker::leak::Drained, rule: &str) -> u64 {
     d.allowed
         .iter()
         .filter(|a| a.rule == rule)

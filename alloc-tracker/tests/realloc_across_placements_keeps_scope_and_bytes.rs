@@ -7,8 +7,8 @@
 
 use std::alloc::{alloc, dealloc, realloc, Layout};
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -5,7 +5,7 @@
 use std::alloc::{alloc, dealloc, realloc, Layout};
 use std::thread;
 
-use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::{Budget, Jemalloc, Scope, ScopeInstance, TrackingAlloc, MAX_SCOPES};
+use scope_alloc_tracker::{Budget, Jemalloc, Scope, ScopeInstance, TrackingAlloc, MAX_SCOPES};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -4,7 +4,9 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::{budget, Budget, Jemalloc, Scope, ScopeInstance, TrackingAlloc, MAX_SCOPES};
+use scope_alloc_tracker::{
+    budget, Budget, Jemalloc, Scope, ScopeInstance, TrackingAlloc, MAX_SCOPES,
+};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -14,7 +16,7 @@ static JOB: Scope = Scope::new("job");
 /// A new instance of `kind` on the id `id`: instances are made and dropped
 /// until the table hands `id` out again (recycled ids are reused oldest
 /// first, so this takes at most one pass over the free list).
-fn instance_on(kind: &Scope, id: alloc_tracker::ScopeId) -> ScopeInstance {
+fn instance_on(kind: &Scope, id: scope_alloc_tracker::ScopeId) -> ScopeInstance {
     for _ in 0..2 * MAX_SCOPES {
         let inst = kind.instance().expect("the table never fills");
         if inst.id() == id {

@@ -5,8 +5,8 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::report::Report;
-use alloc_tracker::{Jemalloc, Scope, Snapshot, TrackingAlloc};
+use scope_alloc_tracker::report::Report;
+use scope_alloc_tracker::{Jemalloc, Scope, Snapshot, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -45,7 +45,7 @@ fn released_with_live_blocks_stays_counted_until_freed() {
     );
 
     // Thousands of instances later, its id has not been handed out again.
-    for _ in 0..3 * alloc_tracker::MAX_SCOPES {
+    for _ in 0..3 * scope_alloc_tracker::MAX_SCOPES {
         let other = CONN.instance().unwrap();
         assert_ne!(other.id(), id, "a released id with live blocks was reused");
         other.in_scope(|| drop(black_box(vec![0u8; 8])));
@@ -63,7 +63,7 @@ fn released_with_live_blocks_stays_counted_until_freed() {
     // Drained: recycled at a later creation; the new owner starts at zero
     // and the kind keeps the released instance's totals.
     let mut reused = None;
-    for _ in 0..2 * alloc_tracker::MAX_SCOPES {
+    for _ in 0..2 * scope_alloc_tracker::MAX_SCOPES {
         let other = CONN.instance().unwrap();
         if other.id() == id {
             reused = Some(other);

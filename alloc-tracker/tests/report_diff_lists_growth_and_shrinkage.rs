@@ -1,8 +1,8 @@
 //! `Report::diff` of two known reports gives the exact growth and shrinkage
 //! per scope (matched by path) and per site.
 
-use alloc_tracker::report::{Report, ScopeReport, SiteReport, SiteSource};
-use alloc_tracker::{Jemalloc, TrackingAlloc};
+use scope_alloc_tracker::report::{Report, ScopeReport, SiteReport, SiteSource};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use alloc_tracker::report::{
+use scope_alloc_tracker::report::{
     Report, ENV_DUMP, ENV_DUMP_AT_EXIT, ENV_DUMP_AT_PEAK, ENV_DUMP_EVERY, ENV_DUMP_FORMAT,
     ENV_DUMP_SIGNAL,
 };
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -51,7 +51,7 @@ fn child_dumps_at_exit() {
     if !is_child("exit") {
         return;
     }
-    let handle = alloc_tracker::report::dump_triggers_from_env().unwrap();
+    let handle = scope_alloc_tracker::report::dump_triggers_from_env().unwrap();
     assert!(handle.is_some(), "{ENV_DUMP} was not seen");
     leak_in_scope("exit-child", 12_345);
     // The report is written when the process exits.
@@ -96,7 +96,7 @@ fn child_loses_its_report_directory() {
     if !is_child("lose-dir") {
         return;
     }
-    let _handle = alloc_tracker::report::dump_triggers_from_env()
+    let _handle = scope_alloc_tracker::report::dump_triggers_from_env()
         .unwrap()
         .unwrap();
     let path = PathBuf::from(std::env::var_os(ENV_DUMP).unwrap());
@@ -146,7 +146,7 @@ fn child_reads_env() {
     if !is_child("read-env") {
         return;
     }
-    match alloc_tracker::report::dump_triggers_from_env() {
+    match scope_alloc_tracker::report::dump_triggers_from_env() {
         Ok(Some(handle)) => {
             handle.stop();
             println!("RESULT ok");
@@ -238,7 +238,7 @@ mod sigusr1 {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use alloc_tracker::report::{Dumps, Format};
+    use scope_alloc_tracker::report::{Dumps, Format};
 
     use super::{child, is_child, leak_in_scope, temp_path};
 
@@ -316,7 +316,7 @@ fn child_dumps_to_a_list_and_at_its_peak() {
     if !is_child("list-peak") {
         return;
     }
-    let _handle = alloc_tracker::report::dump_triggers_from_env()
+    let _handle = scope_alloc_tracker::report::dump_triggers_from_env()
         .unwrap()
         .unwrap();
     let peak_file = PathBuf::from(std::env::var_os(ENV_DUMP_AT_PEAK).unwrap());
@@ -372,7 +372,7 @@ fn a_list_of_files_gets_one_report_each_and_a_peak_report_keeps_the_peak() {
 
 #[test]
 fn one_forced_format_for_several_files_is_refused() {
-    use alloc_tracker::report::{Dumps, Format, OptionsError};
+    use scope_alloc_tracker::report::{Dumps, Format, OptionsError};
     let err = Dumps::builder()
         .path(temp_path("a.txt"))
         .path(temp_path("b.txt"))

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alloc_tracker::report::{dump, DumpError, Dumps, Format, OptionsError, Report};
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::report::{dump, DumpError, Dumps, Format, OptionsError, Report};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

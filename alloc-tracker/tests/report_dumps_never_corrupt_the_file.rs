@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloc_tracker::report::{dump, Dumps, Format};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::report::{dump, Dumps, Format};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -38,7 +38,7 @@ const FORMAT: Format = if cfg!(feature = "json") {
 fn parses(text: &str) -> Result<(), String> {
     #[cfg(feature = "json")]
     {
-        alloc_tracker::report::Report::from_json(text)
+        scope_alloc_tracker::report::Report::from_json(text)
             .map(drop)
             .map_err(|e| e.to_string())
     }

@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 
-use alloc_tracker::report::{
+use scope_alloc_tracker::report::{
     Report, ScopeReport, SiteReport, SiteSource, SCHEMA_VERSION, UNSAMPLED_FRAME,
 };
-use alloc_tracker::sampling::{set_sampling, Sampling};
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::sampling::{set_sampling, Sampling};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -196,7 +196,7 @@ fn json_round_trips_a_real_report() {
     static KEPT: Scope = Scope::new("json-kept");
     let kept = KEPT.in_scope(|| vec![1u8; 3000]);
     let leak = {
-        let check = alloc_tracker::leak::LeakCheck::begin(&KEPT);
+        let check = scope_alloc_tracker::leak::LeakCheck::begin(&KEPT);
         KEPT.in_scope(|| std::mem::forget(black_box(vec![0u64; 8])));
         check.finish().unwrap_err()
     };

@@ -7,8 +7,8 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::report::Report;
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::report::Report;
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -16,7 +16,7 @@ static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 /// The figures are process-wide: the tests of this file take turns.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn figures() -> alloc_tracker::report::JemallocFigures {
+fn figures() -> scope_alloc_tracker::report::JemallocFigures {
     Report::take().jemalloc.expect("jemalloc figures")
 }
 

@@ -5,9 +5,9 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::leak::{LeakCheck, LeakReport};
-use alloc_tracker::sampling::{set_symboliser, Frame, Symboliser};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
+use scope_alloc_tracker::sampling::{set_symboliser, Frame, Symboliser};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -6,8 +6,8 @@
 use std::hint::black_box;
 use std::sync::Mutex;
 
-use alloc_tracker::leak::{LeakCheck, Retain, RuleSource};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, Retain, RuleSource};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -184,7 +184,7 @@ static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 fn blocks_without_records_cannot_be_allowed() {
     let s = scope("retain-sites-off");
     let check = LeakCheck::options(s)
-        .sites(alloc_tracker::leak::Sites::Off)
+        .sites(scope_alloc_tracker::leak::Sites::Off)
         .retain(cache_rule())
         .begin();
     s.in_scope(|| commit(1));
@@ -217,7 +217,7 @@ fn allowed_retention_and_unused_rules_round_trip_through_json() {
     });
     let report = check.finish().expect_err("33 B leak");
     let json = serde_json::to_string(&report).unwrap();
-    let back: alloc_tracker::leak::LeakReport = serde_json::from_str(&json).unwrap();
+    let back: scope_alloc_tracker::leak::LeakReport = serde_json::from_str(&json).unwrap();
     assert_eq!(back.leaked_bytes, 33);
     assert_eq!(back.allowed, report.allowed);
     assert_eq!(back.allowed[0].rule, "page-cache");

@@ -10,8 +10,8 @@
 use std::hint::black_box;
 use std::sync::Mutex;
 
-use alloc_tracker::leak::{LeakCheck, RuleSource, RETAIN_ENV, RETAIN_FILE_ENV};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, RuleSource, RETAIN_ENV, RETAIN_FILE_ENV};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -27,7 +27,7 @@ fn intern_string_from_env_test(len: usize) {
 fn run(
     name: &str,
     len: usize,
-) -> Result<alloc_tracker::leak::Drained, alloc_tracker::leak::LeakReport> {
+) -> Result<scope_alloc_tracker::leak::Drained, scope_alloc_tracker::leak::LeakReport> {
     let s = ScopeId::register(name, None).unwrap();
     // The interning table's own buffer, made outside the check.
     INTERNED.lock().unwrap().reserve(16);

@@ -4,8 +4,8 @@
 
 use std::hint::black_box;
 
-use alloc_tracker::sampling::{sampled_sites, set_sampling, Sampling};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::sampling::{sampled_sites, set_sampling, Sampling};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -7,7 +7,7 @@
 
 use std::error::Error;
 
-use alloc_tracker::{
+use scope_alloc_tracker::{
     Jemalloc, Scope, ScopeId, ScopeTableFull, Snapshot, TrackingAlloc, UsableSizes, MAX_SCOPES,
 };
 

@@ -6,9 +6,9 @@
 use std::hint::black_box;
 use std::sync::Mutex;
 
-use alloc_tracker::leak::{LeakCheck, Trend, TrendOptionsError};
-use alloc_tracker::sampling::{set_sampling, Sampling};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, Trend, TrendOptionsError};
+use scope_alloc_tracker::sampling::{set_sampling, Sampling};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

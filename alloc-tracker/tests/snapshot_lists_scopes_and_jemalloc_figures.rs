@@ -6,7 +6,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use alloc_tracker::{
+use scope_alloc_tracker::{
     Jemalloc, JemallocStats, Scope, ScopeId, ScopeStats, Snapshot, TrackingAlloc, UsableSizes,
 };
 

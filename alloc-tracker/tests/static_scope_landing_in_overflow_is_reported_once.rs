@@ -5,7 +5,7 @@
 //!
 //! This file fills the process's one table, so it holds a single test.
 
-use alloc_tracker::{Jemalloc, Scope, ScopeError, ScopeId, Snapshot, TrackingAlloc};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeError, ScopeId, Snapshot, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

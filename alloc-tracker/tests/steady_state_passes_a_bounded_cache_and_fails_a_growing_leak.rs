@@ -10,8 +10,8 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use alloc_tracker::leak::{SteadyCause, SteadyState};
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::leak::{SteadyCause, SteadyState};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -46,7 +46,7 @@ impl Cache {
 fn run_cache(
     name: &str,
     warm_up: usize,
-) -> Result<alloc_tracker::leak::Steady, alloc_tracker::leak::SteadyStateReport> {
+) -> Result<scope_alloc_tracker::leak::Steady, scope_alloc_tracker::leak::SteadyStateReport> {
     let s = scope(name);
     let mut cache = s.in_scope(|| Cache::new(8));
     let mut key = 0u8;

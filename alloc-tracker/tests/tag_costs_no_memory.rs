@@ -9,7 +9,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 
-use alloc_tracker::{Attribution, Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::{Attribution, Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -1,15 +1,15 @@
-//! Issue 10, item 6: `#[alloc_tracker::test]` runs a sync or async test in
+//! Issue 10, item 6: `#[scope_alloc_tracker::test]` runs a sync or async test in
 //! a fresh instance of `test/<name>` and asserts it drained; a leaking test
 //! fails with the readable report.
 
 use std::hint::black_box;
 
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
-#[alloc_tracker::test]
+#[scope_alloc_tracker::test]
 fn a_drained_sync_test_passes() {
     let here = ScopeId::current();
     assert!(here.is_transient());
@@ -21,7 +21,7 @@ fn a_drained_sync_test_passes() {
     drop(black_box(vec![0u8; 1000]));
 }
 
-#[alloc_tracker::test]
+#[scope_alloc_tracker::test]
 async fn a_drained_async_test_passes() {
     let v = black_box(vec![0u8; 100]);
     std::future::ready(()).await;
@@ -31,21 +31,21 @@ async fn a_drained_async_test_passes() {
     drop(v);
 }
 
-#[alloc_tracker::test]
+#[scope_alloc_tracker::test]
 fn a_test_may_return_a_result() -> Result<(), String> {
     let n: u32 = "42".parse().map_err(|e| format!("{e}"))?;
     assert_eq!(n, 42);
     Ok(())
 }
 
-#[alloc_tracker::test]
+#[scope_alloc_tracker::test]
 #[should_panic(expected = "leak in scope `test/a_leaking_test_fails#")]
 fn a_leaking_test_fails() {
     // black_box: a leaked block nothing reads could be optimised away.
     std::hint::black_box(Box::leak(Box::new([0u8; 128])));
 }
 
-#[alloc_tracker::test]
+#[scope_alloc_tracker::test]
 #[should_panic(expected = "128 B in 1 allocations still live")]
 async fn a_leaking_async_test_fails() {
     std::future::ready(()).await;

@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

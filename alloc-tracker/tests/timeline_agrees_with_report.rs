@@ -6,9 +6,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use alloc_tracker::report::timeline::{MarkerStyle, Scale, Timeline, TimelineSampler};
-use alloc_tracker::report::Report;
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::report::timeline::{MarkerStyle, Scale, Timeline, TimelineSampler};
+use scope_alloc_tracker::report::Report;
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

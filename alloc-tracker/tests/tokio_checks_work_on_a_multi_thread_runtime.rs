@@ -1,4 +1,4 @@
-//! Issue 18, goal 4: leak checks and `#[alloc_tracker::test]` on tokio's
+//! Issue 18, goal 4: leak checks and `#[scope_alloc_tracker::test]` on tokio's
 //! multi-thread runtime: the `tokio` flavor of the attribute (plain
 //! `tokio::spawn` works inside it, leaks in spawned tasks are caught),
 //! `async move` blocks in `assert_scope_drained!`, the default quiescence
@@ -7,9 +7,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use alloc_tracker::integrations::tokio::{spawn, warm_up, warm_up_async};
-use alloc_tracker::leak::{LeakCheck, DEFAULT_QUIESCENCE};
-use alloc_tracker::{assert_scope_drained, Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::integrations::tokio::{spawn, warm_up, warm_up_async};
+use scope_alloc_tracker::leak::{LeakCheck, DEFAULT_QUIESCENCE};
+use scope_alloc_tracker::{assert_scope_drained, Jemalloc, Scope, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -36,12 +36,12 @@ async fn clean_work() -> usize {
     n
 }
 
-#[alloc_tracker::test(tokio)]
+#[scope_alloc_tracker::test(tokio)]
 async fn tokio_flavor_runs_plain_tokio_spawn_and_passes_when_clean() {
     assert_eq!(clean_work().await, 8 * 164 + 28);
 }
 
-#[alloc_tracker::test(tokio, worker_threads = 3)]
+#[scope_alloc_tracker::test(tokio, worker_threads = 3)]
 async fn tokio_flavor_builds_the_requested_workers() {
     let workers = tokio::runtime::Handle::current().metrics().num_workers();
     assert_eq!(workers, 3);
@@ -53,7 +53,7 @@ async fn tokio_flavor_builds_the_requested_workers() {
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
 
-#[alloc_tracker::test(tokio)]
+#[scope_alloc_tracker::test(tokio)]
 #[should_panic(expected = "leak in scope `test/tokio_flavor_catches_a_leak_in_a_spawned_task")]
 async fn tokio_flavor_catches_a_leak_in_a_spawned_task() {
     tokio::spawn(async {
@@ -162,7 +162,7 @@ fn warm_up_leaves_nothing_for_the_first_check_on_every_fresh_runtime() {
             // A burst of tasks that yield: more than one worker's defer
             // list holds when only a few tasks have yielded on it.
             for i in 0..24u8 {
-                hs.push(alloc_tracker::integrations::tokio::spawn_in(
+                hs.push(scope_alloc_tracker::integrations::tokio::spawn_in(
                     id,
                     async move {
                         for _ in 0..2 {

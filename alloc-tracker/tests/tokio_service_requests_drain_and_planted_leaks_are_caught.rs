@@ -16,10 +16,10 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use alloc_tracker::integrations::tokio::{spawn, warm_up};
-use alloc_tracker::integrations::tracing::AllocScopeLayer;
-use alloc_tracker::leak::{self, LeakReport};
-use alloc_tracker::{Jemalloc, Scope, ScopeInstance, TrackingAlloc};
+use scope_alloc_tracker::integrations::tokio::{spawn, warm_up};
+use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
+use scope_alloc_tracker::leak::{self, LeakReport};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeInstance, TrackingAlloc};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 

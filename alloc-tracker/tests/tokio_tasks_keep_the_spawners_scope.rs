@@ -9,9 +9,11 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use alloc_tracker::integrations::tokio::{spawn, spawn_blocking};
-use alloc_tracker::leak::{self, LeakCheck};
-use alloc_tracker::{assert_scope_drained, AllocScopeExt, Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::integrations::tokio::{spawn, spawn_blocking};
+use scope_alloc_tracker::leak::{self, LeakCheck};
+use scope_alloc_tracker::{
+    assert_scope_drained, AllocScopeExt, Jemalloc, Scope, ScopeId, TrackingAlloc,
+};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -61,7 +63,7 @@ fn run_tasks(rt: &tokio::runtime::Runtime, threads: &std::sync::Arc<Mutex<HashSe
         (0..16)
             .map(|_| {
                 let threads = threads.clone();
-                rt.spawn(alloc_tracker::integrations::tokio::in_current_scope(
+                rt.spawn(scope_alloc_tracker::integrations::tokio::in_current_scope(
                     async move {
                         let mut kept = Vec::new();
                         for _ in 0..50 {

@@ -6,8 +6,8 @@
 use std::hint::black_box;
 use std::sync::OnceLock;
 
-use alloc_tracker::integrations::tracing::AllocScopeLayer;
-use alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 

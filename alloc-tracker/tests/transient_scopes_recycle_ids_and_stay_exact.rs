@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use alloc_tracker::{
+use scope_alloc_tracker::{
     Jemalloc, Scope, ScopeError, ScopeId, ScopeInstance, Snapshot, TrackingAlloc, MAX_SCOPES,
 };
 

@@ -6,8 +6,8 @@ use std::cell::RefCell;
 use std::hint::black_box;
 use std::rc::Rc;
 
-use alloc_tracker::leak::{LeakCheck, LeakReport, Reachability};
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::leak::{LeakCheck, LeakReport, Reachability};
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 /// One check at a time: a scan reads the whole process, and another test's
 /// report being built meanwhile holds copies of block addresses.
@@ -137,11 +137,11 @@ fn reachability_off_scans_nothing() {
 #[test]
 fn the_process_report_carries_each_leak_sites_reachability() {
     let leak = check(leak_box_and_drop_the_reference);
-    let report = alloc_tracker::report::Report::take().with_leak(&leak);
+    let report = scope_alloc_tracker::report::Report::take().with_leak(&leak);
     let site = report
         .sites
         .iter()
-        .find(|s| s.source == alloc_tracker::report::SiteSource::Recorded)
+        .find(|s| s.source == scope_alloc_tracker::report::SiteSource::Recorded)
         .expect("the leak's site is in the report");
     let reach = site
         .reach
@@ -154,9 +154,9 @@ fn the_process_report_carries_each_leak_sites_reachability() {
     let text = report.to_string();
     let line = format!(
         "unreachable {} in {}, reachable {} in {}",
-        alloc_tracker::report::human_bytes(reach.unreachable_bytes),
+        scope_alloc_tracker::report::human_bytes(reach.unreachable_bytes),
         reach.unreachable_allocs,
-        alloc_tracker::report::human_bytes(reach.reachable_bytes),
+        scope_alloc_tracker::report::human_bytes(reach.reachable_bytes),
         reach.reachable_allocs
     );
     assert!(text.contains(&line), "{text}");
@@ -165,7 +165,7 @@ fn the_process_report_carries_each_leak_sites_reachability() {
     let folded = report.to_folded();
     let lines: Vec<&str> = folded
         .lines()
-        .filter(|l| l.starts_with(alloc_tracker::report::LEAK_ROOT_PREFIX))
+        .filter(|l| l.starts_with(scope_alloc_tracker::report::LEAK_ROOT_PREFIX))
         .collect();
     let part = |frame: &str| -> u64 {
         lines
@@ -175,18 +175,18 @@ fn the_process_report_carries_each_leak_sites_reachability() {
             .sum()
     };
     assert_eq!(
-        part(alloc_tracker::report::UNREACHABLE_FRAME),
+        part(scope_alloc_tracker::report::UNREACHABLE_FRAME),
         reach.unreachable_bytes,
         "{folded}"
     );
     assert_eq!(
-        part(alloc_tracker::report::REACHABLE_FRAME),
+        part(scope_alloc_tracker::report::REACHABLE_FRAME),
         reach.reachable_bytes,
         "{folded}"
     );
     #[cfg(feature = "json")]
     {
-        let back = alloc_tracker::report::Report::from_json(&report.to_json()).unwrap();
+        let back = scope_alloc_tracker::report::Report::from_json(&report.to_json()).unwrap();
         assert_eq!(back, report);
     }
     #[cfg(feature = "pprof")]

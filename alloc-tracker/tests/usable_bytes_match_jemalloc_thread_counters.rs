@@ -6,7 +6,7 @@
 
 use std::alloc::{alloc, dealloc, realloc, Layout};
 
-use alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 use tikv_jemalloc_ctl::thread::{allocatedp, deallocatedp, ThreadLocal};
 
 #[global_allocator]

@@ -13,7 +13,7 @@ use std::alloc::System;
 use std::process::Command;
 use std::time::Duration;
 
-use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;
@@ -305,7 +305,7 @@ fn main() {
                 .as_nanos() as f64
                 / rec_ops,
         );
-        let check = alloc_tracker::leak::LeakCheck::begin(check_scope);
+        let check = scope_alloc_tracker::leak::LeakCheck::begin(check_scope);
         rec.push(
             check_scope
                 .in_scope(|| alloc_bench::churn_lifo(&Tracking, rec_rounds))
@@ -317,7 +317,7 @@ fn main() {
         // is not installed; the recording it switched on is what is timed.
         match check.finish() {
             Ok(_) => {}
-            Err(r) if r.cause == alloc_tracker::leak::LeakCause::NotInstalled => {}
+            Err(r) if r.cause == scope_alloc_tracker::leak::LeakCause::NotInstalled => {}
             Err(r) => panic!("the churn frees everything: {r}"),
         }
     }

@@ -18,7 +18,7 @@ mod cli;
 use std::process::ExitCode;
 
 #[global_allocator]
-static GLOBAL: alloc_tracker::Jemalloc = alloc_tracker::Jemalloc;
+static GLOBAL: scope_alloc_tracker::Jemalloc = scope_alloc_tracker::Jemalloc;
 
 fn main() -> ExitCode {
     eprintln!(

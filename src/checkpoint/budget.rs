@@ -1,5 +1,5 @@
 //! Memory budgets of one database (issue 11, item 2), on the tracker's
-//! per-scope budgets (`alloc_tracker::budget`).
+//! per-scope budgets (`scope_alloc_tracker::budget`).
 //!
 //! - **Memtable budget** ([`OptionsBuilder::memtable_budget`]): a soft
 //!   budget on the database's own instance of the `ckptdb/memtable` scope
@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use alloc_tracker::{Budget, ScopeId};
+use scope_alloc_tracker::{Budget, ScopeId};
 
 use crate::error::CheckpointError;
 use crate::options::Options;

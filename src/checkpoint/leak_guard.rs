@@ -1,5 +1,5 @@
 //! The only place that talks to the tracker's leak checker
-//! (`alloc_tracker::leak`).
+//! (`scope_alloc_tracker::leak`).
 //!
 //! A check begins before a run takes its first allocation and finishes after
 //! the run dropped everything it held; it covers the database's own
@@ -14,11 +14,11 @@
 
 use std::time::Duration;
 
-pub(crate) use alloc_tracker::leak::LeakCause;
-use alloc_tracker::leak::{LeakCheck, Sites};
-pub use alloc_tracker::leak::{LeakReport, LeakSite};
-pub use alloc_tracker::Frame;
-use alloc_tracker::ScopeId;
+pub(crate) use scope_alloc_tracker::leak::LeakCause;
+use scope_alloc_tracker::leak::{LeakCheck, Sites};
+pub use scope_alloc_tracker::leak::{LeakReport, LeakSite};
+pub use scope_alloc_tracker::Frame;
+use scope_alloc_tracker::ScopeId;
 
 /// What "drained" means for one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +53,8 @@ pub(crate) fn begin(
     record_sites: bool,
 ) -> LeakGuard {
     let expect = match expect {
-        Expect::Zero => alloc_tracker::leak::Expect::Zero,
-        Expect::Baseline => alloc_tracker::leak::Expect::Baseline,
+        Expect::Zero => scope_alloc_tracker::leak::Expect::Zero,
+        Expect::Baseline => scope_alloc_tracker::leak::Expect::Baseline,
     };
     LeakGuard(
         LeakCheck::options(scope)
@@ -73,10 +73,10 @@ pub(crate) fn begin(
 /// it, every check fails with [`LeakCause::NotInstalled`]).
 ///
 /// # Errors
-/// [`NotInstalled`](alloc_tracker::NotInstalled), whose message names the
+/// [`NotInstalled`](scope_alloc_tracker::NotInstalled), whose message names the
 /// missing `#[global_allocator]` line.
-pub(crate) fn tracker_installed() -> Result<(), alloc_tracker::NotInstalled> {
-    alloc_tracker::ensure_installed()
+pub(crate) fn tracker_installed() -> Result<(), scope_alloc_tracker::NotInstalled> {
+    scope_alloc_tracker::ensure_installed()
 }
 
 /// The live bytes of `scope` and its children.

@@ -116,7 +116,7 @@ pub struct CheckpointReport {
     /// Leak trends flagged after this run: long-lived scopes that grew at
     /// every one of the last runs (production mode only; see
     /// [`OptionsBuilder::watch_flat_scope`](crate::OptionsBuilder::watch_flat_scope)).
-    pub trends: Vec<alloc_tracker::leak::TrendReport>,
+    pub trends: Vec<scope_alloc_tracker::leak::TrendReport>,
 }
 
 impl CheckpointReport {

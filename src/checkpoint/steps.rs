@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use alloc_tracker::ScopeId;
+use scope_alloc_tracker::ScopeId;
 
 use super::fault::{self, CrashPoint, FailPoint};
 use super::file::{self, EntryRef, FileKind, FileMeta, Manifest, MANIFEST};

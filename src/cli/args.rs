@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alloc_tracker::report::Format;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use scope_alloc_tracker::report::Format;
 
 use super::exit::CliError;
 
@@ -515,7 +515,7 @@ pub(crate) fn parse_size_range(s: &str) -> Result<SizeRange, String> {
 }
 
 /// Parses a duration in alloc-tracker's grammar
-/// ([`alloc_tracker::report::parse_duration`], shared with
+/// ([`scope_alloc_tracker::report::parse_duration`], shared with
 /// `ALLOC_TRACKER_DUMP_EVERY`): `1.5`, `1.5s`, `500ms`, `2m`, `1h`.
 ///
 /// # Errors
@@ -524,10 +524,10 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim().starts_with('-') {
         return Err(format!("durations cannot be negative: `{s}`"));
     }
-    alloc_tracker::report::parse_duration(s).ok_or_else(|| {
+    scope_alloc_tracker::report::parse_duration(s).ok_or_else(|| {
         format!(
             "`{s}` is not a duration; expected {}",
-            alloc_tracker::report::DURATION_FORMS
+            scope_alloc_tracker::report::DURATION_FORMS
         )
     })
 }

@@ -7,12 +7,12 @@
 //! wraps the same run so that the sites of a leaking run can be printed and
 //! added to the allocation report.
 
-use alloc_tracker::report::human_bytes;
+use scope_alloc_tracker::report::human_bytes;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use alloc_tracker::leak::{Expect, LeakCheck, LeakReport, Sites};
 use ckptdb::{CheckpointError, CheckpointKind, CheckpointReport, Db, Drain};
+use scope_alloc_tracker::leak::{Expect, LeakCheck, LeakReport, Sites};
 
 use super::args::LeakSites;
 

@@ -6,7 +6,7 @@ use ckptdb::inspect::{self, FileRole, Inspection, LockState, ManifestState, Plan
 
 use super::args::InspectArgs;
 use super::exit::{chain, CliError, Outcome};
-use alloc_tracker::report::human_bytes;
+use scope_alloc_tracker::report::human_bytes;
 
 /// Inspects `args.data_dir` and prints the result.
 ///

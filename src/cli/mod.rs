@@ -32,7 +32,7 @@ pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     // ALLOC_TRACKER_DUMP=path (with _FORMAT, _EVERY, _SIGNAL=1) writes the
     // allocation report at exit, periodically or on SIGUSR1.
-    let _dumps = match alloc_tracker::report::dump_triggers_from_env() {
+    let _dumps = match scope_alloc_tracker::report::dump_triggers_from_env() {
         Ok(handle) => handle,
         Err(e) => {
             eprintln!("error: {e}");

@@ -104,8 +104,8 @@ impl Inner {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 /// # fn main() -> Result<(), ckptdb::Error> {
 /// use ckptdb::{CheckpointKind, Db, Options, Runner};
 /// let dir = std::env::temp_dir().join(format!("ckptdb-doc-{}", std::process::id()));
@@ -433,8 +433,8 @@ impl Db {
     /// subtree only. Valid while the `Db` lives: the instance is released
     /// when the `Db` is closed or dropped, and its id may then be reused.
     ///
-    /// [`ScopeId::path`]: alloc_tracker::ScopeId::path
-    pub fn checkpoint_scope(&self) -> alloc_tracker::ScopeId {
+    /// [`ScopeId::path`]: scope_alloc_tracker::ScopeId::path
+    pub fn checkpoint_scope(&self) -> scope_alloc_tracker::ScopeId {
         self.inner.ckpt_scopes.run
     }
 
@@ -444,7 +444,7 @@ impl Db {
     /// budget is set: another database's memtable never counts in it.
     /// Valid while the `Db` lives, like
     /// [`checkpoint_scope`](Self::checkpoint_scope).
-    pub fn memtable_scope(&self) -> alloc_tracker::ScopeId {
+    pub fn memtable_scope(&self) -> scope_alloc_tracker::ScopeId {
         self.inner.mem.memtable_scope()
     }
     fn shutdown(&mut self) -> Result<(), StorageError> {
@@ -490,7 +490,7 @@ impl Drop for Db {
 }
 /// Production mode without the tracker: said once per process, at the
 /// first such open.
-fn warn_not_installed_once(missing: alloc_tracker::NotInstalled) {
+fn warn_not_installed_once(missing: scope_alloc_tracker::NotInstalled) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         tracing::warn!(

@@ -18,9 +18,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alloc_tracker::{Jemalloc, TrackingAlloc};
 use ckptdb::workload::Rng;
 use ckptdb::{CheckpointKind, CrashPoint, Db, Faults, OpenError};
+use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -67,7 +67,7 @@ use crate::thread_state::{self, ThreadState};
 /// Install it once per program:
 ///
 /// ```
-/// use alloc_tracker::{Jemalloc, TrackingAlloc};
+/// use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
 ///
 /// #[global_allocator]
 /// static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -141,7 +141,7 @@ impl<B> TrackingAlloc<B> {
     /// default):
     ///
     /// ```
-    /// use alloc_tracker::{Attribution, Jemalloc, TrackingAlloc};
+    /// use scope_alloc_tracker::{Attribution, Jemalloc, TrackingAlloc};
     ///
     /// #[global_allocator]
     /// static GLOBAL: TrackingAlloc<Jemalloc> =
@@ -156,7 +156,7 @@ impl<B> TrackingAlloc<B> {
     /// Chooses whether usable bytes are counted too:
     ///
     /// ```
-    /// use alloc_tracker::{Jemalloc, TrackingAlloc, UsableSizes};
+    /// use scope_alloc_tracker::{Jemalloc, TrackingAlloc, UsableSizes};
     ///
     /// #[global_allocator]
     /// static GLOBAL: TrackingAlloc<Jemalloc> =

@@ -9,7 +9,7 @@ use crate::scope::{Scope, ScopeId, MAX_SCOPES};
 /// Limits on a scope's live bytes, its children included.
 ///
 /// ```
-/// use alloc_tracker::Budget;
+/// use scope_alloc_tracker::Budget;
 ///
 /// let b = Budget::soft(64 << 20).hard(96 << 20).unwrap();
 /// assert_eq!(b.soft_bytes(), 64 << 20);
@@ -263,7 +263,7 @@ pub fn budgets() -> Vec<(ScopeId, BudgetStatus)> {
 ///
 /// ```
 /// let mut v: Vec<u8> = Vec::new();
-/// let r = alloc_tracker::budget::fallible(|| v.try_reserve(1024));
+/// let r = scope_alloc_tracker::budget::fallible(|| v.try_reserve(1024));
 /// assert!(r.is_ok());
 /// ```
 pub fn fallible<R>(f: impl FnOnce() -> R) -> R {

@@ -51,10 +51,10 @@ impl Drop for BudgetWatch {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 /// use std::time::Duration;
-/// let watch = alloc_tracker::budget::watch(Duration::from_millis(50), |e| {
+/// let watch = scope_alloc_tracker::budget::watch(Duration::from_millis(50), |e| {
 ///     eprintln!("{} is over its budget: {:?}", e.scope.path(), e.status);
 /// })
 /// .unwrap();

@@ -14,10 +14,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 //! use std::io::{Read as _, Write as _};
-//! use alloc_tracker::integrations::http::MetricsServer;
+//! use scope_alloc_tracker::integrations::http::MetricsServer;
 //!
 //! let server = MetricsServer::builder()
 //!     .prefix("ckptdb")

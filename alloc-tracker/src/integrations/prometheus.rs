@@ -50,10 +50,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::integrations::prometheus::ScopeCollector;
-//! use alloc_tracker::Scope;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::integrations::prometheus::ScopeCollector;
+//! use scope_alloc_tracker::Scope;
 //! use prometheus_client::registry::Registry;
 //!
 //! static CACHE: Scope = Scope::new("cache");

@@ -15,10 +15,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::integrations::rayon::ParallelIteratorExt;
-//! use alloc_tracker::Scope;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::integrations::rayon::ParallelIteratorExt;
+//! use scope_alloc_tracker::Scope;
 //! use rayon::prelude::*;
 //!
 //! static ENCODE: Scope = Scope::new("doc-encode");

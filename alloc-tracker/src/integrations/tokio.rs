@@ -10,10 +10,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::integrations::tokio::spawn;
-//! use alloc_tracker::{Scope, ScopeId};
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::integrations::tokio::spawn;
+//! use scope_alloc_tracker::{Scope, ScopeId};
 //!
 //! static HANDLER: Scope = Scope::new("doc-handler");
 //! let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
@@ -33,7 +33,7 @@
 //! and one `spawn_blocking`. Tasks that only yield, without the barrier,
 //! may all run on one or two workers and leave the others cold (issue 18,
 //! defect 4: 256 B charged to the checked scope in 2 of 30 checks).
-//! `#[alloc_tracker::test(tokio)]` calls it for its runtime.
+//! `#[scope_alloc_tracker::test(tokio)]` calls it for its runtime.
 
 use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -172,10 +172,10 @@ impl Count {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::integrations::tokio::{spawn, warm_up};
-/// use alloc_tracker::{assert_scope_drained, Scope};
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::integrations::tokio::{spawn, warm_up};
+/// use scope_alloc_tracker::{assert_scope_drained, Scope};
 ///
 /// static REQUEST: Scope = Scope::new("doc-request");
 /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
@@ -245,11 +245,11 @@ pub fn warm_up(handle: &Handle) -> Result<(), WarmUpIncomplete> {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 /// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
 /// rt.block_on(async {
-///     alloc_tracker::integrations::tokio::warm_up_async().await.unwrap();
+///     scope_alloc_tracker::integrations::tokio::warm_up_async().await.unwrap();
 /// });
 /// ```
 ///

@@ -23,10 +23,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::integrations::tracing::AllocScopeLayer;
-//! use alloc_tracker::ScopeId;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
+//! use scope_alloc_tracker::ScopeId;
 //! use tracing_subscriber::layer::SubscriberExt;
 //!
 //! let subscriber = tracing_subscriber::registry().with(AllocScopeLayer::new());

@@ -18,11 +18,11 @@ use crate::stats::ScopeStats;
 /// A leak check on one scope and all scopes below it.
 ///
 /// ```
-/// use alloc_tracker::leak::LeakCheck;
-/// use alloc_tracker::ScopeId;
+/// use scope_alloc_tracker::leak::LeakCheck;
+/// use scope_alloc_tracker::ScopeId;
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 ///
 /// let scope = ScopeId::register("doc-check", None).unwrap();
 /// let check = LeakCheck::begin(scope);

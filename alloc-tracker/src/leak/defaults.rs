@@ -26,7 +26,7 @@ use super::retain::{
 /// rule source (`-defaults`, `-default:<name>`).
 ///
 /// ```
-/// use alloc_tracker::leak::{default_rules, DEFAULT_NAMES};
+/// use scope_alloc_tracker::leak::{default_rules, DEFAULT_NAMES};
 /// let rules = default_rules();
 /// assert_eq!(rules.len(), DEFAULT_NAMES.len());
 /// assert_eq!(rules[0].label(), "tokio-park-thread");

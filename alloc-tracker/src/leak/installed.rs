@@ -21,9 +21,9 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// assert!(alloc_tracker::is_installed());
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// assert!(scope_alloc_tracker::is_installed());
 /// ```
 pub fn is_installed() -> bool {
     if INSTALLED.load(Ordering::Relaxed) {

@@ -61,10 +61,10 @@ use crate::{AllocScopeExt, ScopeId};
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// let scope = alloc_tracker::ScopeId::register("closure-form", None).unwrap();
-/// let n = alloc_tracker::leak::check(scope, || vec![0u8; 64].len()).unwrap();
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// let scope = scope_alloc_tracker::ScopeId::register("closure-form", None).unwrap();
+/// let n = scope_alloc_tracker::leak::check(scope, || vec![0u8; 64].len()).unwrap();
 /// assert_eq!(n, 64);
 /// ```
 ///
@@ -85,9 +85,9 @@ pub fn check<R>(scope: impl Into<ScopeId>, work: impl FnOnce() -> R) -> Result<R
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::{leak, Scope};
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::{leak, Scope};
 ///
 /// static NET: Scope = Scope::new("doc-net");
 /// # let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -140,9 +140,9 @@ pub fn check_async<F: Future>(
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::{assert_scope_drained, Scope};
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::{assert_scope_drained, Scope};
 /// static SHARED: Scope = Scope::new("doc-shared");
 /// let n = assert_scope_drained!(instance of &SHARED, { vec![0u8; 32].len() });
 /// assert_eq!(n, 32);
@@ -150,9 +150,9 @@ pub fn check_async<F: Future>(
 ///
 /// ```should_panic
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::{assert_scope_drained, Scope};
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::{assert_scope_drained, Scope};
 /// static CACHE: Scope = Scope::new("cache");
 /// assert_scope_drained!(&CACHE, { Box::leak(Box::new([0u8; 32])); });
 /// ```

@@ -114,10 +114,10 @@ impl LeakCheckOptions {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-    /// use alloc_tracker::leak::{LeakCheck, Reachability};
-    /// let scope = alloc_tracker::ScopeId::register("doc-reach", None).unwrap();
+    /// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    /// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+    /// use scope_alloc_tracker::leak::{LeakCheck, Reachability};
+    /// let scope = scope_alloc_tracker::ScopeId::register("doc-reach", None).unwrap();
     /// let check = LeakCheck::options(scope).reachability(Reachability::Off).begin();
     /// let kept = scope.in_scope(|| vec![0u8; 64]);
     /// let report = check.finish().unwrap_err();

@@ -408,7 +408,7 @@ impl fmt::Display for LeakReport {
         if self.overlapping_checks > 0 {
             writeln!(
                 f,
-                "  note: {} other leak check(s) on this scope (or one above or below it) overlapped this one, and each sees the other's blocks: the sites above may be theirs. Check a fresh instance in each test: `assert_scope_drained!(instance of &KIND, ..)`, `LeakCheck::begin(&KIND.instance()?)` or `#[alloc_tracker::test]`",
+                "  note: {} other leak check(s) on this scope (or one above or below it) overlapped this one, and each sees the other's blocks: the sites above may be theirs. Check a fresh instance in each test: `assert_scope_drained!(instance of &KIND, ..)`, `LeakCheck::begin(&KIND.instance()?)` or `#[scope_alloc_tracker::test]`",
                 self.overlapping_checks
             )?;
         }

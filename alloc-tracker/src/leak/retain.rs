@@ -85,10 +85,10 @@ pub enum RuleSource {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::leak::{LeakCheck, Retain};
-/// use alloc_tracker::ScopeId;
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::leak::{LeakCheck, Retain};
+/// use scope_alloc_tracker::ScopeId;
 /// use std::sync::Mutex;
 ///
 /// static CACHE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
@@ -201,7 +201,7 @@ impl Retain {
     /// [`leak`](super)): one rule a line or separated by `;`.
     ///
     /// ```
-    /// use alloc_tracker::leak::Retain;
+    /// use scope_alloc_tracker::leak::Retain;
     /// let rules = Retain::parse("site:page_store <= 64MiB name=cache # comment").unwrap();
     /// assert_eq!(rules.rules[0].bound(), 64 << 20);
     /// assert_eq!(rules.rules[0].label(), "cache");
@@ -376,7 +376,7 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 /// Every check reads them when it begins.
 ///
 /// ```
-/// use alloc_tracker::leak::rules_from_env;
+/// use scope_alloc_tracker::leak::rules_from_env;
 /// // Neither variable is set in this doc test.
 /// assert!(rules_from_env().unwrap().rules.is_empty());
 /// ```

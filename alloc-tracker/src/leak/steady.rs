@@ -71,10 +71,10 @@ impl SteadyState {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-    /// use alloc_tracker::leak::SteadyState;
-    /// use alloc_tracker::ScopeId;
+    /// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    /// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+    /// use scope_alloc_tracker::leak::SteadyState;
+    /// use scope_alloc_tracker::ScopeId;
     /// use std::collections::VecDeque;
     ///
     /// let scope = ScopeId::register("doc-steady", None).unwrap();

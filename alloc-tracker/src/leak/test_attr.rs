@@ -1,4 +1,4 @@
-//! What `#[alloc_tracker::test]` expands to call (not public API).
+//! What `#[scope_alloc_tracker::test]` expands to call (not public API).
 
 use std::future::Future;
 use std::pin::pin;
@@ -20,7 +20,7 @@ fn instance_for(test: &str) -> ScopeInstance {
         .and_then(ScopeInstance::of);
     match made {
         Ok(i) => i,
-        Err(e) => panic!("#[alloc_tracker::test] cannot make a scope for `{test}`: {e}"),
+        Err(e) => panic!("#[scope_alloc_tracker::test] cannot make a scope for `{test}`: {e}"),
     }
 }
 
@@ -82,12 +82,12 @@ pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> 
         let rt = match build() {
             Ok(rt) => rt,
             Err(e) => {
-                panic!("#[alloc_tracker::test(tokio)] cannot build the runtime for `{name}`: {e}")
+                panic!("#[scope_alloc_tracker::test(tokio)] cannot build the runtime for `{name}`: {e}")
             }
         };
         match crate::integrations::tokio::warm_up(rt.handle()) {
             Ok(()) => break rt,
-            Err(e) if attempt >= 3 => panic!("#[alloc_tracker::test(tokio)] `{name}`: {e}"),
+            Err(e) if attempt >= 3 => panic!("#[scope_alloc_tracker::test(tokio)] `{name}`: {e}"),
             Err(_) => drop(rt),
         }
     };
@@ -98,7 +98,7 @@ pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> 
     r
 }
 
-/// `#[alloc_tracker::test(tokio)]` without the `tokio` feature: a clear
+/// `#[scope_alloc_tracker::test(tokio)]` without the `tokio` feature: a clear
 /// compile error rather than a missing function.
 #[cfg(not(feature = "tokio"))]
 #[macro_export]
@@ -106,12 +106,12 @@ pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> 
 macro_rules! __tokio_flavor_check {
     () => {
         ::core::compile_error!(
-            "#[alloc_tracker::test(tokio)] needs alloc-tracker's `tokio` feature (features = [\"macros\", \"tokio\"])"
+            "#[scope_alloc_tracker::test(tokio)] needs scope-alloc-tracker's `tokio` feature (features = [\"macros\", \"tokio\"])"
         );
     };
 }
 
-/// `#[alloc_tracker::test(tokio)]` with the `tokio` feature: nothing.
+/// `#[scope_alloc_tracker::test(tokio)]` with the `tokio` feature: nothing.
 #[cfg(feature = "tokio")]
 #[macro_export]
 #[doc(hidden)]

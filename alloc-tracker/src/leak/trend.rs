@@ -113,10 +113,10 @@ impl TrendOptions {
 ///
 /// ```
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-/// use alloc_tracker::leak::Trend;
-/// use alloc_tracker::ScopeId;
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+/// use scope_alloc_tracker::leak::Trend;
+/// use scope_alloc_tracker::ScopeId;
 ///
 /// let results = ScopeId::register("results", None).unwrap();
 /// let mut trend = Trend::options(results).points(4).min_slope_bytes(100).build().unwrap();

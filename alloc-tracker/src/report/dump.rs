@@ -185,7 +185,7 @@ impl fmt::Display for DumpError {
             ),
             DumpError::FormatDisabled { path, format } => write!(
                 f,
-                "cannot write the allocation report to {}: format `{format}` needs alloc-tracker's `{}` feature",
+                "cannot write the allocation report to {}: format `{format}` needs scope-alloc-tracker's `{}` feature",
                 path.display(),
                 format.feature().unwrap_or("?")
             ),
@@ -223,7 +223,7 @@ impl Report {
             other => Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 format!(
-                    "format `{other}` needs alloc-tracker's `{}` feature",
+                    "format `{other}` needs scope-alloc-tracker's `{}` feature",
                     other.feature().unwrap_or("?")
                 ),
             )),

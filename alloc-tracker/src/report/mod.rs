@@ -27,17 +27,17 @@
 //! reported as `overhead`), so a report never changes the figures of the
 //! scopes it describes, even when taken from inside one.
 //!
-//! Real outputs of `cargo run -p alloc-tracker --example report_demo
+//! Real outputs of `cargo run -p scope-alloc-tracker --example report_demo
 //! --all-features` are in the repository's `docs/report-demo.*`.
 //!
 //! # The human table
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::report::Report;
-//! use alloc_tracker::Scope;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::report::Report;
+//! use scope_alloc_tracker::Scope;
 //!
 //! static CACHE: Scope = Scope::new("cache");
 //! let kept = CACHE.in_scope(|| vec![0u8; 4096]);
@@ -62,7 +62,7 @@
 //!
 //! ```
 //! # #[cfg(feature = "json")] {
-//! use alloc_tracker::report::{Report, SCHEMA_VERSION};
+//! use scope_alloc_tracker::report::{Report, SCHEMA_VERSION};
 //!
 //! let report = Report::take();
 //! let json = report.to_json();
@@ -88,7 +88,7 @@
 //! ([`Report::to_folded`] has the details).
 //!
 //! ```
-//! use alloc_tracker::report::{Report, SiteReport, SiteSource};
+//! use scope_alloc_tracker::report::{Report, SiteReport, SiteSource};
 //!
 //! let mut report = Report::default();
 //! report.sites.push(SiteReport::new(
@@ -111,7 +111,7 @@
 //! # Prometheus
 //!
 //! ```
-//! use alloc_tracker::report::{Report, ScopeReport};
+//! use scope_alloc_tracker::report::{Report, ScopeReport};
 //!
 //! let mut report = Report::default();
 //! let mut scope = ScopeReport::new(3, "checkpoint", None);
@@ -129,10 +129,10 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-//! use alloc_tracker::report::Report;
-//! use alloc_tracker::Scope;
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+//! use scope_alloc_tracker::report::Report;
+//! use scope_alloc_tracker::Scope;
 //!
 //! static GROWING: Scope = Scope::new("growing");
 //! let before = Report::take();
@@ -146,7 +146,7 @@
 //! # Dumps
 //!
 //! ```
-//! use alloc_tracker::report::{dump, Format};
+//! use scope_alloc_tracker::report::{dump, Format};
 //!
 //! let path = std::env::temp_dir().join(format!("report-doc-{}.txt", std::process::id()));
 //! dump(&path, Format::Text)?;

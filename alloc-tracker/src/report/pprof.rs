@@ -270,7 +270,7 @@ impl Report {
     /// `report::pprof` lists what it holds.
     ///
     /// ```
-    /// use alloc_tracker::report::{Report, SiteReport, SiteSource};
+    /// use scope_alloc_tracker::report::{Report, SiteReport, SiteSource};
     ///
     /// let mut report = Report::default();
     /// report.sites.push(SiteReport::new(

@@ -41,7 +41,7 @@ pub const OTHER_SCOPE: &str = "[other]";
 /// per-instance series for long-lived instances.
 ///
 /// ```
-/// use alloc_tracker::report::SeriesOptions;
+/// use scope_alloc_tracker::report::SeriesOptions;
 /// let opts = SeriesOptions::new().top(10).always("checkpoint").instances_of("db", 8);
 /// # let _ = opts;
 /// ```

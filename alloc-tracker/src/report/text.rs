@@ -14,8 +14,8 @@ const SITE_FRAMES: usize = 4;
 /// decimal in KiB, MiB or GiB (the unit of every size in the text report).
 ///
 /// ```
-/// assert_eq!(alloc_tracker::report::human_bytes(1536), "1.5 KiB");
-/// assert_eq!(alloc_tracker::report::human_bytes(512), "512 B");
+/// assert_eq!(scope_alloc_tracker::report::human_bytes(1536), "1.5 KiB");
+/// assert_eq!(scope_alloc_tracker::report::human_bytes(512), "512 B");
 /// ```
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
@@ -153,7 +153,7 @@ fn render(r: &Report, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if r.sites.is_empty() {
         writeln!(
             f,
-            "no call sites: sampling is off (alloc_tracker::sampling::set_sampling) and no leak report was added"
+            "no call sites: sampling is off (scope_alloc_tracker::sampling::set_sampling) and no leak report was added"
         )?;
     } else {
         let mut sites: Vec<_> = r.sites.iter().collect();

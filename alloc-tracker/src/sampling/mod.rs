@@ -72,7 +72,7 @@ const OFF_RECHECK_BYTES: u64 = 1 << 20;
 /// sample). Samples already taken stay until their blocks are freed.
 ///
 /// ```
-/// use alloc_tracker::sampling::{set_sampling, Sampling};
+/// use scope_alloc_tracker::sampling::{set_sampling, Sampling};
 /// set_sampling(Sampling::DEFAULT);
 /// set_sampling(Sampling::Off);
 /// ```

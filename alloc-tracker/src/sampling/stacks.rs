@@ -144,13 +144,13 @@ impl Frame {
 const TRACKER_SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/");
 
 impl Frame {
-    /// Whether this frame is the tracker's own code (`alloc_tracker::…`,
+    /// Whether this frame is the tracker's own code (`scope_alloc_tracker::…`,
     /// by name, or by a source file of the tracker when the debug
     /// information gives short names). A leak site's
     /// [`origin`](crate::leak::LeakSite::origin) is never such a frame.
     pub fn is_tracker(&self) -> bool {
         let f = self.function.strip_prefix('<').unwrap_or(&self.function);
-        f.starts_with("alloc_tracker::")
+        f.starts_with("scope_alloc_tracker::")
             || self
                 .file
                 .as_deref()
@@ -228,7 +228,7 @@ fn is_allocator_entry(function: &str) -> bool {
         // inlined into std's `alloc::alloc::alloc`, and reaches the general
         // path with a tail call: then no frame names the shim or
         // `GlobalAlloc`, and the outermost tracker frame is the entry.
-        || function.starts_with("alloc_tracker::allocator::")
+        || function.starts_with("scope_alloc_tracker::allocator::")
 }
 
 /// The runtime's frame that calls `main` or a spawned thread's closure:
@@ -354,12 +354,12 @@ mod tests {
     fn the_tracker_allocator_frames_end_the_trimmed_part() {
         // Reached by a tail call from the inlined shim: no shim frame.
         assert!(is_allocator_entry(
-            "alloc_tracker::allocator::by_address::alloc"
+            "scope_alloc_tracker::allocator::by_address::alloc"
         ));
         assert!(is_allocator_entry("__rustc::__rust_alloc"));
         // A user's closure run by `in_scope` is the program's, not ours.
         assert!(!is_allocator_entry(
-            "alloc_tracker::scope::ScopeId::in_scope"
+            "scope_alloc_tracker::scope::ScopeId::in_scope"
         ));
         assert!(!is_allocator_entry("alloc::alloc::alloc"));
     }

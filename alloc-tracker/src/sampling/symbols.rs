@@ -520,7 +520,8 @@ pub(crate) use imp::{allocator_code, allocator_entries};
 /// helpers that run the user's code (`in_scope`, `InScope::poll`) are not.
 pub(crate) fn is_allocator_path(function: &str) -> bool {
     let f = function.strip_prefix('<').unwrap_or(function);
-    f.starts_with("alloc_tracker::allocator::") || f.starts_with("alloc_tracker::sampling::")
+    f.starts_with("scope_alloc_tracker::allocator::")
+        || f.starts_with("scope_alloc_tracker::sampling::")
 }
 
 /// Drops the symbolisers' caches after a report.

@@ -47,7 +47,7 @@ impl<F: Future> Future for InScope<F> {
 /// Runs futures in an allocation scope.
 ///
 /// ```
-/// use alloc_tracker::{AllocScopeExt, ScopeId};
+/// use scope_alloc_tracker::{AllocScopeExt, ScopeId};
 /// use std::future::Future;
 /// use std::task::{Context, Poll, Waker};
 ///

@@ -12,7 +12,7 @@ use crate::thread_state;
 /// `Send`:
 ///
 /// ```compile_fail
-/// use alloc_tracker::ScopeId;
+/// use scope_alloc_tracker::ScopeId;
 /// let g = ScopeId::UNSCOPED.enter();
 /// std::thread::spawn(move || drop(g));
 /// ```

@@ -16,10 +16,10 @@ use crate::stats::ScopeStats;
 /// per test, per request, per query, per `Db` handle.
 ///
 /// ```
-/// use alloc_tracker::{assert_scope_drained, Scope};
+/// use scope_alloc_tracker::{assert_scope_drained, Scope};
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 ///
 /// static CHECKPOINT: Scope = Scope::new("doc-checkpoint");
 /// static COLLECT: Scope = Scope::child_of(&CHECKPOINT, "collect");

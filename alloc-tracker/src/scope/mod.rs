@@ -35,7 +35,7 @@ pub const MAX_SCOPES: usize = 4096;
 /// [`ScopeId::current`].
 ///
 /// ```
-/// use alloc_tracker::ScopeId;
+/// use scope_alloc_tracker::ScopeId;
 ///
 /// let jobs = ScopeId::register("jobs", None).unwrap();
 /// let job7 = ScopeId::register("job-7", Some(jobs)).unwrap();
@@ -76,7 +76,7 @@ impl ScopeId {
     /// validating the name.
     ///
     /// ```
-    /// use alloc_tracker::{ScopeError, ScopeId};
+    /// use scope_alloc_tracker::{ScopeError, ScopeId};
     ///
     /// let db = ScopeId::try_register("doc-db", None).unwrap();
     /// let wal = ScopeId::try_register("wal", Some(db)).unwrap();
@@ -100,7 +100,7 @@ impl ScopeId {
     /// transient scopes made of them.
     ///
     /// ```
-    /// use alloc_tracker::ScopeId;
+    /// use scope_alloc_tracker::ScopeId;
     ///
     /// let a = ScopeId::get_or_register("doc-tenant", None).unwrap();
     /// assert_eq!(ScopeId::get_or_register("doc-tenant", None), Ok(a));
@@ -141,9 +141,9 @@ impl ScopeId {
     ///
     /// ```
     /// # #[global_allocator]
-    /// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-    /// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
-    /// use alloc_tracker::Scope;
+    /// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+    /// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
+    /// use scope_alloc_tracker::Scope;
     /// static REQUEST: Scope = Scope::new("doc-named-request");
     /// let req = REQUEST.instance().unwrap();
     /// let parse = req.id().child_named("parse").unwrap();
@@ -205,7 +205,7 @@ impl ScopeId {
     /// scope along.
     ///
     /// ```
-    /// use alloc_tracker::ScopeId;
+    /// use scope_alloc_tracker::ScopeId;
     ///
     /// let worker = ScopeId::register("worker", None).unwrap();
     /// let job = worker.in_scope(|| ScopeId::current().bind(|| ScopeId::current()));
@@ -289,7 +289,7 @@ const TABLE_FULL: u8 = 3;
 /// time it is used.
 ///
 /// ```
-/// use alloc_tracker::Scope;
+/// use scope_alloc_tracker::Scope;
 ///
 /// static CHECKPOINT: Scope = Scope::new("checkpoint");
 /// static COLLECT: Scope = Scope::child_of(&CHECKPOINT, "collect");
@@ -426,7 +426,7 @@ impl Scope {
     /// scope is resolved now, on the calling thread): see [`ScopeId::bind`].
     ///
     /// ```
-    /// use alloc_tracker::{Scope, ScopeId};
+    /// use scope_alloc_tracker::{Scope, ScopeId};
     ///
     /// static WORKER: Scope = Scope::new("doc-bind-worker");
     /// let job = WORKER.bind(ScopeId::current);

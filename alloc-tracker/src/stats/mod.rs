@@ -15,7 +15,7 @@ pub use snapshot::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
 /// [`AttributionStats`]).
 ///
 /// ```
-/// use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+/// use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 ///
 /// #[global_allocator]
 /// static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -25,7 +25,7 @@ pub use snapshot::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
 /// # fn main() {
 /// // A 4096-byte buffer fills its size class: it goes to the scope's arena.
 /// CACHE.in_scope(|| drop(std::hint::black_box(vec![0u8; 4096])));
-/// let stats = alloc_tracker::attribution_stats();
+/// let stats = scope_alloc_tracker::attribution_stats();
 /// assert!(stats.arenas >= 1);
 /// assert_eq!(stats.arena_failures, 0);
 /// # }

@@ -172,7 +172,7 @@ pub struct ScopeSnapshot {
 /// figures when that backend is compiled in.
 ///
 /// ```
-/// let snap = alloc_tracker::Snapshot::take();
+/// let snap = scope_alloc_tracker::Snapshot::take();
 /// assert!(snap.scopes.iter().any(|s| s.name == "unscoped"));
 /// ```
 #[derive(Debug, Clone)]

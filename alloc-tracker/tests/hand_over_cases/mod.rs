@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use alloc_tracker::{hand_over, HandOver, ScopeId, ScopeInstance, ScopeStats};
+use scope_alloc_tracker::{hand_over, HandOver, ScopeId, ScopeInstance, ScopeStats};
 
 /// Usable-byte counters of the calling thread, if the test file has an
 /// independent oracle for them (jemalloc's `thread.allocated` /

@@ -13,7 +13,7 @@
 
 use std::alloc::GlobalAlloc;
 
-use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
 static GLOBAL: Jemalloc = Jemalloc;

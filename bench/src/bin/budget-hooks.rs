@@ -11,8 +11,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use alloc_tracker::budget::{on_alloc, on_free};
-use alloc_tracker::{Budget, Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::budget::{on_alloc, on_free};
+use scope_alloc_tracker::{Budget, Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -1,6 +1,6 @@
 //! Whole-program workloads over `TrackingAlloc<Jemalloc>` with the trailer
 //! attribution (the design before attribution by address), inside a scope.
-use alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> =

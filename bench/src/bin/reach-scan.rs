@@ -15,8 +15,8 @@ use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -22,12 +22,12 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use alloc_tracker::leak::LeakCheck;
-use alloc_tracker::sampling::{
+use scope_alloc_tracker::leak::LeakCheck;
+use scope_alloc_tracker::sampling::{
     capture_stack_for_bench, set_stack_depth, set_stack_unwinder, set_symboliser,
     stack_capture_stats, StackUnwinder, Symboliser,
 };
-use alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
 
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);

@@ -25,20 +25,20 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use alloc_tracker::integrations::http::MetricsServer;
-use alloc_tracker::integrations::prometheus::ScopeCollector;
-use alloc_tracker::report::timeline::{MarkerStyle, Timeline, TimelineSampler};
-use alloc_tracker::report::Report;
-use alloc_tracker::sampling::{set_sampling, Sampling};
-use alloc_tracker::Scope;
 use ckptdb::workload::{WorkOp, Workload};
 use ckptdb::{CheckpointError, CheckpointKind, Db, OpenError, Options, WriteError};
+use scope_alloc_tracker::integrations::http::MetricsServer;
+use scope_alloc_tracker::integrations::prometheus::ScopeCollector;
+use scope_alloc_tracker::report::timeline::{MarkerStyle, Timeline, TimelineSampler};
+use scope_alloc_tracker::report::Report;
+use scope_alloc_tracker::sampling::{set_sampling, Sampling};
+use scope_alloc_tracker::Scope;
 
 use super::args::{Restart, RunArgs, RunConfig};
 use super::checkpoints::{self, RunResult};
 use super::exit::{chain, CliError, Outcome};
 use super::progress::Progress;
-use alloc_tracker::report::human_bytes;
+use scope_alloc_tracker::report::human_bytes;
 use setup::data_dir;
 use summary::timeline_scopes;
 use writers::{writer, Shared};

@@ -5,9 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use alloc_tracker::report::timeline::Timeline;
-use alloc_tracker::report::{human_bytes, Report};
 use ckptdb::{CheckpointKind, Db, DbStats};
+use scope_alloc_tracker::report::timeline::Timeline;
+use scope_alloc_tracker::report::{human_bytes, Report};
 
 use super::super::args::{LeakSites, Restart, TimelineFormat};
 use super::super::checkpoints::RunResult;
@@ -249,7 +249,7 @@ pub(super) fn unchecked_runs(runs: &[RunResult]) -> usize {
 }
 
 /// The scopes drawn by `--timeline`.
-pub(super) fn timeline_scopes() -> [alloc_tracker::ScopeId; 5] {
+pub(super) fn timeline_scopes() -> [scope_alloc_tracker::ScopeId; 5] {
     use ckptdb::scopes::{CHECKPOINT, CHECKPOINT_RESULTS, MEMTABLE, RECOVERY, WAL};
     [
         CHECKPOINT.id(),

@@ -16,11 +16,11 @@
 //!
 //! ```
 //! # #[global_allocator]
-//! # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-//! #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+//! # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+//! #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 //! use std::time::Duration;
-//! use alloc_tracker::report::timeline::{MarkerStyle, Timeline, TimelineSampler};
-//! use alloc_tracker::Scope;
+//! use scope_alloc_tracker::report::timeline::{MarkerStyle, Timeline, TimelineSampler};
+//! use scope_alloc_tracker::Scope;
 //!
 //! static CACHE: Scope = Scope::new("cache");
 //!

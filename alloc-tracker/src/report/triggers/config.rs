@@ -99,7 +99,7 @@ impl fmt::Display for OptionsError {
             ),
             OptionsError::FormatDisabled(format) => write!(
                 f,
-                "report format `{format}` needs alloc-tracker's `{}` feature",
+                "report format `{format}` needs scope-alloc-tracker's `{}` feature",
                 format.feature().unwrap_or("?")
             ),
             OptionsError::PathIsDirectory => {
@@ -115,7 +115,7 @@ impl fmt::Display for OptionsError {
                 f.write_str("the peak growth must be a finite fraction above zero (0.1 for 10%)")
             }
             OptionsError::SignalUnavailable => f.write_str(
-                "SIGUSR1 dumps need a unix target and alloc-tracker's `signal` feature, and the handler must register",
+                "SIGUSR1 dumps need a unix target and scope-alloc-tracker's `signal` feature, and the handler must register",
             ),
             OptionsError::ExitHookUnavailable => {
                 f.write_str("the exit-time dump could not be registered with atexit")
@@ -134,7 +134,7 @@ impl std::error::Error for OptionsError {}
 /// The message names the variable, its value and what it accepts:
 ///
 /// ```
-/// use alloc_tracker::report::{EnvError, OptionsError, ENV_DUMP_EVERY};
+/// use scope_alloc_tracker::report::{EnvError, OptionsError, ENV_DUMP_EVERY};
 ///
 /// let e = EnvError::new(ENV_DUMP_EVERY, "soon", OptionsError::InvalidDuration);
 /// assert_eq!(e.var(), "ALLOC_TRACKER_DUMP_EVERY");
@@ -213,7 +213,7 @@ impl std::error::Error for EnvError {
 ///
 /// ```
 /// use std::time::Duration;
-/// use alloc_tracker::report::parse_duration;
+/// use scope_alloc_tracker::report::parse_duration;
 ///
 /// assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
 /// assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
@@ -531,7 +531,7 @@ fn parse_switch(v: &str) -> Option<bool> {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use alloc_tracker::report::{Dumps, Format};
+/// use scope_alloc_tracker::report::{Dumps, Format};
 ///
 /// let handle = Dumps::builder()
 ///     .path("/tmp/alloc-report.prom")
@@ -541,7 +541,7 @@ fn parse_switch(v: &str) -> Option<bool> {
 ///     .install()?;
 /// // ... run the program ...
 /// handle.stop(); // stops the periodic dumps; the exit dump stays armed
-/// # Ok::<(), alloc_tracker::report::OptionsError>(())
+/// # Ok::<(), scope_alloc_tracker::report::OptionsError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Dumps {

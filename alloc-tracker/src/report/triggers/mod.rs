@@ -178,12 +178,12 @@ impl DumpHandle {
 ///
 /// ```no_run
 /// # #[global_allocator]
-/// # static A: alloc_tracker::TrackingAlloc<alloc_tracker::Jemalloc> =
-/// #     alloc_tracker::TrackingAlloc::new(alloc_tracker::Jemalloc);
+/// # static A: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
+/// #     scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 /// fn main() -> std::process::ExitCode {
 ///     // ALLOC_TRACKER_DUMP=/tmp/report.json,/tmp/report.txt \
 ///     // ALLOC_TRACKER_DUMP_AT_PEAK=/tmp/heap-peak.pb.gz ./my-program
-///     if let Err(e) = alloc_tracker::report::dump_triggers_from_env() {
+///     if let Err(e) = scope_alloc_tracker::report::dump_triggers_from_env() {
 ///         eprintln!("error: {e}"); // names the variable, its value, what it accepts
 ///         return std::process::ExitCode::from(2);
 ///     }
