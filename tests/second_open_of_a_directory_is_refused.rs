@@ -1,11 +1,13 @@
-//! One `Db` per directory at a time (issue 13, item 1): a second open, in
-//! this process or another, is refused with `OpenError::Locked` naming the
-//! directory and the holder's pid; a lock file left by a killed process
-//! blocks nobody; `inspect` reads the directory while it is open.
+//! One `Db` per directory at a time: a second open, in this process or
+//! another, is refused with `OpenError::Locked` naming the directory and
+//! the holder's pid; a lock file left by a killed process blocks nobody;
+//! `inspect` reads the directory while it is open. Without the lock, two
+//! handles on one directory both appended the same LSN and the next open
+//! failed with "record LSN out of sequence".
 //!
-//! Reproduces the issue's finding: before the lock, two handles on one
-//! directory both appended LSN 6 and the next open failed with "record LSN
-//! out of sequence".
+//! A test binary of its own: its tests spawn child processes, and a child
+//! forked while another test holds a database's LOCK file keeps a copy of
+//! that descriptor until its `exec` (see `tests/engine/main.rs`).
 
 mod common;
 

@@ -36,9 +36,10 @@ pub fn test_options() -> OptionsBuilder {
 }
 
 /// Each `Db` checkpoints in its own `checkpoint#n` scope, so runs of
-/// different tests no longer see each other; tests that read process-wide
-/// figures (the `checkpoint` kind's, `recovery`'s) or switch process-wide
-/// state still take this lock.
+/// different tests do not see each other; but tests read process-wide
+/// figures (the `checkpoint` and `memtable` kinds', `recovery`'s) or switch
+/// process-wide state (sampling), and the engine's tests share one process:
+/// every test of the `engine` binary that opens a database takes this lock.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())

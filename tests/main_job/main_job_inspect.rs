@@ -8,14 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::SystemTime;
 
-mod common;
+use crate::common;
 use common::main_job::{ckptdb, inspect};
-
-// It opens a `Db` in this process too: strict leak mode (the default in
-// debug builds) refuses to open without the tracker.
-#[global_allocator]
-static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
-    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 
 type Snapshot = BTreeMap<String, (u64, SystemTime, Vec<u8>)>;
 

@@ -4,12 +4,8 @@
 //! printed with the site that grew, `remember_run_summary`. Without the
 //! flag, no trend is reported.
 
-mod common;
+use crate::common;
 use common::main_job::{ckptdb, stdout_of};
-
-#[global_allocator]
-static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
-    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 
 fn run(extra: &[&str]) -> String {
     stdout_of(

@@ -3,15 +3,11 @@
 //! the `checkpoint` kind have drained to zero and the file-leak invariant
 //! holds; also after a restart.
 
-mod common;
+use crate::common;
 
 use ckptdb::scopes::CHECKPOINT;
 use ckptdb::workload::Workload;
 use ckptdb::{CheckpointKind, Db, SyncPolicy};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn assert_drained(db: &Db, what: &str) {
     let own = db.checkpoint_scope();

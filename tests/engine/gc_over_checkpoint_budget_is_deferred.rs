@@ -6,13 +6,9 @@
 //! counters say so, and the data is intact after a reopen. The next run
 //! retries the GC; once the budget is lifted it compacts.
 
-mod common;
+use crate::common;
 
 use ckptdb::{CheckpointKind, CheckpointReport, Db, GcDeferred, Options};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 /// Entries per round: each round writes its own keys, so GC merges
 /// distinct data from every file of the chain.
@@ -91,6 +87,7 @@ fn calibrate() -> (u64, u64) {
 
 #[test]
 fn a_gc_over_the_checkpoint_budget_is_deferred_and_the_next_run_retries_it() {
+    let _serial = common::serial();
     let (run_peak, gc_peak) = calibrate();
     eprintln!("peak of a run: {run_peak} B; of a run with GC: {gc_peak} B");
     assert!(
@@ -181,6 +178,7 @@ fn a_gc_over_the_checkpoint_budget_is_deferred_and_the_next_run_retries_it() {
 
 #[test]
 fn a_gc_stopped_after_it_created_its_file_removes_it() {
+    let _serial = common::serial();
     // Values of ~2 KB: the chain's bytes dominate GC's memory. GC holds the
     // chain (S bytes) from its first safe point on, and the encoded image
     // (about S more) from `after encode`, once its temp file exists; a

@@ -3,15 +3,11 @@
 //! report naming the function; in production mode the engine logs, counts
 //! and keeps serving.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use ckptdb::{CheckpointError, CheckpointKind, Db, Drain, Faults, LeakMode, LeakReport};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn leaky_run(mode: LeakMode) -> (tempfile::TempDir, Db, Arc<Faults>) {
     leaky_run_with(mode, true)

@@ -6,16 +6,12 @@
 //! database's memtable and base table. The kind `ckptdb/memtable` sums
 //! them.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use ckptdb::scopes::MEMTABLE;
 use ckptdb::{Db, Runner};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const BUDGET: u64 = 128 << 10;
 

@@ -5,13 +5,9 @@
 //! of the reopened database) succeeds, and the data is intact after a
 //! reopen.
 
-mod common;
+use crate::common;
 
 use ckptdb::{CheckpointError, CheckpointKind, Db};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn fill(db: &Db, round: u32, n: u32) {
     for i in 0..n {

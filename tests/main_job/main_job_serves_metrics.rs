@@ -7,12 +7,6 @@ use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-// Like every test crate of the engine (it only runs the binary, but a test
-// added here that opens a `Db` in strict mode needs the tracker).
-#[global_allocator]
-static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
-    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
-
 #[test]
 fn the_main_job_serves_openmetrics_while_it_runs() {
     let mut job = Command::new(env!("CARGO_BIN_EXE_ckptdb"))

@@ -4,14 +4,8 @@
 
 use assert_cmd::Command;
 
-mod common;
+use crate::common;
 use common::main_job::{ckptdb, inspect, stdout_of};
-
-// Like every test crate of the engine (it only runs the binary, but a test
-// added here that opens a `Db` in strict mode needs the tracker).
-#[global_allocator]
-static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
-    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
 
 /// The binary with a small, quick workload.
 fn small_run(extra: &[&str]) -> Command {

@@ -9,15 +9,11 @@
 //! newest segment was taken for a torn tail and 46 acknowledged records
 //! after it were silently dropped.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
 use ckptdb::{Db, OpenError, RecoveryError};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const HEADER: usize = 24;
 const FRAME: usize = 16;
@@ -80,6 +76,7 @@ fn copy(from: &Path) -> tempfile::TempDir {
 
 #[test]
 fn flips_are_corruption_except_in_the_newest_segments_last_record() {
+    let _serial = common::serial();
     let src = common::tempdir();
     let segs = pristine(src.path());
     let sealed = segs[segs.len() - 2].clone();
@@ -148,6 +145,7 @@ fn flips_are_corruption_except_in_the_newest_segments_last_record() {
 
 #[test]
 fn every_cut_of_the_last_record_recovers_the_prefix() {
+    let _serial = common::serial();
     let src = common::tempdir();
     let segs = pristine(src.path());
     let newest = segs.last().unwrap();

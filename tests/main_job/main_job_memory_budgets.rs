@@ -4,7 +4,7 @@
 //! one, and the job still ends clean with the data recovered at the
 //! restart.
 
-mod common;
+use crate::common;
 use common::main_job::{ckptdb, stdout_of};
 
 fn run(extra: &[&str]) -> String {

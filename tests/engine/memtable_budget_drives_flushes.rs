@@ -8,15 +8,11 @@
 //! `two_databases_have_their_own_memtable_budget.rs`); the tests still
 //! take `common::serial()` so that their timings do not overlap.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use ckptdb::{Db, DbStats, Runner};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const WRITES: u32 = 3000;
 

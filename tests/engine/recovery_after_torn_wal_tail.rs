@@ -2,15 +2,11 @@
 //! corruption in the middle of the log is a typed error naming the file
 //! and offset.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
 use ckptdb::{Db, OpenError, RecoveryError};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn last_segment(dir: &std::path::Path) -> PathBuf {
     let name = common::files(dir)
@@ -30,6 +26,7 @@ fn write_keys(dir: &std::path::Path, n: u32) {
 
 #[test]
 fn every_cut_inside_the_last_record_is_tolerated() {
+    let _serial = common::serial();
     let dir = common::tempdir();
     write_keys(dir.path(), 5);
     let seg = last_segment(dir.path());
@@ -62,6 +59,7 @@ fn every_cut_inside_the_last_record_is_tolerated() {
 
 #[test]
 fn corruption_in_the_middle_is_a_typed_error() {
+    let _serial = common::serial();
     let dir = common::tempdir();
     write_keys(dir.path(), 5);
     let seg = last_segment(dir.path());

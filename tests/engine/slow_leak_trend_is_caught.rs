@@ -5,16 +5,13 @@
 //! site; a scope marked "should be flat" that does not grow is not
 //! flagged, nor is `checkpoint-results` without the fault.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use ckptdb::{CheckpointKind, Db, Faults, LeakMode, TrendReport};
 use scope_alloc_tracker::sampling::{set_sampling, Sampling};
-use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::Scope;
 
 /// A long-lived scope of the "application": a cache of constant size,
 /// with churn between runs.

@@ -4,12 +4,6 @@
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-// Like every test crate of the engine (it only runs the binary, but a test
-// added here that opens a `Db` in strict mode needs the tracker).
-#[global_allocator]
-static GLOBAL: scope_alloc_tracker::TrackingAlloc<scope_alloc_tracker::Jemalloc> =
-    scope_alloc_tracker::TrackingAlloc::new(scope_alloc_tracker::Jemalloc);
-
 fn ckptdb(args: &[&str]) -> assert_cmd::assert::Assert {
     Command::new(env!("CARGO_BIN_EXE_ckptdb"))
         .args(args)

@@ -1,13 +1,9 @@
 //! A corrupt checkpoint file or manifest is a typed error naming the file
 //! and offset, never a panic, never silent data loss.
 
-mod common;
+use crate::common;
 
 use ckptdb::{CheckpointKind, Db, OpenError, RecoveryError};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn setup() -> tempfile::TempDir {
     let dir = common::tempdir();

@@ -3,16 +3,12 @@
 //! planted leak switched on in one of them for one run, exactly that run of
 //! that database is flagged, and every run of the other drains.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use ckptdb::{CheckpointError, CheckpointKind, CheckpointReport, Db, Faults, SyncPolicy};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const ROUNDS: u32 = 4;
 /// The round in which database A's planted leak is on.
@@ -80,6 +76,7 @@ fn open(faults: &Arc<Faults>) -> (tempfile::TempDir, Db) {
 
 #[test]
 fn only_the_leaking_database_is_flagged_while_the_other_drains_every_run() {
+    let _serial = common::serial();
     // Strict mode for both: a run that saw the other database's leak would
     // fail instead of draining.
     let faults_a = Arc::new(Faults::default());

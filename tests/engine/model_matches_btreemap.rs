@@ -2,7 +2,7 @@
 //! against a `BTreeMap` model. Runs on `CrashStorage`; a power cut
 //! (`crash()`) after `sync()` must keep everything.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,10 +10,6 @@ use std::sync::Arc;
 
 use ckptdb::{CheckpointKind, Db, SyncPolicy};
 use proptest::prelude::*;
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 #[derive(Debug, Clone)]
 enum Action {

@@ -8,7 +8,7 @@
 //! A closed `Db` cannot be called: `Db::close` takes the handle by value
 //! (a `compile_fail` doctest on it pins that).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -17,10 +17,6 @@ use std::sync::Arc;
 
 use ckptdb::{CheckpointKind, Db, WriteError};
 use proptest::prelude::*;
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const MAX_KEY: usize = 8;
 const MAX_VALUE: usize = 32;
@@ -171,6 +167,7 @@ proptest! {
 
 #[test]
 fn reversed_and_empty_scans_return_nothing() {
+    let _serial = common::serial();
     let storage = common::CrashStorage::new();
     let db = open(Path::new("/db"), &storage);
     for k in [b"a", b"b", b"c"] {

@@ -3,15 +3,11 @@
 //! a retry succeeds and a restart finds all data. Failures after
 //! publication are retried; stale files break the file-leak invariant.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
 use ckptdb::{CheckpointError, CheckpointKind, Db, Faults, FileStorage, LeakMode, Storage};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn fill(db: &Db, round: u32) {
     for i in 0..300u32 {
