@@ -66,7 +66,7 @@
 //! refuse empty names and names containing `/` (the path separator) or `#`
 //! (the instance marker) with a [`ScopeError`]; `try_register` refuses a
 //! sibling's name, `get_or_register` returns that sibling (one path, one
-//! scope, as for two statics of one name and parent). The older
+//! scope, as for two statics of one name and parent).
 //! [`ScopeId::register`] takes any name and gives a duplicate a distinct
 //! path (`name~2`).
 //!
@@ -457,7 +457,7 @@
 //!
 //! # Reading figures and reports
 //!
-//! [`ScopeId::stats`] sums per-thread counters (about a microsecond);
+//! [`ScopeId::stats`] sums one scope's per-thread counters;
 //! [`Snapshot::take`] reads every scope plus jemalloc's own process figures.
 //! [`report::Report::take`] builds the whole picture (scope tree, sampled
 //! sites, jemalloc figures and the untracked difference, the tracker's own
