@@ -45,7 +45,7 @@ pub fn default_rules() -> Vec<Retain> {
         ),
         // `spawn_blocking` starts a pool thread when none is idle; the pool
         // keeps its handle, name and shared state while the thread waits
-        // for more work (a few hundred bytes a thread, kept 10 s by
+        // for more work (a hundred-odd bytes a thread, kept 10 s by
         // default: tokio's `thread_keep_alive`).
         default_rule(
             "tokio-blocking-pool-thread",
