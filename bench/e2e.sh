@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End to end (issue 9, "Benchmarks"): the main job over the tracker against
+# End to end: the main job over the tracker against
 # the same program over bare jemalloc. Builds `ckptdb` (TrackingAlloc<Jemalloc>)
 # and `ckptdb-bare` (src/bin/ckptdb-bare.rs: the same src/cli/, only the
 # #[global_allocator] differs) with `cargo build --release`, copies both to a

@@ -223,9 +223,9 @@ impl OptionsBuilder {
         /// every allocation the run makes (default: on). On, a run that
         /// leaks is reported with the call sites still holding its bytes;
         /// off, with counts only, and the run captures no stack per
-        /// allocation (in the main job, stack capture during runs was most
-        /// of the tracker's CPU cost: see `PROFILE.md`). Either way every
-        /// run is checked and judged by the same counts.
+        /// allocation (what recording costs is measured in the tracker's
+        /// `docs/attribution.md`, "Call stacks"). Either way every run is
+        /// checked and judged by the same counts.
         record_leak_sites: bool
     );
     setter!(

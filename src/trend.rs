@@ -1,4 +1,4 @@
-//! Leak trends in production leak mode (issue 11, item 3, engine side).
+//! Leak trends in production leak mode, the engine side.
 //!
 //! A run's own leak check judges the `checkpoint` scope, which must drain
 //! after every run. Long-lived scopes are not expected to drain: the

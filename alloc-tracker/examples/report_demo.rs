@@ -70,8 +70,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     set_sampling(Sampling::Bytes {
         every_bytes: 32 * 1024,
     });
-    // A thread notices that sampling was switched on within its next
-    // 16 MiB of allocations: get this thread there before the real work.
+    // Another thread notices that sampling was switched on within its next
+    // MiB of allocations; one large allocation makes sure this one has,
+    // before the real work.
     drop(black_box(vec![0u8; 16 << 20]));
 
     let cache = CACHE.in_scope(|| fill_cache(1024));

@@ -66,7 +66,7 @@
 //! refuse empty names and names containing `/` (the path separator) or `#`
 //! (the instance marker) with a [`ScopeError`]; `try_register` refuses a
 //! sibling's name, `get_or_register` returns that sibling (one path, one
-//! scope, as for two statics of one name and parent). The older
+//! scope, as for two statics of one name and parent).
 //! [`ScopeId::register`] takes any name and gives a duplicate a distinct
 //! path (`name~2`).
 //!
@@ -205,8 +205,8 @@
 //!   `spawn_blocking`.
 //! - **rayon** (feature `rayon`, [`integrations::rayon`]): binding the
 //!   closure given to `pool.install` covers only the work that stays on the
-//!   installing thread; stolen items go to the thief's scope (in a measured
-//!   case, 24 of 64 KB reached the scope). Put
+//!   installing thread; stolen items go to the thief's scope (on a busy
+//!   pool, most of the work: figures in `docs/attribution.md`). Put
 //!   `.in_current_scope()` (or `.in_alloc_scope(scope)`) on the parallel
 //!   iterator: every item, partial result and reduction after it runs in
 //!   the scope on any worker, so a leak in stolen work is caught. `join`,
@@ -221,9 +221,9 @@
 //! up first, outside the checked scope, with
 //! [`integrations::tokio::warm_up`] (or `warm_up_async` from a task): one
 //! task per worker held together by a barrier (each spawning tasks that
-//! yield), and one `spawn_blocking`; tested on 40 fresh runtimes in a row,
-//! where a warm-up without tasks that yield left a worker's defer list
-//! growing in every check. To
+//! yield), and one `spawn_blocking`; a warm-up without tasks that yield
+//! leaves a worker's defer list to grow inside the first check (tested on
+//! a series of fresh runtimes; see `docs/attribution.md`). To
 //! tell runtime state from a leak: its sites are in the runtime's own
 //! frames, and it stays small when the same work runs again and again in
 //! the scope, while a leak grows with every run in proportion to the work.
@@ -400,12 +400,12 @@
 //! return addresses; they are symbolised only when a report is built, with
 //! inlined frames named from the debug information.
 //!
-//! - Capture (x86_64 Linux): the thread unwinds its own stack with the
-//!   unwind rule of each return address cached in a lock-free table, filled
-//!   from the `.eh_frame` of the objects loaded at first use. No
-//!   allocation, no lock on a hit; about 7 ns per frame, some 30x faster
-//!   than libgcc's unwinder. A stack through code loaded later, or that
-//!   the cache cannot unwind past the allocator, is walked by
+//! - Capture (x86_64 Linux): the thread unwinds its own stack with the unwind
+//!   rule of each return address cached in a lock-free table, filled from the
+//!   `.eh_frame` of the objects loaded at first use. No allocation, no lock on
+//!   a hit, and a small fraction of the time of libgcc's unwinder
+//!   (`docs/attribution.md`, "Call stacks"). A stack through code loaded later,
+//!   or that the cache cannot unwind past the allocator, is walked by
 //!   `backtrace::trace` instead, counted in
 //!   [`sampling::stack_capture_stats`]. Other platforms always use it.
 //! - Trimming: a site's stack starts at the caller of the allocator. The
@@ -415,9 +415,9 @@
 //!   `true` and `false` trim alike; [`leak::LeakSite::origin`] is never a
 //!   tracker frame ([`sampling::Frame::is_tracker`]).
 //! - Symbolisation stops at the runtime's start frame (below it, libc's
-//!   debug information would be parsed for nothing) and drops `backtrace`'s
-//!   caches after each report: 9-10 MiB and 65-85 ms for a report of
-//!   a release build, nearly whatever its number of sites, charged to the internal
+//!   debug information would be parsed for nothing), parses only the
+//!   compilation units a report's frames fall in, and drops its caches
+//!   after each report; what it allocates is charged to the internal
 //!   scope. `docs/attribution.md` has the measurements.
 //!
 //! # Leak trends
@@ -457,7 +457,7 @@
 //!
 //! # Reading figures and reports
 //!
-//! [`ScopeId::stats`] sums per-thread counters (about a microsecond);
+//! [`ScopeId::stats`] sums one scope's per-thread counters;
 //! [`Snapshot::take`] reads every scope plus jemalloc's own process figures.
 //! [`report::Report::take`] builds the whole picture (scope tree, sampled
 //! sites, jemalloc figures and the untracked difference, the tracker's own

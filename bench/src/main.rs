@@ -1,11 +1,11 @@
 //! Benchmark driver: runs every workload through bare `Jemalloc`,
-//! `TrackingAlloc<Jemalloc>` (inside a scope; attributed by address, the
-//! default, with and without usable sizes, and with the older trailer
+//! `TrackingAlloc<Jemalloc>` (inside a scope; the hybrid attribution, the
+//! default, with and without usable sizes, and the trailer-only
 //! attribution) and `System` in interleaved rounds, and prints medians and
 //! their ratio to bare jemalloc as a Markdown table.
 //!
 //! ```text
-//! cargo run --release -p alloc-bench            # everything (~2 minutes)
+//! cargo run --release -p alloc-bench            # everything (a few minutes)
 //! cargo run --release -p alloc-bench -- --quick # fewer rounds
 //! ```
 

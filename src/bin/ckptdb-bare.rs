@@ -1,6 +1,6 @@
 //! `ckptdb-bare`: the main job (`src/main.rs`) over bare jemalloc instead
 //! of `TrackingAlloc<Jemalloc>`. BENCHMARK ONLY: `bench/e2e.sh` runs it
-//! against `ckptdb` to measure what the tracker costs end to end (issue 9).
+//! against `ckptdb` to measure what the tracker costs end to end.
 //!
 //! It compiles the very same `src/cli/` (included by path, not copied), so
 //! the two binaries differ only in their `#[global_allocator]`. With no

@@ -1,4 +1,4 @@
-//! Memory budgets of one database (issue 11, item 2), on the tracker's
+//! Memory budgets of one database, on the tracker's
 //! per-scope budgets (`scope_alloc_tracker::budget`).
 //!
 //! - **Memtable budget** ([`OptionsBuilder::memtable_budget`]): a soft

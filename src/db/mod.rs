@@ -1,5 +1,6 @@
 //! The [`Db`] handle: open/put/get/delete/scan/close, wiring the WAL, the
-//! memtables, the checkpointer and its background runner.//!
+//! memtables, the checkpointer and its background runner.
+//!
 //! - here: the handle and its shared state: open, the write and read
 //!   paths, close;
 //! - `stats`: the engine's counters and the [`DbStats`] snapshot;

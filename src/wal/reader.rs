@@ -211,8 +211,9 @@ mod tests {
 
     #[test]
     fn bad_length_with_valid_records_after_is_corruption() {
-        // Issue 13: a length flipped to run past the end of the file, in
-        // the middle of the newest segment, dropped every record after it.
+        // A length flipped to run past the end of the file, in the middle
+        // of the newest segment, must not pass for a torn tail: that would
+        // drop every record after it.
         let mut d = segment(5);
         let rec = (d.len() - SEGMENT_HEADER_LEN) / 5;
         d[SEGMENT_HEADER_LEN + rec + 3] ^= 0x80;

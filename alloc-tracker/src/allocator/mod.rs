@@ -118,8 +118,9 @@ pub enum Attribution {
 pub enum UsableSizes {
     /// Count requested bytes only; the `*_usable_bytes` figures stay 0.
     /// The default: it saves two counter updates and two size-class
-    /// computations per allocation/free pair (about a quarter of the
-    /// tracker's cost on a pure alloc/free loop, see the README).
+    /// computations per allocation/free pair, a measurable share of the
+    /// tracker's cost on a pure alloc/free loop (figures in
+    /// `docs/attribution.md`).
     #[default]
     Skip,
     /// Also count usable bytes, computed arithmetically from the layout

@@ -31,8 +31,9 @@
 //! makes it exist before a leak check: one task per worker held together by
 //! a barrier, so that every worker runs one, each yielding a few times,
 //! and one `spawn_blocking`. Tasks that only yield, without the barrier,
-//! may all run on one or two workers and leave the others cold (issue 18,
-//! defect 4: 256 B charged to the checked scope in 2 of 30 checks).
+//! may all run on one or two workers and leave the others cold: their
+//! lazy state is then made during a check and charged to its scope
+//! (figures in `docs/attribution.md`, "Runtimes' own state").
 //! `#[scope_alloc_tracker::test(tokio)]` calls it for its runtime.
 
 use std::future::Future;

@@ -35,7 +35,8 @@ use super::retain::{
 pub fn default_rules() -> Vec<Retain> {
     let rules = vec![
         // `block_on` parks the calling thread through a parker made on the
-        // thread's first `block_on` and kept in its TLS (40 B a thread).
+        // thread's first `block_on` and kept in its TLS (tens of bytes a
+        // thread; sizes in `docs/attribution.md`).
         default_rule(
             "tokio-park-thread",
             None,
@@ -44,7 +45,8 @@ pub fn default_rules() -> Vec<Retain> {
         ),
         // `spawn_blocking` starts a pool thread when none is idle; the pool
         // keeps its handle, name and shared state while the thread waits
-        // for more work (about 140 B a thread, kept 10 s by default).
+        // for more work (a hundred-odd bytes a thread, kept 10 s by
+        // default: tokio's `thread_keep_alive`).
         default_rule(
             "tokio-blocking-pool-thread",
             None,
@@ -55,7 +57,7 @@ pub fn default_rules() -> Vec<Retain> {
         ),
         // The registry's per-thread shard of its span slab (shard, page)
         // and the thread's span stack, made on a thread's first span and
-        // kept for the thread's life (about 4.7 KiB for the first page).
+        // kept for the thread's life (a few KiB for the first page).
         default_rule(
             "tracing-subscriber-thread-buffers",
             None,
@@ -67,9 +69,9 @@ pub fn default_rules() -> Vec<Retain> {
         ),
         // The panic hook's backtrace (`RUST_BACKTRACE` set) or a
         // `std::backtrace::Backtrace` parses and caches the debug info of
-        // up to four objects for the rest of the process: 42 KB for a
-        // release binary without debug info, 52 MB for a debug test binary
-        // of this crate. Only std's own symboliser has these frames.
+        // up to four objects for the rest of the process: tens of KB for a
+        // release binary without debug info, tens of MB for a debug test
+        // binary. Only std's own symboliser has these frames.
         default_rule(
             "std-backtrace-cache",
             None,

@@ -130,13 +130,12 @@ impl LeakCheckOptions {
     }
 }
 
-/// How long a check waits by default for the scope to drain before it
-/// declares a leak: late frees of work handed to other threads. A tokio
-/// worker frees a finished task's cell a little after the task's output
-/// was delivered; a thread pool drops a job's closure after the job
-/// signalled; on a loaded 2-core machine that can take tens of
-/// milliseconds. The default applies to every check, sync or async (late
-/// frees are not an async matter: any work handed to another thread can
-/// free late); a check that drains returns at once, so only failing checks
-/// pay it. Set another with [`LeakCheckOptions::quiescence`].
+/// How long a check waits by default for the scope to drain before it declares
+/// a leak: late frees of work handed to other threads. A tokio worker frees a
+/// finished task's cell a little after the task's output was delivered; a
+/// thread pool drops a job's closure after the job signalled; on a loaded
+/// machine that can take tens of milliseconds. The default applies to every
+/// check, sync or async (late frees are not an async matter: any work handed to
+/// another thread can free late); a check that drains returns at once, so only
+/// failing checks pay it. Set another with [`LeakCheckOptions::quiescence`].
 pub const DEFAULT_QUIESCENCE: Duration = Duration::from_secs(1);

@@ -72,10 +72,10 @@ pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> 
             })
             .build()
     };
-    // A fresh runtime's warm-up can time out on a loaded machine (seen in
-    // about one release run in five with seven such tests in parallel on
-    // two cores); it says so instead of hanging, and a new runtime is
-    // tried, three times in all.
+    // A fresh runtime's warm-up can time out on a loaded machine (many
+    // such tests in parallel on few cores; see `docs/attribution.md`,
+    // "Runtimes' own state"); it says so instead of hanging, and a new
+    // runtime is tried, three times in all.
     let mut attempt = 0;
     let rt = loop {
         attempt += 1;

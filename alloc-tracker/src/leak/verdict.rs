@@ -26,8 +26,8 @@ use crate::sampling::{self, Frame, StackId};
 use crate::scope::{registry, ScopeId};
 use crate::thread_state;
 
-/// What a reachability scan found for a block (the plug point of the scan
-/// of issue 19); `None` on a block means "not scanned".
+/// What the reachability scan (`leak::reach`) found for a block; `None` on
+/// a block means "not scanned".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reach {
     /// Nothing outside the unreachable blocks points to it: always a leak.

@@ -68,8 +68,9 @@ pub(crate) fn capture(thread: u32) -> StackId {
     intern(&ips[..n])
 }
 
-/// The old unwinder: libgcc's DWARF unwinder through `backtrace::trace`,
-/// without a rule cache (about 1.5 us per stack).
+/// The fallback unwinder: libgcc's DWARF unwinder through
+/// `backtrace::trace`, without a rule cache (microseconds per stack, many
+/// times the cached walk; figures in `docs/attribution.md`).
 pub(crate) fn capture_slow(ips: &mut [usize; MAX_FRAMES]) -> usize {
     let mut n = 0;
     backtrace::trace(|frame| {
@@ -80,10 +81,11 @@ pub(crate) fn capture_slow(ips: &mut [usize; MAX_FRAMES]) -> usize {
     n
 }
 
-/// Interns a stack by a hash of its addresses: xor-multiply in four
-/// independent lanes, folded at the end (a single chained hash over 48
-/// words is a 200-cycle dependency chain; SipHash cost as much as the
-/// walk). A 64-bit collision between two stacks would merge their sites.
+/// Interns a stack by a hash of its addresses: xor-multiply in four independent
+/// lanes, folded at the end (a single chained hash over 48 words is a
+/// dependency chain of 48 multiplications; SipHash cost as much as the walk,
+/// `docs/attribution.md`). A 64-bit collision between two stacks would merge
+/// their sites.
 fn intern(ips: &[usize]) -> StackId {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut lanes = [ips.len() as u64, 1, 2, 3];

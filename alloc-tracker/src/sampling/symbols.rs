@@ -17,13 +17,13 @@
 //!   find_frames: inlined frames innermost first, then the function
 //! ```
 //!
-//! `backtrace` (through `addr2line` 0.27's `Context`) parses every
-//! compilation unit's abbreviations and expands every unit's ranges before
-//! its first lookup: about 10 MiB for a program of 377 units, whatever the
-//! report. Here only the units a report's frames fall in (and those their
-//! inlined frames refer to) are parsed, and the executable is read through
-//! mappings rather than the heap. The caches are dropped after each report
-//! ([`release`]).
+//! `backtrace` (through `addr2line` 0.27's `Context`) parses every compilation
+//! unit's abbreviations and expands every unit's ranges before its first
+//! lookup: megabytes for a program of a few hundred units, whatever the report
+//! (figures in `docs/attribution.md`, "Symbolisation"). Here only the units a
+//! report's frames fall in (and those their inlined frames refer to) are
+//! parsed, and the executable is read through mappings rather than the heap.
+//! The caches are dropped after each report ([`release`]).
 //!
 //! Names and locations are the ones `backtrace` gives (it uses `addr2line`
 //! the same way): the DWARF name demangled without its hash, the symbol
@@ -37,7 +37,7 @@ use super::stacks::Frame;
 pub enum Symboliser {
     /// Per-unit contexts over the mapped executable (the default).
     PerUnit,
-    /// `backtrace::resolve` for every address, as before.
+    /// `backtrace::resolve` for every address, to compare.
     Backtrace,
 }
 

@@ -1,5 +1,5 @@
-//! Issue 11, item 4: what recording a call stack costs, and what
-//! symbolising a report of 100 sites costs.
+//! What recording a call stack costs, and what symbolising a report of 100
+//! sites costs.
 //!
 //! ```text
 //! flock /work/bench.lock cargo run --release -p alloc-bench --bin recorded-stacks
@@ -13,11 +13,11 @@
 //! the stack walk alone: the same site again, two sites alternating, 64
 //! sites in random order, and nothing predicted (the worst case).
 //!
-//! This 2-core machine runs at one of two speeds, about 2x apart, from one
-//! run to the next (another tenant on the core's sibling thread, as far as
-//! can be told: a chain of L1 loads keeps its speed, code that needs the
-//! core's full width loses half). Run it several times and quote the best
-//! run and the median of the runs.
+//! A shared machine can change speed from one run to the next (another
+//! tenant on the core's sibling thread: a chain of L1 loads keeps its
+//! speed, code that needs the core's full width slows down; see
+//! `docs/attribution.md`, "Call stacks"). Run it several times and quote
+//! the best run and the median of the runs.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -224,7 +224,7 @@ fn main() {
 
     // Symbolisation first, while the internal scope is small: its peak is
     // a process-lifetime high-water mark, so the per-unit symboliser (the
-    // smaller peak) goes first and `backtrace` (as before) second.
+    // smaller peak) goes first and `backtrace` (to compare) second.
     let sites: usize = std::env::var("SITES").map_or(100, |s| s.parse().unwrap());
     for (name, symboliser) in [
         (

@@ -1,5 +1,5 @@
-//! The cost of the scope operations a program does around its allocations
-//! (issue 10's benchmarks): entering and leaving a static scope, entering
+//! The cost of the scope operations a program does around its allocations:
+//! entering and leaving a static scope, entering
 //! and leaving one while a scope instance exists (static scopes then check
 //! for an enclosing instance), and making, entering and releasing a
 //! transient instance. Medians and min-max of 15 rounds, nanoseconds per

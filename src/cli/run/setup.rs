@@ -64,8 +64,8 @@ impl<'c> Driver<'c> {
             .runner(Runner::Manual)
             .leak_mode(LeakMode::Production)
             // `--leak-sites off` means counts only for the engine's own
-            // check too: its stack capture per allocation of a run was most
-            // of the tracker's cost in this job (docs/main-job-profile.md).
+            // check too: it then walks no stack per allocation of a run
+            // (what recording costs: docs/attribution.md, "Call stacks").
             .record_leak_sites(a.leak_sites == LeakSites::Record)
             .sync(sync)
             .max_incrementals(a.max_incrementals as usize)

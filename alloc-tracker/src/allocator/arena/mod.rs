@@ -157,8 +157,8 @@ fn chunk_table() -> Option<*mut AtomicU16> {
 /// from their scope's arena under its bin locks; bare jemalloc spreads
 /// threads over `4 x CPUs` automatic arenas. Giving each scope a few arenas,
 /// picked by the thread's counter shard, keeps two threads of one scope off
-/// each other's locks (measured: 2 threads in one scope with one arena cost
-/// about twice the per-thread time of one thread). Each is created on first
+/// each other's locks (with one arena, two threads of a scope serialised
+/// on them; figures in `docs/attribution.md`). Each is created on first
 /// use, so a scope used by one thread has one arena.
 const ARENAS_PER_SCOPE: usize = 4;
 

@@ -21,7 +21,7 @@
 //! The unwinder is built on first use, from the objects loaded then. A
 //! stack that passes through code outside them (an object `dlopen`ed
 //! later, JIT code) or that stops on an unsupported rule before getting
-//! past the allocator is captured again by the old unwinder
+//! past the allocator is captured again by the fallback
 //! (`backtrace::trace`, libgcc's DWARF unwinder without a cache) and
 //! counted in [`StackCaptureStats`].
 //!
@@ -30,13 +30,13 @@
 //! executable's symbol table when the unwinder is built): every frame is a
 //! link of a chain of dependent loads, so the depth is the cost.
 //!
-//! Alternatives measured (see `docs/attribution.md`, "Call stacks"):
-//! `framehop` (the same idea as a library: a per-thread cache of 509 rules,
-//! here behind a lock, and a generic rule interpreter) took 1.5-3.4 us per
-//! recorded pair on this loaded 2-core machine, wall time; frame pointers
-//! alone stop in std, built without them; a per-thread copy of the last
-//! stack's shape, checked with independent loads, was faster for the same
-//! call site again (60 against 95 ns) and no help for any other.
+//! Alternatives measured (figures in `docs/attribution.md`, "Call
+//! stacks"): `framehop` (the same idea as a library: a per-thread rule
+//! cache, here behind a lock, and a generic rule interpreter) spent its
+//! time in the per-frame interpretation, several times this walk; frame
+//! pointers alone stop in std, built without them; a per-thread copy of
+//! the last stack's shape, checked with independent loads, was faster for
+//! the same call site again and no help for any other.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -71,7 +71,7 @@ pub enum StackUnwinder {
     /// The rule cache without predicted callers: what a capture costs
     /// when no frame's caller is the one it had before (the worst case).
     RulesOnly,
-    /// Always the old unwinder (`backtrace::trace`), to compare.
+    /// Always the fallback (`backtrace::trace`), to compare.
     Fallback,
 }
 
@@ -99,13 +99,13 @@ pub(crate) fn count(fast: bool) {
     }
 }
 
-/// Physical frames a capture keeps past the allocator's entry
-/// (`__rust_alloc`, `__rust_realloc`, `__rust_alloc_zeroed`, found by name
-/// in the executable's symbol table when the unwinder is built): the issue
-/// asks for at least 24 in reports; 28 leaves room for std's wrappers that
-/// reports trim in debug builds. Each frame is a link of a chain of
-/// dependent loads (one if its caller was predicted, two if not: its rule,
-/// then its return address), so a capture costs in proportion to this.
+/// Physical frames a capture keeps past the allocator's entry (`__rust_alloc`,
+/// `__rust_realloc`, `__rust_alloc_zeroed`, found by name in the executable's
+/// symbol table when the unwinder is built): reports are meant to show at least
+/// 24 frames of the program; 28 leaves room for std's wrappers that reports
+/// trim in debug builds. Each frame is a link of a chain of dependent loads
+/// (one if its caller was predicted, two if not: its rule, then its return
+/// address), so a capture costs in proportion to this.
 pub(crate) const DEFAULT_DEPTH: usize = 28;
 
 /// The allocator's own frames assumed while its entry is not (yet) seen:

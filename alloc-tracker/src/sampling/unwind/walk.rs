@@ -1,20 +1,20 @@
 //! The walk: from the capture point's registers to the return addresses,
 //! with the caller each frame had before as a prediction.
 //!
-//! Without predictions every frame is a chain of two dependent loads: the
-//! rule of the frame's address says where its return address is, and that
-//! address is the next frame's. About 12 cycles a frame, 180 ns for 32
-//! frames at 2.1 GHz. Most frames have the caller they had last time (a
-//! leak check records the same loops over and over), so each slot of the
-//! rule cache also keeps an *edge*: the return address last found in a
-//! frame with that address, with the caller's rule packed beside it. The
-//! walk loads the edge while it reads the stack; when the two agree it goes
-//! on with the edge's copy, so the chain is one load and one `and` a frame
-//! (the CPU runs ahead on the prediction, and the stack read beside it only
-//! confirms). A wrong prediction costs a mispredicted branch and a frame
-//! walked the long way, which then corrects the edge. Every address the
-//! walk records is the one read from the stack: a prediction only decides
-//! how soon the next frame starts.
+//! Without predictions every frame is a chain of two dependent loads: the rule
+//! of the frame's address says where its return address is, and that address is
+//! the next frame's, so the walk costs two load latencies a frame (figures in
+//! `docs/attribution.md`, "Call stacks"). Most frames have the caller they had
+//! last time (a leak check records the same loops over and over), so each slot
+//! of the rule cache also keeps an *edge*: the return address last found in a
+//! frame with that address, with the caller's rule packed beside it. The walk
+//! loads the edge while it reads the stack; when the two agree it goes on with
+//! the edge's copy, so the chain is one load and one `and` a frame (the CPU
+//! runs ahead on the prediction, and the stack read beside it only confirms). A
+//! wrong prediction costs a mispredicted branch and a frame walked the long
+//! way, which then corrects the edge. Every address the walk records is the one
+//! read from the stack: a prediction only decides how soon the next frame
+//! starts.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
