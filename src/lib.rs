@@ -143,20 +143,30 @@ pub use recovery::RecoveryReport;
 pub use scope_alloc_tracker::leak::{GrowingSite, TrendReport};
 pub use storage::{DirLock, FileStorage, Storage, LOCK_FILE};
 
-/// The Rust code blocks of the README, compiled and run as doctests with
-/// warnings denied (copied into a `-D warnings` build they must pass).
-/// `test_harness` blocks run their `#[test]` functions.
+/// The Rust code blocks of the README and of the guides in `docs/`,
+/// compiled and run as doctests with warnings denied (copied into a
+/// `-D warnings` build they must pass). `test_harness` blocks run their
+/// `#[test]` functions. (`alloc-tracker/README.md` is doctested by the
+/// library itself.)
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 #[doc(test(attr(deny(warnings))))]
 mod readme_doctests {}
 
-/// The same for `alloc-tracker`'s README (doctested here, where the
-/// workspace's tests run, to keep that crate's sources untouched).
 #[cfg(doctest)]
-#[doc = include_str!("../alloc-tracker/README.md")]
+#[doc = include_str!("../docs/leak-checks.md")]
 #[doc(test(attr(deny(warnings))))]
-mod alloc_tracker_readme_doctests {}
+mod leak_checks_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/reports.md")]
+#[doc(test(attr(deny(warnings))))]
+mod reports_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../docs/production.md")]
+#[doc(test(attr(deny(warnings))))]
+mod production_doctests {}
 
 #[cfg(test)]
 #[global_allocator]

@@ -592,3 +592,10 @@ pub use stats::{ScopeSnapshot, ScopeStats, Snapshot, PEAK_PRECISION_BYTES};
 #[cfg(all(test, feature = "jemalloc"))]
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+
+/// The Rust code blocks of the crate's README, compiled and run as doctests
+/// with warnings denied. They install `Jemalloc`, hence the feature.
+#[cfg(all(doctest, feature = "jemalloc"))]
+#[doc = include_str!("../README.md")]
+#[doc(test(attr(deny(warnings))))]
+mod readme_doctests {}
