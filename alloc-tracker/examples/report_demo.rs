@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `OUT_DIR` defaults to the repository's `docs/`; the files are
-//! `report-demo.{txt,json,folded,svg,prom}` and `report-demo-diff.txt`.
+//! `report-demo.{txt,json,folded,svg,prom,pb.gz}` and `report-demo-diff.txt`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;

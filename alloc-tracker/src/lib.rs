@@ -23,7 +23,7 @@
 //! `TrackingAlloc::new(std::alloc::System)` wraps the platform allocator
 //! instead. `.usable_sizes(UsableSizes::Count)` also counts the bytes the
 //! backend really reserves (jemalloc's size classes, computed
-//! arithmetically), at a cost measured in the README.
+//! arithmetically), at a cost measured in the repository's `docs/overhead.md`.
 //!
 //! # Scopes
 //!
@@ -478,8 +478,8 @@
 //! per allocation and free, plus jemalloc's slower flag path (`mallocx` with
 //! an arena and an explicit tcache) for exact fits in a scope. Over `System`
 //! every block carries the trailer (and may take a larger size class). The
-//! README has the measured ratios against bare jemalloc; `docs/attribution.md`
-//! the designs measured.
+//! repository's `docs/overhead.md` has the measured ratios against bare
+//! jemalloc; `docs/attribution.md` the designs measured.
 //!
 //! # Limitations
 //!
