@@ -6,6 +6,8 @@
 //! `resident`) need a different `#[global_allocator]` each and live in
 //! `src/bin/*`, one binary per allocator, run by the driver in turns.
 
+pub mod reference;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;
 use std::sync::mpsc;
