@@ -7,12 +7,16 @@
 //! ```text
 //! alloc-count ALLOCATOR WORKLOAD ROUNDS
 //!   ALLOCATOR: jemalloc | tracking (hybrid, the default) | tracking-usable
-//!              (hybrid counting usable sizes) | by-address | trailer
+//!              (hybrid counting usable sizes) | by-address | trailer |
+//!              reference (the least-work zero-memory tracker,
+//!              `alloc_bench::reference::RefAlloc`) | reference-trailer
+//!              (its trailer-always form, `RefTrailerAlloc`)
 //!   WORKLOAD:  churn | pow2 | pages | large | vec
 //! ```
 
 use std::alloc::GlobalAlloc;
 
+use alloc_bench::reference::{RefAlloc, RefScope, RefTrailerAlloc};
 use scope_alloc_tracker::{Attribution, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
 #[global_allocator]
@@ -53,7 +57,7 @@ fn main() {
         args.get(2).and_then(|r| r.parse().ok()),
     ) else {
         eprintln!(
-            "usage: alloc-count (jemalloc|tracking|tracking-usable|by-address|trailer) WORKLOAD ROUNDS"
+            "usage: alloc-count (jemalloc|tracking|tracking-usable|by-address|trailer|reference|reference-trailer) WORKLOAD ROUNDS"
         );
         std::process::exit(2);
     };
@@ -65,6 +69,18 @@ fn main() {
         "tracking-usable" => run(&TrackingUsable, workload, rounds),
         "by-address" => run(&ByAddress, workload, rounds),
         "trailer" => run(&Trailer, workload, rounds),
+        "reference" | "reference-trailer" => {
+            let Some(rs) = RefScope::new() else {
+                eprintln!("cannot create the reference's scope arena");
+                std::process::exit(2);
+            };
+            let _in = rs.enter();
+            if alloc == "reference" {
+                run(&RefAlloc, workload, rounds)
+            } else {
+                run(&RefTrailerAlloc, workload, rounds)
+            }
+        }
         other => {
             eprintln!("unknown allocator {other}");
             std::process::exit(2);
