@@ -49,7 +49,9 @@ fn exact_across_threads<A: GlobalAlloc + Sync>(a: &A) {
     let (freed, kept): (Vec<_>, Vec<_>) = blocks
         .into_iter()
         .enumerate()
-        .partition(|(i, _)| i % 2 == 0);
+        // Every third block (both alignments, slack and exact fits) is
+        // freed by another thread; the rest are reallocated by a third.
+        .partition(|(i, _)| i % 3 == 0);
     let freed_bytes: usize = freed.iter().map(|(_, b)| b.1.size()).sum();
     let (tx, rx) = mpsc::channel::<Vec<Block>>();
     std::thread::scope(|s| {
@@ -71,6 +73,17 @@ fn exact_across_threads<A: GlobalAlloc + Sync>(a: &A) {
     // Reallocate on another thread, in another scope: slack <-> exact fit,
     // growing and shrinking, small and large.
     let new_sizes = [32, 30, 24, 64, 4100, 8, 100_000, 33, 64 * 1024];
+    let kinds: Vec<(bool, bool)> = kept
+        .iter()
+        .zip(new_sizes.iter().cycle())
+        .map(|(b, &n)| {
+            let new = Layout::from_size_align(n, b.1.align()).unwrap();
+            (has_slack(b.1), has_slack(new))
+        })
+        .collect();
+    for kind in [(true, true), (false, false), (true, false), (false, true)] {
+        assert!(kinds.contains(&kind), "no reallocation of kind {kind:?}");
+    }
     let reallocated: Vec<Block> = std::thread::scope(|s| {
         s.spawn(|| {
             let _in = other.enter();
