@@ -69,7 +69,7 @@ fn run_background(inner: &Inner) {
             inner.mem.memtable_runs.fetch_add(1, Ordering::Relaxed);
         }
         runs += 1;
-        let kind = if runs % u64::from(opts.global_every) == 0 {
+        let kind = if runs.is_multiple_of(u64::from(opts.global_every)) {
             CheckpointKind::Global
         } else {
             CheckpointKind::Incremental

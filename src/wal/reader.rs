@@ -184,7 +184,7 @@ mod tests {
             let end = scan(&full[..cut], Position::Last).unwrap();
             let whole = (cut - SEGMENT_HEADER_LEN) / rec;
             assert_eq!(end.valid_len as usize, SEGMENT_HEADER_LEN + whole * rec);
-            assert_eq!(end.torn, (cut - SEGMENT_HEADER_LEN) % rec != 0);
+            assert_eq!(end.torn, !(cut - SEGMENT_HEADER_LEN).is_multiple_of(rec));
             assert!(scan(&full[..cut], Position::Sealed).is_err() || !end.torn);
         }
     }

@@ -90,8 +90,8 @@ fn child(dir: &Path, seed: u64, crash: Option<usize>) {
         }
         .expect("write");
         println!("{n}");
-        if n % CHECKPOINT_EVERY == 0 {
-            let kind = if n % (CHECKPOINT_EVERY * 5) == 0 {
+        if n.is_multiple_of(CHECKPOINT_EVERY) {
+            let kind = if n.is_multiple_of(CHECKPOINT_EVERY * 5) {
                 CheckpointKind::Global
             } else {
                 CheckpointKind::Incremental

@@ -118,10 +118,12 @@ impl StackBounds {
     /// that stack (a signal handler running on an alternate stack) or not
     /// 8-byte aligned (never, in code that follows the ABI).
     pub(crate) fn new(sp: u64, stack: (u64, u64)) -> Option<StackBounds> {
-        (stack.0 <= sp && sp.checked_add(8)? <= stack.1 && sp % 8 == 0).then_some(StackBounds {
-            low: sp,
-            last_word: (stack.1 - 8 - sp) / 8,
-        })
+        (stack.0 <= sp && sp.checked_add(8)? <= stack.1 && sp.is_multiple_of(8)).then_some(
+            StackBounds {
+                low: sp,
+                last_word: (stack.1 - 8 - sp) / 8,
+            },
+        )
     }
 
     /// Reads the 8-byte word at `addr` if it lies within the bounds and is

@@ -384,7 +384,7 @@ impl<'c> Driver<'c> {
 
     fn next_kind(&self) -> CheckpointKind {
         let n = self.runs.len() as u64 + 1;
-        if n % u64::from(self.cfg.args.global_every) == 0 {
+        if n.is_multiple_of(u64::from(self.cfg.args.global_every)) {
             CheckpointKind::Global
         } else {
             CheckpointKind::Incremental
