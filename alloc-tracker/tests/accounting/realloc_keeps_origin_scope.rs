@@ -5,11 +5,7 @@
 use std::alloc::{alloc, dealloc, realloc, Layout};
 use std::thread;
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::{ScopeId, ScopeStats};
 
 const MIB: usize = 1 << 20;
 /// jemalloc's largest small size class (4 KiB pages).

@@ -8,11 +8,7 @@ use std::cell::RefCell;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::{ScopeId, ScopeStats};
 
 /// Owned counter shards in the tracker (`counters::MAX_SHARDS`).
 const SHARDS: usize = 128;

@@ -6,10 +6,6 @@ use std::alloc::{GlobalAlloc, Layout};
 
 use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
 
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
-
 static TRACKER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static SYSTEM: TrackingAlloc<std::alloc::System> =

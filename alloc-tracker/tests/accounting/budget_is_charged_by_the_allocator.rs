@@ -6,10 +6,7 @@
 
 use std::hint::black_box;
 
-use scope_alloc_tracker::{budget, Budget, Jemalloc, Scope, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{budget, Budget, Scope};
 
 static CACHE: Scope = Scope::new("budgeted-cache");
 static PARENT: Scope = Scope::new("budgeted-parent");

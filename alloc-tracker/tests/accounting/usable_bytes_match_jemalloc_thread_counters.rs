@@ -6,12 +6,8 @@
 
 use std::alloc::{alloc, dealloc, realloc, Layout};
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
+use scope_alloc_tracker::{ScopeId, ScopeStats};
 use tikv_jemalloc_ctl::thread::{allocatedp, deallocatedp, ThreadLocal};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 /// jemalloc's largest small size class (4 KiB pages), tag included.
 const SMALL_MAXCLASS: usize = 14336;

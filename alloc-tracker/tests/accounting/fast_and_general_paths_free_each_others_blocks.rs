@@ -7,10 +7,7 @@
 
 use std::alloc::{alloc, alloc_zeroed, dealloc, Layout};
 
-use scope_alloc_tracker::{Budget, Jemalloc, Scope, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Budget, Scope};
 
 /// Sizes with slack (24, 100, 1000) and exact fits (32, 64, 4096, 16 KiB).
 const SIZES: [usize; 7] = [24, 32, 64, 100, 1000, 4096, 16384];

@@ -11,9 +11,6 @@ use std::alloc::{GlobalAlloc, Layout};
 
 use scope_alloc_tracker::{Attribution, Jemalloc, Scope, TrackingAlloc};
 
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
-
 static BY_ADDRESS: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::ByAddress);
 
@@ -79,13 +76,13 @@ fn first_difference(
 
 #[test]
 fn scoped_blocks_get_bare_jemallocs_size_class() {
-    let diff = PAGES.in_scope(|| first_difference(&GLOBAL, &mut sizes()));
+    let diff = PAGES.in_scope(|| first_difference(&crate::GLOBAL, &mut sizes()));
     assert_eq!(diff, None, "(size, align, reserved, bare class)");
 }
 
 #[test]
 fn unscoped_blocks_get_bare_jemallocs_size_class() {
-    let diff = first_difference(&GLOBAL, &mut sizes());
+    let diff = first_difference(&crate::GLOBAL, &mut sizes());
     assert_eq!(diff, None, "(size, align, reserved, bare class)");
 }
 

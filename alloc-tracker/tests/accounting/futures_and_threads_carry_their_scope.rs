@@ -8,11 +8,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 
-use scope_alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::{AllocScopeExt, ScopeId};
 
 thread_local! {
     /// The scope current when the last `AllocEachPoll` was dropped.

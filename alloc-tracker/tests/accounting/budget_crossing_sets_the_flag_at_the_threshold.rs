@@ -11,10 +11,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use scope_alloc_tracker::budget::{self, admits, on_alloc, on_free};
-use scope_alloc_tracker::{Budget, Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Budget, Scope, ScopeId};
 
 fn scope(name: &str, parent: Option<ScopeId>) -> ScopeId {
     ScopeId::register(name, parent).unwrap()

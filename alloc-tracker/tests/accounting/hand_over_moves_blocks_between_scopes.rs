@@ -6,21 +6,14 @@
 //! free credits the new scope on any thread; recorded blocks and leak
 //! checks follow; budgets and peaks see the move.
 
-#[path = "hand_over_cases/mod.rs"]
-mod cases;
+use crate::hand_over_cases as cases;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{
-    hand_over, Budget, Jemalloc, Scope, ScopeId, ScopeInstance, TrackingAlloc, UsableSizes,
-};
+use scope_alloc_tracker::{hand_over, Budget, Scope, ScopeId, ScopeInstance};
 use tikv_jemalloc_ctl::thread::{allocatedp, deallocatedp};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 
 /// jemalloc's own byte counters of the calling thread (independent of the
 /// tracker's size-class arithmetic).

@@ -5,11 +5,7 @@
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::ScopeId;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

@@ -10,11 +10,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::ScopeId;
 
 const THREADS: usize = 3;
 const SCOPES: usize = 3;

@@ -8,10 +8,7 @@
 use std::alloc::{alloc, dealloc, realloc, Layout};
 
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 const SIZES: [usize; 7] = [24, 32, 40, 64, 4096, 5000, 48];
 

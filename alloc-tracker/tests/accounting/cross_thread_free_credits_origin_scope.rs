@@ -5,11 +5,7 @@
 use std::sync::mpsc;
 use std::thread;
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, ScopeStats, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::{ScopeId, ScopeStats};
 
 const SIZES: [usize; 8] = [1, 7, 24, 100, 1000, 4096, 20_000, 300_000];
 

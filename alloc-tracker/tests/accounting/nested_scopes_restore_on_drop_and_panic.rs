@@ -5,11 +5,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::thread;
 
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc, UsableSizes};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 static OUTER: Scope = Scope::new("nested/outer");
 static INNER: Scope = Scope::child_of(&OUTER, "inner");

@@ -11,10 +11,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 use scope_alloc_tracker::{Attribution, Backend, Jemalloc, ScopeId, TrackingAlloc, UsableSizes};
 
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
-
 static JEMALLOC_COUNT: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static JEMALLOC_SKIP: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
@@ -338,5 +334,5 @@ fn system_allocator_round_trips_every_alignment() {
 
 #[test]
 fn the_global_allocator_round_trips_every_alignment() {
-    round_trips(&GLOBAL, "align/global", Usable::JemallocClass);
+    round_trips(&crate::GLOBAL, "align/global", Usable::JemallocClass);
 }
