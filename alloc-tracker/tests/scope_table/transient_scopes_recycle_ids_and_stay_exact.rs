@@ -10,12 +10,7 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
-use scope_alloc_tracker::{
-    Jemalloc, Scope, ScopeError, ScopeId, ScopeInstance, Snapshot, TrackingAlloc, MAX_SCOPES,
-};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeError, ScopeId, ScopeInstance, Snapshot, MAX_SCOPES};
 
 static REQUEST: Scope = Scope::new("request");
 /// For the small tests, so that the long one's figures are its own.
@@ -32,6 +27,7 @@ const ALIVE: usize = 1000;
 
 #[test]
 fn a_million_transient_scopes_never_fill_the_table_and_stay_exact() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let kind_before = REQUEST.stats_with_children();
     let mut alive: VecDeque<(ScopeInstance, Vec<u8>, u64)> = VecDeque::with_capacity(ALIVE + 1);
     alive.reserve(ALIVE);
@@ -118,6 +114,7 @@ fn a_million_transient_scopes_never_fill_the_table_and_stay_exact() {
 
 #[test]
 fn names_are_validated_and_siblings_get_distinct_paths() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     assert_eq!(ScopeId::try_register("", None), Err(ScopeError::EmptyName));
     assert_eq!(
         ScopeId::try_register("a/b", None),
@@ -169,6 +166,7 @@ fn names_are_validated_and_siblings_get_distinct_paths() {
 
 #[test]
 fn scopes_registered_below_an_instance_go_with_it() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let inst = SESSION.instance().unwrap();
     let below = ScopeId::register("below", Some(inst.id())).unwrap();
     assert!(below.is_transient());

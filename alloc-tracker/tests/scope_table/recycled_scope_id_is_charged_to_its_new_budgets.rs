@@ -5,16 +5,14 @@
 
 use std::hint::black_box;
 
-use scope_alloc_tracker::{Budget, Jemalloc, Scope, ScopeInstance, TrackingAlloc, MAX_SCOPES};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Budget, Scope, ScopeInstance, MAX_SCOPES};
 
 static PLAIN: Scope = Scope::new("plain");
 static BUDGETED: Scope = Scope::new("budgeted");
 
 #[test]
 fn an_instance_on_a_recycled_id_is_charged_to_its_kinds_budget() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     BUDGETED.set_budget(Budget::soft(1 << 30));
     // An instance of an unbudgeted kind allocates while budgets are on: its
     // id is known as covered by no budget.

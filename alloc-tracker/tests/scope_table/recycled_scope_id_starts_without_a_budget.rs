@@ -4,12 +4,7 @@
 
 use std::hint::black_box;
 
-use scope_alloc_tracker::{
-    budget, Budget, Jemalloc, Scope, ScopeInstance, TrackingAlloc, MAX_SCOPES,
-};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{budget, Budget, Scope, ScopeInstance, MAX_SCOPES};
 
 static JOB: Scope = Scope::new("job");
 
@@ -28,6 +23,7 @@ fn instance_on(kind: &Scope, id: scope_alloc_tracker::ScopeId) -> ScopeInstance 
 
 #[test]
 fn a_recycled_id_does_not_inherit_the_budget_of_its_previous_scope() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let first = JOB.instance().unwrap();
     let (id, serial) = (first.id(), first.serial());
     id.set_budget(Budget::soft(1000).hard(4000).unwrap());

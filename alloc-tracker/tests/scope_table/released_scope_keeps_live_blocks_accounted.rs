@@ -6,15 +6,13 @@
 use std::hint::black_box;
 
 use scope_alloc_tracker::report::Report;
-use scope_alloc_tracker::{Jemalloc, Scope, Snapshot, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, Snapshot};
 
 static CONN: Scope = Scope::new("conn");
 
 #[test]
 fn released_with_live_blocks_stays_counted_until_freed() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let inst = CONN.instance().unwrap();
     let id = inst.id();
     let serial = inst.serial();

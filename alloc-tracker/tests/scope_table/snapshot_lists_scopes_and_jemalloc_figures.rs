@@ -3,25 +3,12 @@
 //! over its subtree, plus jemalloc's process figures, which cover at least
 //! the usable bytes the tracker counts as live.
 
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use scope_alloc_tracker::{
-    Jemalloc, JemallocStats, Scope, ScopeId, ScopeStats, Snapshot, TrackingAlloc, UsableSizes,
-};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
+use scope_alloc_tracker::{JemallocStats, Scope, ScopeId, ScopeStats, Snapshot};
 
 static ROOT: Scope = Scope::new("snap-static");
 static LEAF: Scope = Scope::child_of(&ROOT, "leaf");
-
-/// The tests compare process-wide figures: run them one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn live(s: &ScopeStats) -> (u64, u64) {
     (s.live_allocs, s.live_bytes)
@@ -29,7 +16,7 @@ fn live(s: &ScopeStats) -> (u64, u64) {
 
 #[test]
 fn snapshot_lists_registered_scopes_with_parents_paths_and_subtree_sums() {
-    let _serial = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     let p = ScopeId::register("snap-p", None).unwrap();
     let c1 = ScopeId::register("c1", Some(p)).unwrap();
     let c2 = ScopeId::register("c2", Some(p)).unwrap();
@@ -133,7 +120,7 @@ fn snapshot_lists_registered_scopes_with_parents_paths_and_subtree_sums() {
 
 #[test]
 fn snapshot_carries_jemalloc_figures_covering_the_tracked_live_bytes() {
-    let _serial = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = ScopeId::register("snap-jemalloc", None).unwrap();
     let blocks: Vec<Vec<u8>> =
         s.in_scope(|| (1..200).map(|i| Vec::with_capacity(i * 37)).collect());
@@ -157,7 +144,7 @@ fn snapshot_carries_jemalloc_figures_covering_the_tracked_live_bytes() {
 
 #[test]
 fn jemalloc_figures_cover_tracked_live_bytes_with_large_blocks_live() {
-    let _serial = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = ScopeId::register("snap-jemalloc-large", None).unwrap();
     // 40 blocks of 1 MiB + 1 byte: jemalloc reserves 1 MiB + 4 KiB each.
     let blocks: Vec<Vec<u8>> =
