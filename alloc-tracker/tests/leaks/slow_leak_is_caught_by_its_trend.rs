@@ -8,10 +8,7 @@ use std::sync::Mutex;
 
 use scope_alloc_tracker::leak::{LeakCheck, Trend, TrendOptionsError};
 use scope_alloc_tracker::sampling::{set_sampling, Sampling};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 /// What the planted bug keeps: a few hundred bytes per run.
 static KEPT: Mutex<Vec<Box<[u8]>>> = Mutex::new(Vec::new());
@@ -40,6 +37,7 @@ fn clean_run(run: usize) -> usize {
 // One test function: sampling is process-wide.
 #[test]
 fn slow_leak_is_flagged_with_its_growing_site_and_flat_scopes_are_not() {
+    let _alone = crate::common::alone();
     // Sample finely, so that a few hundred bytes per run are seen; in
     // production the default interval catches the same growth over more
     // runs.

@@ -8,10 +8,7 @@
 use std::hint::black_box;
 use std::process::Command;
 
-use scope_alloc_tracker::{assert_scope_drained, Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{assert_scope_drained, Scope, ScopeId};
 
 static SHARED: Scope = Scope::new("shared");
 static STEP: Scope = Scope::child_of(&SHARED, "step");
@@ -35,46 +32,56 @@ fn hammer(seed: usize) {
 
 #[test]
 fn hammer_0() {
+    let _shared = crate::common::shared();
     hammer(0)
 }
 #[test]
 fn hammer_1() {
+    let _shared = crate::common::shared();
     hammer(1)
 }
 #[test]
 fn hammer_2() {
+    let _shared = crate::common::shared();
     hammer(2)
 }
 #[test]
 fn hammer_3() {
+    let _shared = crate::common::shared();
     hammer(3)
 }
 #[test]
 fn hammer_4() {
+    let _shared = crate::common::shared();
     hammer(4)
 }
 #[test]
 fn hammer_5() {
+    let _shared = crate::common::shared();
     hammer(5)
 }
 #[test]
 fn hammer_6() {
+    let _shared = crate::common::shared();
     hammer(6)
 }
 #[test]
 fn hammer_7() {
+    let _shared = crate::common::shared();
     hammer(7)
 }
 
 #[test]
 fn the_hammering_tests_pass_twenty_runs_in_a_row() {
+    let _shared = crate::common::shared();
     if std::env::var_os("ALLOC_TRACKER_HAMMER_CHILD").is_some() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
     for run in 0..20 {
         let out = Command::new(&exe)
-            .args(["hammer_", "--test-threads=8"])
+            .arg(crate::common::test_name(module_path!(), "hammer_"))
+            .arg("--test-threads=8")
             .env("ALLOC_TRACKER_HAMMER_CHILD", "1")
             .output()
             .unwrap();
@@ -89,6 +96,7 @@ fn the_hammering_tests_pass_twenty_runs_in_a_row() {
 
 #[test]
 fn a_kind_aggregates_its_instances_and_paths_number_them() {
+    let _shared = crate::common::shared();
     static KIND: Scope = Scope::new("agg");
     static CHILD: Scope = Scope::child_of(&KIND, "part");
     let a = KIND.instance().unwrap();
@@ -139,6 +147,7 @@ fn a_kind_aggregates_its_instances_and_paths_number_them() {
 
 #[test]
 fn outside_any_instance_static_scopes_are_themselves() {
+    let _shared = crate::common::shared();
     static ALONE: Scope = Scope::new("alone");
     static UNDER: Scope = Scope::child_of(&ALONE, "under");
     assert_eq!(ScopeId::from(&UNDER), UNDER.id());
@@ -150,6 +159,7 @@ fn outside_any_instance_static_scopes_are_themselves() {
 
 #[test]
 fn each_static_child_gets_one_scope_per_instance_however_often_entered() {
+    let _shared = crate::common::shared();
     static MANY: Scope = Scope::new("many");
     static C: [Scope; 6] = [
         Scope::child_of(&MANY, "c0"),

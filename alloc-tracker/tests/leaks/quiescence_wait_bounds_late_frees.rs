@@ -5,10 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 /// Sends a buffer made in `scope` to a thread that frees it after `delay`.
 fn free_later(scope: ScopeId, delay: Duration) -> std::thread::JoinHandle<()> {
@@ -24,6 +21,7 @@ fn free_later(scope: ScopeId, delay: Duration) -> std::thread::JoinHandle<()> {
 
 #[test]
 fn passes_when_the_late_free_comes_within_the_timeout() {
+    let _shared = crate::common::shared();
     let scope = ScopeId::register("late-but-in-time", None).unwrap();
     let check = LeakCheck::options(scope)
         .quiescence(Duration::from_secs(10))
@@ -41,6 +39,7 @@ fn passes_when_the_late_free_comes_within_the_timeout() {
 
 #[test]
 fn fails_when_the_free_comes_after_the_timeout() {
+    let _shared = crate::common::shared();
     let scope = ScopeId::register("too-late", None).unwrap();
     let check = LeakCheck::options(scope)
         .quiescence(Duration::from_millis(30))
@@ -60,6 +59,7 @@ fn fails_when_the_free_comes_after_the_timeout() {
 
 #[test]
 fn tolerated_bytes_are_reported_as_retained_not_hidden() {
+    let _shared = crate::common::shared();
     let scope = ScopeId::register("warm-cache", None).unwrap();
     let check = LeakCheck::options(scope).tolerance_bytes(1024).begin();
     // black_box: an allocation only dropped could be optimised away.

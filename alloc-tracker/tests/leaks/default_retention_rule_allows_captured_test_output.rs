@@ -8,13 +8,11 @@ use std::fmt;
 use std::hint::black_box;
 
 use scope_alloc_tracker::leak::{LeakCheck, RuleSource};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[test]
 fn captured_println_is_allowed_by_the_default_rule() {
+    let _shared = crate::common::shared();
     let s = ScopeId::register("println-on", None).unwrap();
     let check = LeakCheck::begin(s);
     s.in_scope(|| println!("progress: {}", black_box(42)));
@@ -31,6 +29,7 @@ fn captured_println_is_allowed_by_the_default_rule() {
 
 #[test]
 fn captured_println_is_a_leak_with_the_rule_off() {
+    let _shared = crate::common::shared();
     let s = ScopeId::register("println-off", None).unwrap();
     let check = LeakCheck::options(s)
         .without_default("libtest-output-capture")
@@ -53,6 +52,7 @@ impl fmt::Display for LeaksWhenShown {
 
 #[test]
 fn a_display_impl_leaking_inside_println_is_still_a_leak() {
+    let _shared = crate::common::shared();
     let s = ScopeId::register("println-display-leak", None).unwrap();
     let check = LeakCheck::begin(s);
     s.in_scope(|| println!("shown: {}", LeaksWhenShown));

@@ -10,10 +10,7 @@ use std::hint::black_box;
 use std::sync::Barrier;
 
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::Scope;
 
 static SHARED: Scope = Scope::new("overlap-shared");
 static ALONE: Scope = Scope::new("overlap-alone");
@@ -21,6 +18,7 @@ static KIND: Scope = Scope::new("overlap-kind");
 
 #[test]
 fn concurrent_checks_of_one_static_scope_report_the_overlap() {
+    let _shared = crate::common::shared();
     let began = Barrier::new(2);
     let first_done = Barrier::new(2);
     let (first, second) = std::thread::scope(|t| {
@@ -59,6 +57,7 @@ fn concurrent_checks_of_one_static_scope_report_the_overlap() {
 
 #[test]
 fn a_check_alone_and_checks_of_instances_report_no_overlap() {
+    let _shared = crate::common::shared();
     let check = LeakCheck::begin(&ALONE);
     let kept = ALONE.in_scope(|| black_box(vec![1u8; 10]));
     let report = check.finish().expect_err("kept");

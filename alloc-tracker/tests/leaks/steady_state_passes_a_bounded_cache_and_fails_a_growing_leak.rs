@@ -11,10 +11,7 @@ use std::collections::VecDeque;
 use std::hint::black_box;
 
 use scope_alloc_tracker::leak::{SteadyCause, SteadyState};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 fn scope(name: &str) -> ScopeId {
     ScopeId::register(name, None).unwrap()
@@ -58,6 +55,7 @@ fn run_cache(
 
 #[test]
 fn bounded_cache_passes_once_full() {
+    let _shared = crate::common::shared();
     // Filled by the warm-up: flat from the first measured run.
     let steady = run_cache("steady-cache-warm", 8).unwrap_or_else(|r| panic!("{r}"));
     assert_eq!(steady.runs, 20);
@@ -76,6 +74,7 @@ fn bounded_cache_passes_once_full() {
 
 #[test]
 fn cache_still_filling_for_a_whole_window_is_flagged_as_documented() {
+    let _shared = crate::common::shared();
     // Five measured runs of filling (window - 1) look like a leak: the
     // documented limit; the cure is a longer warm-up.
     let r = run_cache("steady-cache-cold", 3).expect_err("growth over the whole window");
@@ -92,6 +91,7 @@ fn handle_request(log: &mut Vec<&'static [u8; 16]>) {
 
 #[test]
 fn leak_of_a_few_bytes_a_run_fails_within_the_window() {
+    let _shared = crate::common::shared();
     let s = scope("steady-leak");
     let mut log = Vec::with_capacity(64);
     let mut cache = s.in_scope(|| Cache::new(4));
@@ -134,6 +134,7 @@ fn leak_of_a_few_bytes_a_run_fails_within_the_window() {
 
 #[test]
 fn retained_bytes_over_the_bound_fail() {
+    let _shared = crate::common::shared();
     let s = scope("steady-bound");
     let mut files: Vec<Vec<u8>> = Vec::with_capacity(16);
     // "At most one compacted file" of 4 KiB, but compaction keeps the old.
@@ -149,6 +150,7 @@ fn retained_bytes_over_the_bound_fail() {
 
 #[test]
 fn bad_options_are_reported_not_panicked() {
+    let _shared = crate::common::shared();
     let s = scope("steady-bad");
     let r = SteadyState::options(s)
         .runs(3)

@@ -6,10 +6,7 @@ use std::hint::black_box;
 use std::sync::Barrier;
 
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[inline(never)]
 fn leaky_worker_step() {
@@ -18,6 +15,7 @@ fn leaky_worker_step() {
 
 #[test]
 fn only_the_leaking_check_fails() {
+    let _shared = crate::common::shared();
     const WORKERS: usize = 6;
     let barrier = Barrier::new(WORKERS);
     let results: Vec<_> = std::thread::scope(|s| {
@@ -59,6 +57,7 @@ fn only_the_leaking_check_fails() {
 
 #[test]
 fn a_check_on_a_parent_covers_its_children() {
+    let _shared = crate::common::shared();
     let parent = ScopeId::register("parent", None).unwrap();
     let child = ScopeId::register("child", Some(parent)).unwrap();
     let check = LeakCheck::begin(parent);

@@ -4,13 +4,11 @@
 
 use std::hint::black_box;
 
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[scope_alloc_tracker::test]
 fn a_drained_sync_test_passes() {
+    let _shared = crate::common::shared();
     let here = ScopeId::current();
     assert!(here.is_transient());
     assert!(
@@ -23,6 +21,7 @@ fn a_drained_sync_test_passes() {
 
 #[scope_alloc_tracker::test]
 async fn a_drained_async_test_passes() {
+    let _shared = crate::common::shared();
     let v = black_box(vec![0u8; 100]);
     std::future::ready(()).await;
     assert!(ScopeId::current()
@@ -33,6 +32,7 @@ async fn a_drained_async_test_passes() {
 
 #[scope_alloc_tracker::test]
 fn a_test_may_return_a_result() -> Result<(), String> {
+    let _shared = crate::common::shared();
     let n: u32 = "42".parse().map_err(|e| format!("{e}"))?;
     assert_eq!(n, 42);
     Ok(())
@@ -41,6 +41,7 @@ fn a_test_may_return_a_result() -> Result<(), String> {
 #[scope_alloc_tracker::test]
 #[should_panic(expected = "leak in scope `test/a_leaking_test_fails#")]
 fn a_leaking_test_fails() {
+    let _shared = crate::common::shared();
     // black_box: a leaked block nothing reads could be optimised away.
     std::hint::black_box(Box::leak(Box::new([0u8; 128])));
 }
@@ -48,6 +49,7 @@ fn a_leaking_test_fails() {
 #[scope_alloc_tracker::test]
 #[should_panic(expected = "128 B in 1 allocations still live")]
 async fn a_leaking_async_test_fails() {
+    let _shared = crate::common::shared();
     std::future::ready(()).await;
     // black_box: a leaked block nothing reads could be optimised away.
     std::hint::black_box(Box::leak(Box::new([0u8; 128])));
@@ -55,12 +57,17 @@ async fn a_leaking_async_test_fails() {
 
 #[test]
 fn the_failure_message_names_the_leaking_site() {
+    let _shared = crate::common::shared();
     // Run the leaking test in a child process and read its report.
     if std::env::var_os("ALLOC_TRACKER_ATTR_CHILD").is_some() {
         return;
     }
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["a_leaking_test_fails", "--exact", "--nocapture"])
+        .arg(crate::common::test_name(
+            module_path!(),
+            "a_leaking_test_fails",
+        ))
+        .args(["--exact", "--nocapture"])
         .env("ALLOC_TRACKER_ATTR_CHILD", "1")
         .env("RUST_BACKTRACE", "0")
         .output()

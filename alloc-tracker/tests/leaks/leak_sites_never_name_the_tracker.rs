@@ -12,10 +12,7 @@
 //! where trimming by name named every site `capture_registers`.
 
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[inline(never)]
 fn plant_leak_in_a_named_function() -> usize {
@@ -26,6 +23,7 @@ fn plant_leak_in_a_named_function() -> usize {
 
 #[test]
 fn the_origin_is_the_leaking_function_and_no_frame_is_the_allocators() {
+    let _shared = crate::common::shared();
     let scope = ScopeId::register("never-the-tracker", None).unwrap();
     let check = LeakCheck::begin(scope);
     scope.in_scope(plant_leak_in_a_named_function);
@@ -51,6 +49,7 @@ fn the_origin_is_the_leaking_function_and_no_frame_is_the_allocators() {
 
 #[test]
 fn line_tables_only_and_no_debug_info_trim_the_same() {
+    let _shared = crate::common::shared();
     if std::env::var_os("ALLOC_TRACKER_DEBUG_MATRIX").is_none() {
         eprintln!("set ALLOC_TRACKER_DEBUG_MATRIX=1 to rebuild with other debug settings");
         return;

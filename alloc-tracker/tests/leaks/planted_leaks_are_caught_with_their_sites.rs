@@ -8,10 +8,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
-use scope_alloc_tracker::{AllocScopeExt, Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{AllocScopeExt, ScopeId};
 
 fn scope(name: &str) -> ScopeId {
     ScopeId::register(name, None).unwrap()
@@ -38,6 +35,7 @@ fn leak_a_box() {
 
 #[test]
 fn box_leak() {
+    let _shared = crate::common::shared();
     let r = leak_of(scope("box-leak"), leak_a_box);
     assert_eq!((r.leaked_bytes, r.leaked_allocs), (100, 1));
     assert_site(&r, "leak_a_box");
@@ -51,6 +49,7 @@ fn forget_a_vec() {
 
 #[test]
 fn forgotten_vec() {
+    let _shared = crate::common::shared();
     let r = leak_of(scope("forget-vec"), forget_a_vec);
     assert_eq!((r.leaked_bytes, r.leaked_allocs), (256, 1));
     assert_site(&r, "forget_a_vec");
@@ -76,6 +75,7 @@ fn make_rc_cycle() {
 
 #[test]
 fn rc_cycle() {
+    let _shared = crate::common::shared();
     let r = leak_of(scope("rc-cycle"), make_rc_cycle);
     let node = std::mem::size_of::<Node>() as u64 + 2 * std::mem::size_of::<usize>() as u64;
     assert_eq!((r.leaked_bytes, r.leaked_allocs), (2 * node, 2));
@@ -92,6 +92,7 @@ fn leak_on_a_worker_thread() {
 
 #[test]
 fn leak_made_on_a_spawned_thread_inside_the_scope() {
+    let _shared = crate::common::shared();
     let s = scope("thread-leak");
     let check = LeakCheck::begin(s);
     s.in_scope(leak_on_a_worker_thread);
@@ -108,6 +109,7 @@ async fn leaky_async_step(n: usize) {
 
 #[test]
 fn leak_inside_an_async_block_polled_in_the_scope() {
+    let _shared = crate::common::shared();
     let s = scope("async-leak");
     let check = LeakCheck::begin(s);
     let mut fut = std::pin::pin!(leaky_async_step(123).in_alloc_scope(s));
@@ -132,6 +134,7 @@ fn grow_then_forget() {
 
 #[test]
 fn leaked_reallocated_buffer() {
+    let _shared = crate::common::shared();
     let r = leak_of(scope("realloc-leak"), grow_then_forget);
     assert_eq!((r.leaked_bytes, r.leaked_allocs), (1000, 1));
     assert_site(&r, "grow_then_forget");
@@ -139,6 +142,7 @@ fn leaked_reallocated_buffer() {
 
 #[test]
 fn clean_work_passes_even_when_freed_on_another_thread() {
+    let _shared = crate::common::shared();
     let s = scope("clean");
     let check = LeakCheck::begin(s);
     let data = s.in_scope(|| (0..100).map(|i| vec![i as u8; 64]).collect::<Vec<_>>());
@@ -150,6 +154,7 @@ fn clean_work_passes_even_when_freed_on_another_thread() {
 
 #[test]
 fn report_display_names_scope_and_bytes() {
+    let _shared = crate::common::shared();
     let r = leak_of(scope("display"), leak_a_box);
     let text = r.to_string();
     assert!(
@@ -162,6 +167,7 @@ fn report_display_names_scope_and_bytes() {
 #[test]
 #[should_panic(expected = "leak_a_box")]
 fn assert_macro_panics_with_the_sites() {
+    let _shared = crate::common::shared();
     let s = scope("macro");
     scope_alloc_tracker::assert_scope_drained!(s, { leak_a_box() });
 }
