@@ -7,10 +7,7 @@ use std::hint::black_box;
 use std::sync::Mutex;
 
 use scope_alloc_tracker::leak::{LeakCheck, Retain, RuleSource};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 /// A page cache owned by the "engine", filled inside the checked scope.
 static PAGE_CACHE: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
@@ -50,6 +47,7 @@ fn cache_rule() -> Retain {
 
 #[test]
 fn allowed_cache_passes_and_is_listed_with_its_rule() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-cache-passes");
     let check = LeakCheck::options(s).retain(cache_rule()).begin();
     s.in_scope(|| commit(4));
@@ -79,6 +77,7 @@ fn allowed_cache_passes_and_is_listed_with_its_rule() {
 
 #[test]
 fn without_the_rule_the_same_cache_is_a_leak() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-cache-no-rule");
     let check = LeakCheck::begin(s);
     s.in_scope(|| commit(2));
@@ -89,6 +88,7 @@ fn without_the_rule_the_same_cache_is_a_leak() {
 
 #[test]
 fn leak_beside_an_allowed_cache_fails_with_its_site() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-leak-beside");
     let check = LeakCheck::options(s).retain(cache_rule()).begin();
     s.in_scope(|| {
@@ -110,6 +110,7 @@ fn leak_beside_an_allowed_cache_fails_with_its_site() {
 
 #[test]
 fn leak_hiding_behind_the_caches_bound_is_caught_once_over_it() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-over-bound");
     // 64 KiB allow 16 pages of 4 KiB; the 17th..20th are leaks.
     let check = LeakCheck::options(s).retain(cache_rule()).begin();
@@ -139,6 +140,7 @@ fn leak_hiding_behind_the_caches_bound_is_caught_once_over_it() {
 
 #[test]
 fn rule_that_matched_nothing_is_reported_unused() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-unused");
     let check = LeakCheck::options(s)
         .retain(cache_rule())
@@ -162,6 +164,7 @@ fn rule_that_matched_nothing_is_reported_unused() {
 
 #[test]
 fn scope_rule_allows_a_child_scope_only() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-scope-rule");
     let cache = ScopeId::register("cache", Some(s)).unwrap();
     let check = LeakCheck::options(s)
@@ -182,6 +185,7 @@ static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 #[test]
 fn blocks_without_records_cannot_be_allowed() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-sites-off");
     let check = LeakCheck::options(s)
         .sites(scope_alloc_tracker::leak::Sites::Off)
@@ -195,6 +199,7 @@ fn blocks_without_records_cannot_be_allowed() {
 
 #[test]
 fn is_drained_applies_the_rules() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-is-drained");
     let check = LeakCheck::options(s).retain(cache_rule()).begin();
     s.in_scope(|| commit(2));
@@ -206,6 +211,7 @@ fn is_drained_applies_the_rules() {
 #[cfg(feature = "json")]
 #[test]
 fn allowed_retention_and_unused_rules_round_trip_through_json() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-json");
     let check = LeakCheck::options(s)
         .retain(cache_rule())
@@ -243,6 +249,7 @@ fn commit_and_lose_one_page(pages: usize) {
 
 #[test]
 fn an_unreachable_block_is_a_leak_even_within_an_allowed_sites_bound() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let s = scope("retain-unreachable-in-bound");
     // The rule matches both functions ("page_cache_insert" is a prefix of
     // the forgetting one), and the bound has room for every page.

@@ -8,20 +8,7 @@ use std::hint::black_box;
 use std::sync::{mpsc, Mutex};
 
 use scope_alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport, LeakSite, SiteReach};
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-/// One check at a time: a scan reads the whole process, and another test's
-/// report being built meanwhile holds copies of block addresses.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 static HELD: Scope = Scope::new("reach-held");
 
@@ -44,7 +31,7 @@ fn push_into_static() {
 
 #[test]
 fn vec_pushed_into_a_static_is_held_by_that_static() {
-    let _one_at_a_time = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     let instance = HELD.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(push_into_static);
@@ -88,7 +75,7 @@ const RUNS: usize = 3;
 
 #[test]
 fn held_through_an_unrecorded_buffer_names_the_static_that_owns_it() {
-    let _one_at_a_time = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     // The vector's buffer is allocated outside any check: not recorded.
     PRESIZED.lock().unwrap().reserve(16 * RUNS);
     let mut last = String::new();
@@ -128,7 +115,7 @@ fn insert_into_the_map(map: &mut HashMap<u64, Box<[u8; 512]>>) {
 
 #[test]
 fn value_moved_into_a_map_of_another_scope_is_held_by_that_maps_block() {
-    let _one_at_a_time = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     // The map's table is recorded by a check on its own scope, still open.
     let owner = MAPS.instance().unwrap();
     let owner_check = LeakCheck::begin(&owner);
@@ -173,7 +160,7 @@ fn block_for_the_task() -> Box<[u8; 700]> {
 
 #[test]
 fn block_whose_only_pointer_is_in_a_parked_tokio_task_is_reachable() {
-    let _one_at_a_time = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .build()
@@ -205,7 +192,7 @@ fn allocate_on_this_thread() -> Box<[u8; 300]> {
 
 #[test]
 fn block_referenced_only_from_a_blocked_threads_stack_is_held_by_that_stack() {
-    let _one_at_a_time = serial();
+    let _one_at_a_time = crate::common::one_at_a_time();
     let instance = HELD.instance().unwrap();
     let scope = ScopeId::from(&instance);
     let check = LeakCheck::begin(&instance);

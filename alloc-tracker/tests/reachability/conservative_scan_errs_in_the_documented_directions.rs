@@ -11,21 +11,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use scope_alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport};
-use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
-
-/// One check at a time: a scan reads the whole process, and another test's
-/// report being built meanwhile holds copies of block addresses.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::Scope;
 
 static ERRS: Scope = Scope::new("reach-errs");
 
 fn check(plant: fn()) -> LeakReport {
-    let _one_at_a_time = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let instance = ERRS.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(plant);
@@ -80,6 +70,7 @@ fn forget_but_keep_the_address_as_an_integer() {
 
 #[test]
 fn integer_equal_to_a_leaked_address_makes_it_look_reachable() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let report = check(forget_but_keep_the_address_as_an_integer);
     let r = &report.reachability.as_ref().unwrap().total;
     // A leak (nothing will ever free it), wrongly reported reachable.
@@ -123,6 +114,7 @@ fn free_hidden(v: usize) {
     ignore = "release: stale plain copies hold the block too often (see the comment)"
 )]
 fn xored_pointer_makes_a_held_block_look_unreachable() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     // Still held (freed after each check), reported unreachable.
     let report = check_hidden(hide_the_only_pointer, 3000, take_hidden, free_hidden);
     let r = &report.reachability.as_ref().unwrap().total;
@@ -161,6 +153,7 @@ fn free_past_the_end(v: usize) {
     ignore = "release: stale plain copies hold the block too often (see the comment)"
 )]
 fn pointer_past_the_end_makes_a_held_block_look_unreachable() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let report = check_hidden(
         keep_only_an_end_pointer,
         5600,
@@ -185,6 +178,7 @@ fn keep_only_an_interior_pointer() {
 
 #[test]
 fn interior_pointer_keeps_a_block_reachable() {
+    let _one_at_a_time = crate::common::one_at_a_time();
     let report = check(keep_only_an_interior_pointer);
     let r = &report.reachability.as_ref().unwrap().total;
     assert_eq!(r.reachable_bytes, 1000, "{report}");
