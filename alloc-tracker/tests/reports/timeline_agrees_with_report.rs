@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use scope_alloc_tracker::report::timeline::{MarkerStyle, Scale, Timeline, TimelineSampler};
 use scope_alloc_tracker::report::Report;
-use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::Scope;
 
 static STORE: Scope = Scope::new("tl-store");
 static STORE_INDEX: Scope = Scope::child_of(&STORE, "index");
@@ -28,6 +25,7 @@ fn svg_texts(svg: &str) -> Vec<String> {
 
 #[test]
 fn sampler_readings_agree_with_the_json_report() {
+    let _shared = crate::common::shared();
     let scopes = [STORE.id(), JOBS.id()];
     let sampler = TimelineSampler::start(
         Timeline::new().title("test"),
@@ -117,6 +115,7 @@ fn sampler_readings_agree_with_the_json_report() {
 
 #[test]
 fn hand_made_timelines_render_in_both_scales_and_quote_csv() {
+    let _shared = crate::common::shared();
     let mut t = Timeline::new().scale(Scale::Linear).size(640, 320);
     t.record_at(Duration::from_millis(10), "a", 0);
     t.record_at(Duration::from_millis(30), "a", 5 << 20);

@@ -15,24 +15,17 @@ use std::hint::black_box;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use protobuf::reflect::{FileDescriptor, MessageDescriptor, ReflectValueRef};
 use protobuf::MessageDyn;
 use scope_alloc_tracker::leak::{LeakCheck, Sites};
 use scope_alloc_tracker::report::{dump, Format, Report, SiteSource};
 use scope_alloc_tracker::sampling::{set_sampling, Sampling};
-use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::Scope;
 
 static CACHE: Scope = Scope::new("pprof-cache");
 static INDEX: Scope = Scope::child_of(&CACHE, "index");
 static LEAKY: Scope = Scope::new("pprof-leaky");
-
-/// The tests share the process-wide sampling setting.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The `perftools.profiles` messages, written for this test from the
 /// format's documentation (field numbers and types as upstream), not
@@ -292,7 +285,7 @@ fn report_sums(report: &Report) -> HashMap<(String, &'static str), (i64, i64)> {
 
 #[test]
 fn profile_matches_the_report_per_scope_and_names_functions() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = crate::common::alone();
     assert!(Format::Pprof.is_available(), "feature `pprof` is on");
     let (report, kept) = real_report();
     let gz = report.to_pprof().unwrap();
@@ -368,7 +361,7 @@ fn profile_matches_the_report_per_scope_and_names_functions() {
 
 #[test]
 fn dump_writes_pb_gz_by_extension() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = crate::common::alone();
     let dir = temp_dir("dump");
     let path = dir.join("heap.pb.gz");
     assert_eq!(Format::from_path(&path), Some(Format::Pprof));
@@ -391,7 +384,7 @@ fn dump_writes_pb_gz_by_extension() {
 /// scopes, and the total is the report's.
 #[test]
 fn go_tool_pprof_reads_the_profile() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = crate::common::alone();
     let go = Command::new("go").arg("version").output();
     if !go.is_ok_and(|o| o.status.success()) {
         eprintln!(

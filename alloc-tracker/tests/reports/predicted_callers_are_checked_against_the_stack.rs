@@ -10,10 +10,7 @@ use std::hint::black_box;
 
 use scope_alloc_tracker::leak::LeakCheck;
 use scope_alloc_tracker::sampling::{set_stack_unwinder, stack_capture_stats, StackUnwinder};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[inline(never)]
 fn shared_helper(tag: u8) {
@@ -129,6 +126,7 @@ fn check_plans(name: &str, plans: &[Vec<(usize, usize)>]) {
 
 #[test]
 fn every_site_keeps_exactly_its_own_allocations_when_callers_change() {
+    let _alone = crate::common::alone();
     check_plans("predicted-callers", &[plan(0x2545_f491_4f6c_dd1d, 600)]);
 }
 
@@ -136,6 +134,7 @@ fn every_site_keeps_exactly_its_own_allocations_when_callers_change() {
 /// time: each rewrites the edges the other relies on.
 #[test]
 fn threads_that_rewrite_each_others_predictions_still_record_their_own_stacks() {
+    let _alone = crate::common::alone();
     check_plans(
         "predicted-callers-threads",
         &[

@@ -8,10 +8,7 @@ use std::sync::{Arc, Barrier};
 use prometheus_client::registry::Registry;
 use scope_alloc_tracker::integrations::prometheus::ScopeCollector;
 use scope_alloc_tracker::report::{human_bytes, Report, SeriesOptions};
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 /// One request: three allocations of known sizes in the instance, one in
 /// its static child, all freed before the request ends.
@@ -42,6 +39,7 @@ fn scrape(registry: &Registry) -> String {
 
 #[test]
 fn metrics_have_one_series_per_kind_whatever_the_number_of_requests() {
+    let _shared = crate::common::shared();
     static REQ: Scope = Scope::new("fold-requests");
     static PARSE: Scope = Scope::child_of(&REQ, "parse");
     let mut registry = Registry::default();
@@ -104,6 +102,7 @@ fn metrics_have_one_series_per_kind_whatever_the_number_of_requests() {
 
 #[test]
 fn long_lived_instances_get_their_own_series_only_when_asked_and_capped() {
+    let _shared = crate::common::shared();
     static DB: Scope = Scope::new("fold-db");
     let dbs: Vec<_> = (0..5).map(|_| DB.instance().unwrap()).collect();
     let held: Vec<_> = dbs
@@ -150,6 +149,7 @@ fn long_lived_instances_get_their_own_series_only_when_asked_and_capped() {
 
 #[test]
 fn a_kinds_peak_with_children_stays_an_upper_bound_after_its_instances_are_recycled() {
+    let _shared = crate::common::shared();
     static JOB: Scope = Scope::new("fold-peak-jobs");
     const AT_ONCE: usize = 8;
     const EACH: usize = 40_000;
@@ -201,6 +201,7 @@ fn a_kinds_peak_with_children_stays_an_upper_bound_after_its_instances_are_recyc
 
 #[test]
 fn every_report_row_adds_up_to_its_parents_figures_with_children() {
+    let _shared = crate::common::shared();
     static SVC: Scope = Scope::new("fold-sum-service");
     static PARSE: Scope = Scope::child_of(&SVC, "parse");
     let kept = SVC.in_scope(|| black_box(vec![0u8; 64]));

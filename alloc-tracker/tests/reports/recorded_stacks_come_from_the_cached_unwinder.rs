@@ -7,10 +7,7 @@ use std::time::Instant;
 
 use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
 use scope_alloc_tracker::sampling::{set_stack_unwinder, stack_capture_stats, StackUnwinder};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 /// Recurses `depth` frames, then leaks one box.
 #[inline(never)]
@@ -33,6 +30,7 @@ fn leak_report(name: &str, depth: usize) -> LeakReport {
 // One test function: the unwinder knob and the counters are process-wide.
 #[test]
 fn cached_unwinder_names_the_same_frames_as_the_old_one_and_is_faster() {
+    let _alone = crate::common::alone();
     set_stack_unwinder(StackUnwinder::Cached);
     let before = stack_capture_stats();
     let fast = leak_report("fast", 30);

@@ -10,10 +10,7 @@ use scope_alloc_tracker::report::{
     Report, ScopeReport, SiteReport, SiteSource, SCHEMA_VERSION, UNSAMPLED_FRAME,
 };
 use scope_alloc_tracker::sampling::{set_sampling, Sampling};
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 /// A hand-made report: `checkpoint` (10 000 live bytes, two sampled sites
 /// of 3 000 and 5 000 bytes, one recorded site of 700) with a child
@@ -81,6 +78,7 @@ fn parse_folded(folded: &str) -> Vec<(Vec<String>, u64)> {
 
 #[test]
 fn folded_lines_sum_to_the_scope_and_site_totals() {
+    let _alone = crate::common::alone();
     let r = known_report();
     let lines = parse_folded(&r.to_folded());
     let mut by_root: BTreeMap<String, u64> = BTreeMap::new();
@@ -111,6 +109,7 @@ fn folded_lines_sum_to_the_scope_and_site_totals() {
 
 #[test]
 fn folded_estimates_never_exceed_the_exact_live_bytes() {
+    let _alone = crate::common::alone();
     // Issue 12: a scope with 1 000 exact live bytes whose sampled
     // estimates add up to 4 000 (one small allocation weighted as a whole
     // sampling interval), and a leak report larger than what is still live.
@@ -163,6 +162,7 @@ fn fill_sampled_buffers() -> Vec<Vec<u8>> {
 
 #[test]
 fn real_report_folded_covers_every_live_byte_of_each_scope() {
+    let _alone = crate::common::alone();
     static SAMPLED: Scope = Scope::new("folded-sampled");
     set_sampling(Sampling::Bytes { every_bytes: 4096 });
     // This thread notices sampling within 16 MiB of allocations.
@@ -193,6 +193,7 @@ fn real_report_folded_covers_every_live_byte_of_each_scope() {
 #[cfg(feature = "json")]
 #[test]
 fn json_round_trips_a_real_report() {
+    let _alone = crate::common::alone();
     static KEPT: Scope = Scope::new("json-kept");
     let kept = KEPT.in_scope(|| vec![1u8; 3000]);
     let leak = {
@@ -217,6 +218,7 @@ fn json_round_trips_a_real_report() {
 #[cfg(feature = "json")]
 #[test]
 fn json_of_another_schema_version_is_refused() {
+    let _alone = crate::common::alone();
     let mut r = known_report();
     r.schema_version = SCHEMA_VERSION + 1;
     let err = Report::from_json(&r.to_json()).unwrap_err();
@@ -227,6 +229,7 @@ fn json_of_another_schema_version_is_refused() {
 #[cfg(feature = "flamegraph")]
 #[test]
 fn svg_flame_graph_is_xml_naming_scopes_and_functions() {
+    let _alone = crate::common::alone();
     let svg = known_report().to_flamegraph_svg().unwrap();
     // inferno's SVG starts with a DOCTYPE.
     let xml = roxmltree::ParsingOptions {
@@ -260,6 +263,7 @@ fn svg_flame_graph_is_xml_naming_scopes_and_functions() {
 
 #[test]
 fn prometheus_text_is_accepted_by_a_parser_and_has_the_samples() {
+    let _alone = crate::common::alone();
     static METERED: Scope = Scope::new("prom-metered");
     static CHILD: Scope = Scope::child_of(&METERED, "child");
     let a = METERED.in_scope(|| vec![0u8; 1000]);
@@ -304,6 +308,7 @@ fn prometheus_text_is_accepted_by_a_parser_and_has_the_samples() {
 
 #[test]
 fn prometheus_label_values_are_escaped() {
+    let _alone = crate::common::alone();
     let mut r = Report::default();
     let mut s = ScopeReport::new(3, "we\"ird\\scope\nname", None);
     s.own.total_allocs = 1;
@@ -322,6 +327,7 @@ fn prometheus_label_values_are_escaped() {
 
 #[test]
 fn text_table_indents_children_under_parents_sorted_by_live_bytes() {
+    let _alone = crate::common::alone();
     static PARENT: Scope = Scope::new("text-parent");
     static SMALL: Scope = Scope::child_of(&PARENT, "small");
     static BIG: Scope = Scope::child_of(&PARENT, "big");
@@ -348,6 +354,7 @@ fn text_table_indents_children_under_parents_sorted_by_live_bytes() {
 
 #[test]
 fn prometheus_metrics_agree_with_their_help_texts() {
+    let _alone = crate::common::alone();
     // Issue 12: the overhead gauge disagreed with the alloc-tracker scope,
     // recorded leak sites were counted as sampled sites, and usable-bytes
     // series were exported as 0 when usable sizes were not counted.

@@ -2,10 +2,6 @@
 //! per scope (matched by path) and per site.
 
 use scope_alloc_tracker::report::{Report, ScopeReport, SiteReport, SiteSource};
-use scope_alloc_tracker::{Jemalloc, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 fn scope(id: u16, path: &str, live: u64, allocs: u64, total_bytes: u64, total: u64) -> ScopeReport {
     let mut s = ScopeReport::new(id, path, None);
@@ -58,6 +54,7 @@ fn after() -> Report {
 
 #[test]
 fn scopes_that_grew_and_shrank_with_exact_numbers() {
+    let _shared = crate::common::shared();
     let d = after().diff(&before());
     assert_eq!(d.elapsed_ms, 2_500);
     assert_eq!(d.tracked_live_bytes, 7_614 - 5_350);
@@ -105,6 +102,7 @@ fn scopes_that_grew_and_shrank_with_exact_numbers() {
 
 #[test]
 fn sites_that_grew_and_shrank_with_exact_numbers() {
+    let _shared = crate::common::shared();
     let d = after().diff(&before());
     let grew: Vec<(&str, &str, i64, i64)> = d
         .sites_grew()
@@ -131,6 +129,7 @@ fn sites_that_grew_and_shrank_with_exact_numbers() {
 
 #[test]
 fn display_lists_growth_then_shrinkage() {
+    let _shared = crate::common::shared();
     let text = after().diff(&before()).to_string();
     let grew = text.find("grew:").expect("a grew section");
     let shrank = text.find("shrank:").expect("a shrank section");
@@ -143,6 +142,7 @@ fn display_lists_growth_then_shrinkage() {
 
 #[test]
 fn a_report_against_itself_has_no_changes() {
+    let _shared = crate::common::shared();
     let r = after();
     let d = r.diff(&r);
     assert!(d.scopes.is_empty() && d.sites.is_empty(), "{d:?}");

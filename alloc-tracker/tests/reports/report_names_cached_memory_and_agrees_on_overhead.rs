@@ -8,13 +8,7 @@
 use std::hint::black_box;
 
 use scope_alloc_tracker::report::Report;
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
-
-/// The figures are process-wide: the tests of this file take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+use scope_alloc_tracker::ScopeId;
 
 fn figures() -> scope_alloc_tracker::report::JemallocFigures {
     Report::take().jemalloc.expect("jemalloc figures")
@@ -29,8 +23,7 @@ fn churn(n: usize, size: usize) {
 
 #[test]
 fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-
+    let _alone = crate::common::alone();
     // The figures are process-wide and jemalloc's tcache GC may flush
     // between two reads (once seen in CI: cached fell by 179 KB during the
     // churn): noise only makes the claim fail, so one attempt in five
@@ -98,7 +91,7 @@ fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
 
 #[test]
 fn the_header_overhead_is_the_alloc_tracker_row() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = crate::common::alone();
     // Give the tracker something of its own (a dynamic scope name).
     let _ = ScopeId::register("overhead-probe-with-a-name", None).unwrap();
     let report = Report::take();

@@ -5,10 +5,7 @@
 use std::hint::black_box;
 
 use scope_alloc_tracker::sampling::{sampled_sites, set_sampling, Sampling};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[inline(never)]
 fn fill_cache(n: usize) -> Vec<Vec<u8>> {
@@ -25,6 +22,7 @@ fn fill_cache(n: usize) -> Vec<Vec<u8>> {
 
 #[test]
 fn estimates_are_within_tolerance_and_name_the_site() {
+    let _alone = crate::common::alone();
     let scope = ScopeId::register("sampled-cache", None).unwrap();
     set_sampling(Sampling::Bytes {
         every_bytes: 64 * 1024,

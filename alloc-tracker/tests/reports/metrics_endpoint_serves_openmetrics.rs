@@ -9,10 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 
 use scope_alloc_tracker::integrations::http::{MetricsServer, CONTENT_TYPE};
 use scope_alloc_tracker::integrations::prometheus::{ScopeCollector, OTHER_SCOPE};
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 /// Sends `request_line` and returns (status line, headers, body).
 fn http(addr: SocketAddr, request_line: &str) -> (String, String, String) {
@@ -33,6 +30,7 @@ fn http(addr: SocketAddr, request_line: &str) -> (String, String, String) {
 
 #[test]
 fn metrics_endpoint_serves_bounded_openmetrics_with_prefix_and_labels() {
+    let _shared = crate::common::shared();
     static BIG: Scope = Scope::new("endpoint-big");
     static PINNED: Scope = Scope::new("endpoint-pinned");
     let big = BIG.in_scope(|| std::hint::black_box(vec![1u8; 1 << 20]));

@@ -7,10 +7,7 @@ use std::hint::black_box;
 
 use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
 use scope_alloc_tracker::sampling::{set_symboliser, Frame, Symboliser};
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 #[inline(always)]
 fn inlined_leaker(n: u8) {
@@ -49,6 +46,7 @@ fn frames(r: &LeakReport) -> Vec<Vec<Frame>> {
 // One test function: the symboliser knob is process-wide.
 #[test]
 fn inlined_and_other_unit_frames_are_named_as_backtrace_names_them() {
+    let _alone = crate::common::alone();
     // One call site for both, so that the stacks are the same.
     let reports = [Symboliser::PerUnit, Symboliser::Backtrace].map(|s| {
         set_symboliser(s);

@@ -7,10 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use scope_alloc_tracker::report::{dump, DumpError, Dumps, Format, OptionsError, Report};
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("alloc-tracker-{}-{name}", std::process::id()))
@@ -18,6 +15,7 @@ fn temp_path(name: &str) -> PathBuf {
 
 #[test]
 fn reports_and_dumps_are_charged_to_the_tracker_not_the_current_scope() {
+    let _shared = crate::common::shared();
     static USER: Scope = Scope::new("user-work");
     let kept = USER.in_scope(|| vec![7u8; 12_345]);
     let before = USER.stats();
@@ -55,6 +53,7 @@ fn reports_and_dumps_are_charged_to_the_tracker_not_the_current_scope() {
 
 #[test]
 fn unwritable_paths_are_errors_naming_the_path() {
+    let _shared = crate::common::shared();
     let missing = temp_path("no-such-dir").join("report.txt");
     let err = dump(&missing, Format::Text).unwrap_err();
     assert!(matches!(err, DumpError::Io { .. }), "{err:?}");
@@ -86,6 +85,7 @@ fn unwritable_paths_are_errors_naming_the_path() {
 
 #[test]
 fn bad_options_are_typed_errors() {
+    let _shared = crate::common::shared();
     let b = || Dumps::builder().path(temp_path("opts.txt"));
     assert_eq!(b().build().unwrap_err(), OptionsError::NoTrigger);
     assert_eq!(
@@ -128,6 +128,7 @@ fn bad_options_are_typed_errors() {
 
 #[test]
 fn periodic_dumps_write_the_file_until_stopped() {
+    let _shared = crate::common::shared();
     let path = temp_path("periodic.prom");
     let _ = std::fs::remove_file(&path);
     let handle = Dumps::builder()
