@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use scope_alloc_tracker::integrations::tokio::{spawn, warm_up, warm_up_async};
 use scope_alloc_tracker::leak::{LeakCheck, DEFAULT_QUIESCENCE};
-use scope_alloc_tracker::{assert_scope_drained, Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{assert_scope_drained, Scope, ScopeId};
 
 static REQUEST: Scope = Scope::new("tokio-request");
 

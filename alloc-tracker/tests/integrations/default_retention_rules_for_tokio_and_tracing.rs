@@ -13,10 +13,7 @@ use std::time::Duration;
 use scope_alloc_tracker::leak::{
     Defaults, Drained, LeakCheck, LeakCheckOptions, LeakReport, RuleSource,
 };
-use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::ScopeId;
 
 enum Rule {
     On,

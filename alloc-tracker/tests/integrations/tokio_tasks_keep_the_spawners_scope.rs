@@ -11,12 +11,7 @@ use std::time::Duration;
 
 use scope_alloc_tracker::integrations::tokio::{spawn, spawn_blocking};
 use scope_alloc_tracker::leak::{self, LeakCheck};
-use scope_alloc_tracker::{
-    assert_scope_drained, AllocScopeExt, Jemalloc, Scope, ScopeId, TrackingAlloc,
-};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{assert_scope_drained, AllocScopeExt, Scope, ScopeId};
 
 static NET: Scope = Scope::new("net");
 static CONN: Scope = Scope::new("conn");

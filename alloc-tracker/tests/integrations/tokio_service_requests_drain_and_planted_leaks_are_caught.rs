@@ -19,12 +19,9 @@ use std::time::Duration;
 use scope_alloc_tracker::integrations::tokio::{spawn, warm_up};
 use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
 use scope_alloc_tracker::leak::{self, LeakReport};
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeInstance, TrackingAlloc};
+use scope_alloc_tracker::{Scope, ScopeInstance};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 static SVC_REQUEST: Scope = Scope::new("svc-request");
 

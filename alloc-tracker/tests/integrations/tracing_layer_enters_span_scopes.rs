@@ -7,12 +7,9 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 
 use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
+use scope_alloc_tracker::{Scope, ScopeId};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 static CHECKPOINT: Scope = Scope::new("checkpoint");
 

@@ -10,10 +10,7 @@ use std::time::Duration;
 use rayon::prelude::*;
 use scope_alloc_tracker::integrations::rayon::{self as scoped, ParallelIteratorExt};
 use scope_alloc_tracker::leak::LeakCheck;
-use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
-
-#[global_allocator]
-static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
+use scope_alloc_tracker::{Scope, ScopeId};
 
 static ENCODE: Scope = Scope::new("encode");
 
