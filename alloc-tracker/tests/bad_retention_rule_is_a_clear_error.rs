@@ -1,3 +1,4 @@
+// Own test binary: it sets ALLOC_TRACKER_RETAIN(_FILE), read by every check of the process.
 //! A bad rule source (bad syntax in `ALLOC_TRACKER_RETAIN`, a missing file
 //! named by `ALLOC_TRACKER_RETAIN_FILE`, an unknown default's name) makes
 //! the check report a distinct cause with the line and the problem; it

@@ -1,3 +1,4 @@
+// Own test binary: it sets RUST_BACKTRACE, which std reads once per process.
 //! Defect 3 of issue 18: a caught `panic!` inside a checked scope with
 //! `RUST_BACKTRACE=1` leaves std's backtrace caches (the panic hook
 //! symbolises the stack once and keeps the parsed debug info). The

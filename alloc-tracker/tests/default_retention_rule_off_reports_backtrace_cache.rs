@@ -1,3 +1,4 @@
+// Own test binary: it sets ALLOC_TRACKER_RETAIN, read by every check of the process.
 //! With the default rule `std-backtrace-cache` turned off (here from the
 //! environment, `ALLOC_TRACKER_RETAIN=-default:std-backtrace-cache`), a
 //! caught `panic!` with `RUST_BACKTRACE=1` inside a checked scope is

@@ -1,3 +1,4 @@
+// Own test binary: it sets ALLOC_TRACKER_LEAK_DIR, read by every failing check.
 //! A failing leak assertion saves its report as JSON when
 //! `ALLOC_TRACKER_LEAK_DIR` is set, then panics naming the file.
 #![cfg(feature = "json")]

@@ -1,3 +1,4 @@
+// Own test binary: its children dump at exit and on SIGUSR1 (ALLOC_TRACKER_DUMP*).
 //! Dumps that happen without a call: at process exit when
 //! `ALLOC_TRACKER_DUMP` names a file, and on SIGUSR1. Each runs this test
 //! binary again as a child process (selected by `REPORT_TEST_CHILD`) and

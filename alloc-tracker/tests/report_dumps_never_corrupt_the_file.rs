@@ -1,3 +1,4 @@
+// Own test binary: its children dump at exit and on SIGUSR1, process-wide.
 //! Reproduces issue 12: with a 1 ms periodic dump plus SIGUSR1 (and
 //! on-demand dumps, and the dump at exit) all writing one report file,
 //! some versions seen at the path were invalid (two dumps shared one

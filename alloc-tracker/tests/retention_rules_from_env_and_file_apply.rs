@@ -1,3 +1,4 @@
+// Own test binary: it sets ALLOC_TRACKER_RETAIN(_FILE), read by every check of the process.
 //! Retention rules given outside the code: inline in
 //! `ALLOC_TRACKER_RETAIN` and in the file named by
 //! `ALLOC_TRACKER_RETAIN_FILE` (LSan-like lines, `#` comments). The
