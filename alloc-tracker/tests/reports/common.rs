@@ -4,8 +4,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Tests that change a process-wide setting (the sampling interval, the
 /// stack unwinder, the symboliser), read process-wide counters (stack
-/// captures) or compare process-wide figures (jemalloc's caches) take the
-/// write side; every other test takes the read side.
+/// captures) or check every scope of the process take the write side;
+/// every other test takes the read side.
 static PROCESS: RwLock<()> = RwLock::new(());
 
 /// Held for the whole of a test that leaves process-wide settings as they

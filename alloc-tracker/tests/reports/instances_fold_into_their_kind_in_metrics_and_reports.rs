@@ -39,7 +39,9 @@ fn scrape(registry: &Registry) -> String {
 
 #[test]
 fn metrics_have_one_series_per_kind_whatever_the_number_of_requests() {
-    let _shared = crate::common::shared();
+    // Counts every series of the process: no other test may add scopes
+    // meanwhile.
+    let _alone = crate::common::alone();
     static REQ: Scope = Scope::new("fold-requests");
     static PARSE: Scope = Scope::child_of(&REQ, "parse");
     let mut registry = Registry::default();
@@ -201,7 +203,9 @@ fn a_kinds_peak_with_children_stays_an_upper_bound_after_its_instances_are_recyc
 
 #[test]
 fn every_report_row_adds_up_to_its_parents_figures_with_children() {
-    let _shared = crate::common::shared();
+    // Checks every row of the process: no other test may make or recycle
+    // instances between the reads of one report.
+    let _alone = crate::common::alone();
     static SVC: Scope = Scope::new("fold-sum-service");
     static PARSE: Scope = Scope::child_of(&SVC, "parse");
     let kept = SVC.in_scope(|| black_box(vec![0u8; 64]));

@@ -1,7 +1,9 @@
 //! Reports: the text, JSON, Prometheus, SVG and pprof formats, diffs,
 //! dumps from inside a scope, timelines, the metrics endpoint, instances
 //! folded into their kind, sampled sites, recorded stacks and their
-//! symbols, cached memory. One module per behaviour.
+//! symbols. One module per behaviour. (The cached-memory figures, which
+//! depend on every arena the process made, are checked in a binary of their
+//! own: `tests/report_names_cached_memory_and_agrees_on_overhead.rs`.)
 //!
 //! Every test takes `common::shared()`, or `common::alone()` if it changes
 //! a process-wide setting (sampling, stack unwinder, symboliser) or reads
@@ -20,7 +22,6 @@ mod recorded_stacks_come_from_the_cached_unwinder;
 mod report_diff_lists_growth_and_shrinkage;
 mod report_dump_leaves_user_scopes_unchanged;
 mod report_formats_parse_back;
-mod report_names_cached_memory_and_agrees_on_overhead;
 mod report_symbols_name_inlined_and_other_unit_frames;
 mod sampling_estimates_live_bytes_per_site;
 #[cfg(all(feature = "timeline", feature = "json"))]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::hint::black_box;
 
 use scope_alloc_tracker::report::{
-    Report, ScopeReport, SiteReport, SiteSource, SCHEMA_VERSION, UNSAMPLED_FRAME,
+    Report, ScopeReport, SeriesOptions, SiteReport, SiteSource, SCHEMA_VERSION, UNSAMPLED_FRAME,
 };
 use scope_alloc_tracker::sampling::{set_sampling, Sampling};
 use scope_alloc_tracker::{Scope, ScopeId};
@@ -78,15 +78,15 @@ fn parse_folded(folded: &str) -> Vec<(Vec<String>, u64)> {
 
 #[test]
 fn folded_lines_sum_to_the_scope_and_site_totals() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     let r = known_report();
     let lines = parse_folded(&r.to_folded());
     let mut by_root: BTreeMap<String, u64> = BTreeMap::new();
     for (frames, n) in &lines {
         *by_root.entry(frames[0].clone()).or_default() += n;
     }
-    // The leak tower's 700 exact bytes come out of the scope's 10 000 (not
-    // drawn twice, issue 12): sampled 8 000 + unsampled 1 300 + leak 700.
+    // The leak tower's 700 exact bytes come out of the scope's 10 000, not
+    // drawn twice: sampled 8 000 + unsampled 1 300 + leak 700.
     assert_eq!(by_root["checkpoint"], 9_300);
     assert_eq!(by_root["checkpoint/collect"], 100);
     assert_eq!(by_root["leak:checkpoint"], 700);
@@ -109,8 +109,8 @@ fn folded_lines_sum_to_the_scope_and_site_totals() {
 
 #[test]
 fn folded_estimates_never_exceed_the_exact_live_bytes() {
-    let _alone = crate::common::alone();
-    // Issue 12: a scope with 1 000 exact live bytes whose sampled
+    let _shared = crate::common::shared();
+    // A scope with 1 000 exact live bytes whose sampled
     // estimates add up to 4 000 (one small allocation weighted as a whole
     // sampling interval), and a leak report larger than what is still live.
     let mut r = known_report();
@@ -185,6 +185,7 @@ fn real_report_folded_covers_every_live_byte_of_each_scope() {
         .filter(|(f, _)| f[0] == path)
         .map(|(_, n)| n)
         .sum();
+    set_sampling(Sampling::Off);
     // Every live byte once; estimates above the exact figure are scaled down.
     assert_eq!(folded, own);
     drop(kept);
@@ -193,7 +194,7 @@ fn real_report_folded_covers_every_live_byte_of_each_scope() {
 #[cfg(feature = "json")]
 #[test]
 fn json_round_trips_a_real_report() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     static KEPT: Scope = Scope::new("json-kept");
     let kept = KEPT.in_scope(|| vec![1u8; 3000]);
     let leak = {
@@ -218,7 +219,7 @@ fn json_round_trips_a_real_report() {
 #[cfg(feature = "json")]
 #[test]
 fn json_of_another_schema_version_is_refused() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     let mut r = known_report();
     r.schema_version = SCHEMA_VERSION + 1;
     let err = Report::from_json(&r.to_json()).unwrap_err();
@@ -229,7 +230,7 @@ fn json_of_another_schema_version_is_refused() {
 #[cfg(feature = "flamegraph")]
 #[test]
 fn svg_flame_graph_is_xml_naming_scopes_and_functions() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     let svg = known_report().to_flamegraph_svg().unwrap();
     // inferno's SVG starts with a DOCTYPE.
     let xml = roxmltree::ParsingOptions {
@@ -263,13 +264,18 @@ fn svg_flame_graph_is_xml_naming_scopes_and_functions() {
 
 #[test]
 fn prometheus_text_is_accepted_by_a_parser_and_has_the_samples() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     static METERED: Scope = Scope::new("prom-metered");
     static CHILD: Scope = Scope::child_of(&METERED, "child");
     let a = METERED.in_scope(|| vec![0u8; 1000]);
     let b = CHILD.in_scope(|| vec![0u8; 24]);
     let r = Report::take();
-    let text = r.to_prometheus();
+    // Its two rows on their own whatever else the process holds (the
+    // other modules' scopes can fill the default top rows).
+    let opts = SeriesOptions::new()
+        .always("prom-metered")
+        .always("prom-metered/child");
+    let text = r.to_prometheus_with(&opts);
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     // The parser skips lines it does not understand: every sample line
     // must have become a sample.
@@ -308,7 +314,7 @@ fn prometheus_text_is_accepted_by_a_parser_and_has_the_samples() {
 
 #[test]
 fn prometheus_label_values_are_escaped() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     let mut r = Report::default();
     let mut s = ScopeReport::new(3, "we\"ird\\scope\nname", None);
     s.own.total_allocs = 1;
@@ -327,7 +333,7 @@ fn prometheus_label_values_are_escaped() {
 
 #[test]
 fn text_table_indents_children_under_parents_sorted_by_live_bytes() {
-    let _alone = crate::common::alone();
+    let _shared = crate::common::shared();
     static PARENT: Scope = Scope::new("text-parent");
     static SMALL: Scope = Scope::child_of(&PARENT, "small");
     static BIG: Scope = Scope::child_of(&PARENT, "big");
@@ -354,10 +360,10 @@ fn text_table_indents_children_under_parents_sorted_by_live_bytes() {
 
 #[test]
 fn prometheus_metrics_agree_with_their_help_texts() {
-    let _alone = crate::common::alone();
-    // Issue 12: the overhead gauge disagreed with the alloc-tracker scope,
-    // recorded leak sites were counted as sampled sites, and usable-bytes
-    // series were exported as 0 when usable sizes were not counted.
+    let _shared = crate::common::shared();
+    // The overhead gauge must agree with the alloc-tracker scope, recorded
+    // leak sites must not count as sampled sites, and no usable-bytes
+    // series is exported when usable sizes are not counted.
     let mut r = known_report();
     let mut internal = ScopeReport::new(ScopeId::INTERNAL.as_u16(), "alloc-tracker", None);
     internal.own.live_bytes = 92_888;

@@ -101,14 +101,19 @@ fn snapshot_lists_registered_scopes_with_parents_paths_and_subtree_sums() {
         .sum();
     assert_eq!(pc.live_usable_bytes, sum_usable);
 
-    // `tracked` is the sum of every scope's own figures.
-    let own_sum = |f: fn(&ScopeStats) -> u64| snap.scopes.iter().map(|s| f(&s.own)).sum::<u64>();
-    assert_eq!(snap.tracked.total_allocs, own_sum(|s| s.total_allocs));
-    assert_eq!(snap.tracked.live_bytes, own_sum(|s| s.live_bytes));
-    assert_eq!(
-        snap.tracked.live_usable_bytes,
-        own_sum(|s| s.live_usable_bytes)
-    );
+    // `tracked` is the sum of every scope's own figures and of the totals
+    // of the recycled instances folded into it (the other tests of this
+    // binary make and recycle instances; recycled ones hold nothing live).
+    let sum = |f: fn(&ScopeStats) -> u64| {
+        snap.scopes
+            .iter()
+            .map(|s| f(&s.own) + f(&s.recycled))
+            .sum::<u64>()
+    };
+    assert_eq!(snap.tracked.total_allocs, sum(|s| s.total_allocs));
+    assert_eq!(snap.tracked.total_bytes, sum(|s| s.total_bytes));
+    assert_eq!(snap.tracked.live_bytes, sum(|s| s.live_bytes));
+    assert_eq!(snap.tracked.live_usable_bytes, sum(|s| s.live_usable_bytes));
 
     // Taking the snapshot allocated in the tracker's own scope, not in the
     // scopes it read.

@@ -1,15 +1,19 @@
-//! Issue 10, item 5: with `AllocScopeLayer` installed, a span that names a
-//! scope enters it whenever the span is entered, so `.instrument(span)` is
-//! all it takes, across `.await` and task migration on tokio's
-//! multi-thread runtime.
+// Own test binary: it installs the process's one global tracing subscriber, with span names.
+//! With `AllocScopeLayer` installed, a span that names a scope enters it
+//! whenever the span is entered, so `.instrument(span)` is all it takes,
+//! across `.await` and task migration on tokio's multi-thread runtime.
+#![cfg(feature = "tracing")]
 
 use std::hint::black_box;
 use std::sync::OnceLock;
 
 use scope_alloc_tracker::integrations::tracing::AllocScopeLayer;
-use scope_alloc_tracker::{Scope, ScopeId};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, TrackingAlloc};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
+
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 static CHECKPOINT: Scope = Scope::new("checkpoint");
 
