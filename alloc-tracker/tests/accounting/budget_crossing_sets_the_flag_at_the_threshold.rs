@@ -1,7 +1,7 @@
-//! Issue 11, item 1: a budget's flag is set exactly at the threshold, by
-//! one thread or many; children count in their budgeted parents; limits
-//! change at run time; watchers run on their own thread; a hard limit
-//! refuses only inside a fallible section.
+//! A budget's flag is set exactly at the threshold, by one thread or many;
+//! children count in their budgeted parents; limits change at run time;
+//! watchers run on their own thread; a hard limit refuses only inside a
+//! fallible section.
 //!
 //! These tests call the hooks `budget::on_alloc` / `on_free` directly, on
 //! scopes that never allocate for real, to place bytes exactly;

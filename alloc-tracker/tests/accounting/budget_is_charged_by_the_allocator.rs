@@ -1,8 +1,8 @@
-//! Issue 11, item 1, through the real allocator: every allocation and free
-//! of a budgeted scope moves its budget, whatever the block's placement
-//! (trailer, the scope's arena, a cross-thread free, a reallocation), and a
-//! hard limit refuses a `try_reserve` inside `budget::fallible` while an
-//! ordinary allocation past it goes ahead.
+//! Through the real allocator: every allocation and free of a budgeted
+//! scope moves its budget, whatever the block's placement (trailer, the
+//! scope's arena, a cross-thread free, a reallocation), and a hard limit
+//! refuses a `try_reserve` inside `budget::fallible` while an ordinary
+//! allocation past it goes ahead.
 
 use std::hint::black_box;
 

@@ -13,8 +13,8 @@ const SMALL_MAXCLASS: usize = 14336;
 
 /// jemalloc's usable size of a block of `size` bytes plus the 2-byte tag,
 /// with the flags `tikv-jemallocator` uses for alignment `align`. Only
-/// used for small sizes: the tracker's large size classes are checked
-/// (and currently wrong) in `usable_bytes_match_jemalloc_thread_counters`.
+/// used for small sizes: the tracker's large size classes are checked in
+/// `usable_bytes_match_jemalloc_thread_counters`.
 fn usable(size: usize, align: usize) -> u64 {
     // Attributed by address: the block is exactly the request's size class.
     assert!(size <= SMALL_MAXCLASS && align <= 4096);

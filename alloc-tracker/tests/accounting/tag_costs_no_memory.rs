@@ -1,11 +1,11 @@
-//! Issue 9, goal 1: "the tag costs no memory". For every layout of a grid
-//! of sizes 1 B..16 MiB and alignments 1..4096, the block that jemalloc
-//! really reserved for a tracked allocation (`sallocx` of the pointer, read
-//! from jemalloc's own metadata) is the size class bare jemalloc gives the
-//! same layout (`nallocx` of the untracked layout), in a scope and outside
-//! any, for the default `Attribution::Hybrid` and for
-//! `Attribution::ByAddress`. The same check over `Attribution::Trailer` must find a difference
-//! (that is what the test exists to catch).
+//! The tag costs no memory. For every layout of a grid of sizes 1 B..16 MiB
+//! and alignments 1..4096, the block that jemalloc really reserved for a
+//! tracked allocation (`sallocx` of the pointer, read from jemalloc's own
+//! metadata) is the size class bare jemalloc gives the same layout
+//! (`nallocx` of the untracked layout), in a scope and outside any, for the
+//! default `Attribution::Hybrid` and for `Attribution::ByAddress`. The same
+//! check over `Attribution::Trailer` must find a difference (that is what
+//! the test exists to catch).
 
 use std::alloc::{GlobalAlloc, Layout};
 

@@ -1,7 +1,7 @@
-//! Issue 10, item 4: on a 3-thread rayon pool, work stolen by other
-//! workers is charged to the caller's scope when the parallel iterator
-//! carries it (`in_current_scope`), so a leak there is caught; without it,
-//! stolen items land elsewhere (the reason the adaptor exists).
+//! On a 3-thread rayon pool, work stolen by other workers is charged to the
+//! caller's scope when the parallel iterator carries it
+//! (`in_current_scope`), so a leak there is caught; without it, stolen
+//! items land elsewhere (the reason the adaptor exists).
 
 use std::collections::HashSet;
 use std::sync::Mutex;

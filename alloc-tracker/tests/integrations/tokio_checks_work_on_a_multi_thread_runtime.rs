@@ -1,8 +1,8 @@
-//! Issue 18, goal 4: leak checks and `#[scope_alloc_tracker::test]` on tokio's
+//! Leak checks and `#[scope_alloc_tracker::test]` on tokio's
 //! multi-thread runtime: the `tokio` flavor of the attribute (plain
 //! `tokio::spawn` works inside it, leaks in spawned tasks are caught),
 //! `async move` blocks in `assert_scope_drained!`, the default quiescence
-//! wait for late frees, and a warm-up that works on every run (defect 4).
+//! wait for late frees, and a warm-up that works on every run.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -123,7 +123,7 @@ fn a_block_freed_late_by_another_thread_passes_by_default_and_the_wait_is_report
     drop(kept);
 }
 
-/// Defect 4: a fresh runtime, warmed up, then one checked request (24
+/// A fresh runtime, warmed up, then one checked request (24
 /// tasks that yield), 40 times: the runtime's lazily made per-worker state must never be charged
 /// to the request. The short wait covers late frees of the tasks' cells
 /// only: per-worker state made in the request would stay and fail.

@@ -1,4 +1,4 @@
-//! Issue 10, item 4: on tokio's multi-thread runtime, tasks spawned with
+//! On tokio's multi-thread runtime, tasks spawned with
 //! `integrations::tokio::spawn` allocate in the spawner's scope on every
 //! poll, whichever worker polls them (migration), pass it on to the tasks
 //! they spawn (nested spawns), and free their state in it when cancelled;

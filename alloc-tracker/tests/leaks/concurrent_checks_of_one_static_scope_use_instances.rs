@@ -1,6 +1,6 @@
-//! Issue 10, item 2: eight tests hammer one static scope concurrently,
-//! each through its own instances, and never see each other's allocations;
-//! the whole binary is re-run 20 times to show it never flakes.
+//! Eight tests hammer one static scope concurrently, each through its own
+//! instances, and never see each other's allocations; the whole binary is
+//! re-run 20 times to show it never flakes.
 //!
 //! Also: a kind aggregates its instances, paths show `kind#n`, and static
 //! scopes entered inside an instance stay inside it.

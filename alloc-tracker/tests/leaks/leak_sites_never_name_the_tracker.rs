@@ -1,13 +1,13 @@
-//! Issue 18, defect 1: a leak site names the function that leaked, never
-//! the tracker's own frames (`capture_registers`, the record path), with
-//! any debug information: the allocator's frames are trimmed by address.
+//! A leak site names the function that leaked, never the tracker's own
+//! frames (`capture_registers`, the record path), with any debug
+//! information: the allocator's frames are trimmed by address.
 //!
 //! The dev profile builds this with `debug = true`, the release profile
 //! with `"limited"`; `line_tables_only_and_no_debug_info_trim_the_same`
 //! rebuilds the example `leak_site_probe` in release with each of
 //! `"line-tables-only"`, `false`, `"limited"` and `true` for the tracker's
 //! package (the tracker and the probe only, into the same target dir;
-//! about 25 s each on a loaded 2-core machine, so it runs only when
+//! a release build of the tracker per setting, so it runs only when
 //! `ALLOC_TRACKER_DEBUG_MATRIX=1`). Release with `"line-tables-only"` is
 //! where trimming by name named every site `capture_registers`.
 

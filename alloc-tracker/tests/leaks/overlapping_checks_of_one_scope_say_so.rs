@@ -1,7 +1,7 @@
-//! Defect 6 of issue 18: two checks of one static scope at the same time
-//! each see the other's live blocks. The failing one's report says that
-//! another check overlapped it, with the instance recipe, instead of
-//! naming the other test's block as a plain leak.
+//! Two checks of one static scope at the same time each see the other's
+//! live blocks. The failing one's report says that another check overlapped
+//! it, with the instance recipe, instead of naming the other test's block
+//! as a plain leak.
 
 // The threads return their check's result as is, report included.
 #![allow(clippy::result_large_err)]

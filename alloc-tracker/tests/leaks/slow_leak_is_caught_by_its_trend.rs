@@ -1,7 +1,6 @@
-//! Issue 11, item 3: a slow leak of a few hundred bytes per run, which a
-//! per-run check with a realistic tolerance passes, is flagged by a
-//! `Trend` with the sampled site that grew; a flat scope and a scope that
-//! grows and shrinks are not.
+//! A slow leak of a few hundred bytes per run, which a per-run check with a
+//! realistic tolerance passes, is flagged by a `Trend` with the sampled
+//! site that grew; a flat scope and a scope that grows and shrinks are not.
 
 use std::hint::black_box;
 use std::sync::Mutex;

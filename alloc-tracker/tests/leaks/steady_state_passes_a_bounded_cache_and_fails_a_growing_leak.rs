@@ -1,8 +1,8 @@
-//! Steady-state checks (issue 18, goal 2): an operation run again and
-//! again after a warm-up. A bounded cache passes once full; a leak of a
-//! few bytes a run fails within the documented `window - 1` measured runs,
-//! naming the growing site; a bound on what the scope keeps ("at most one
-//! compacted file") fails once exceeded.
+//! Steady-state checks: an operation run again and again after a warm-up. A
+//! bounded cache passes once full; a leak of a few bytes a run fails within
+//! the documented `window - 1` measured runs, naming the growing site; a
+//! bound on what the scope keeps ("at most one compacted file") fails once
+//! exceeded.
 
 // Helpers return the check's result as is, report included.
 #![allow(clippy::result_large_err)]

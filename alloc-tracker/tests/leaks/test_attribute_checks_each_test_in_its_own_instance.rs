@@ -1,4 +1,4 @@
-//! Issue 10, item 6: `#[scope_alloc_tracker::test]` runs a sync or async test in
+//! `#[scope_alloc_tracker::test]` runs a sync or async test in
 //! a fresh instance of `test/<name>` and asserts it drained; a leaking test
 //! fails with the readable report.
 

@@ -1,6 +1,6 @@
 //! Leak verdicts on a real third-party engine with a page cache (redb 2.6,
 //! a copy-on-write B-tree store from crates.io), each operation in a scope
-//! instance of its own under a leak check that records sites (issue 18).
+//! instance of its own under a leak check that records sites.
 //!
 //! What redb keeps on purpose (read from the reports of a first run):
 //!
@@ -163,8 +163,9 @@ fn engine_check_options(scope: &ScopeInstance) -> LeakCheckOptions {
         .fold(LeakCheck::options(scope), |o, r| o.retain(r))
 }
 
-/// The same without the reachability scan of a failed check (1-2 s each in
-/// a debug build), where a test does not look at it.
+/// The same without the reachability scan of a failed check (it reads the
+/// whole process, slowly in a debug build), where a test does not look at
+/// it.
 fn engine_check_unscanned(scope: &ScopeInstance) -> LeakCheck {
     engine_check_options(scope)
         .reachability(Reachability::Off)
@@ -474,7 +475,7 @@ fn unbounded_growth_of_a_user_map_fails_every_commit() {
     }
 }
 
-// === reachability (issue 19) ===
+// === reachability ===
 
 /// The part of `site`'s blocks a scan found unreachable, and reachable.
 fn reach_of(site: &LeakSite) -> (u64, u64) {
@@ -521,10 +522,9 @@ fn after_a_commit_the_pages_it_kept_are_reachable_and_held_by_the_engines_blocks
             .sum::<u64>();
     }
     // Some are named as held by the engine's own blocks of the db scope
-    // (the read cache's tables: 55-78% of the bytes over quiet debug and
-    // release runs, less on a loaded machine, where a stale copy in a
-    // freed block can be found first), the rest by heap blocks the tracker
-    // has no record of.
+    // (the read cache's tables: most of the bytes on a quiet machine, fewer
+    // on a loaded one, where a stale copy in a freed block can be found
+    // first), the rest by heap blocks the tracker has no record of.
     assert!(held_by_db > 0, "{held_by_db} of {page_bytes}: {report}");
     drop(recording);
 }

@@ -1,7 +1,7 @@
-//! Declared retention (issue 18, goal 1): a bounded cache that a rule
-//! allows passes, and every leak still fails with its site: a leak beside
-//! the cache, a leak through the cache's own code path once over the
-//! rule's bound, and a stale rule is reported.
+//! Declared retention: a bounded cache that a rule allows passes, and every
+//! leak still fails with its site: a leak beside the cache, a leak through
+//! the cache's own code path once over the rule's bound, and a stale rule
+//! is reported.
 
 use std::hint::black_box;
 use std::sync::Mutex;

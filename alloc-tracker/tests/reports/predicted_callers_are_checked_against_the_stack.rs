@@ -1,9 +1,9 @@
-//! Issue 11, item 4: the unwinder predicts each frame's caller from the
-//! last stack it saw through that frame, and must still record the real
-//! one. One helper allocates for three callers, each at three recursion
-//! depths, in a pseudo-random order: every prediction of the helper's
-//! caller and of the recursion's exit is wrong often, and every leak site
-//! must still carry exactly its own allocations.
+//! The unwinder predicts each frame's caller from the last stack it saw
+//! through that frame, and must still record the real one. One helper
+//! allocates for three callers, each at three recursion depths, in a
+//! pseudo-random order: every prediction of the helper's caller and of the
+//! recursion's exit is wrong often, and every leak site must still carry
+//! exactly its own allocations.
 
 use std::collections::HashMap;
 use std::hint::black_box;

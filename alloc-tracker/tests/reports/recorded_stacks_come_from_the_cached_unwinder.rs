@@ -1,6 +1,6 @@
-//! Issue 11, item 4: recorded call stacks come from the cached unwinder
-//! (no fallback on an ordinary stack), reach deep enough past the allocator,
-//! name the same functions as the old unwinder, and are cheap.
+//! Recorded call stacks come from the cached unwinder (no fallback on an
+//! ordinary stack), reach deep enough past the allocator, name the same
+//! functions as the old unwinder, and are cheap.
 
 use std::hint::black_box;
 use std::time::Instant;

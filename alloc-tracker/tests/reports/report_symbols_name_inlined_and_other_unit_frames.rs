@@ -1,7 +1,7 @@
-//! Issue 11, item 4: the per-unit symboliser names what reports need — an
-//! inlined function (its own frame, with file and line), and a function
-//! compiled into another compilation unit (`alloc`'s `format_inner`, which
-//! `format!` calls) — and names every frame exactly as `backtrace` does.
+//! The per-unit symboliser names what reports need — an inlined function
+//! (its own frame, with file and line), and a function compiled into
+//! another compilation unit (`alloc`'s `format_inner`, which `format!`
+//! calls) — and names every frame exactly as `backtrace` does.
 
 use std::hint::black_box;
 

@@ -1,7 +1,7 @@
-//! Issue 10, item 3: a transient scope released while blocks it allocated
-//! are still live stays exactly accounted: it is kept in the table, marked
-//! released, under its kind's figures, its id not reused, until the blocks
-//! are freed; then its id is recycled and starts from zero.
+//! A transient scope released while blocks it allocated are still live
+//! stays exactly accounted: it is kept in the table, marked released, under
+//! its kind's figures, its id not reused, until the blocks are freed; then
+//! its id is recycled and starts from zero.
 
 use std::hint::black_box;
 

@@ -1,8 +1,8 @@
-//! Issue 10, item 3: transient scopes (instances) are created and released
-//! at run time; their ids are recycled once drained, so a million of them,
-//! a thousand alive at once, never fill the 4096-entry table, and every
-//! figure stays exact (a recycled id starts from zero; the kind's totals
-//! keep counting what recycled instances did).
+//! Transient scopes (instances) are created and released at run time; their
+//! ids are recycled once drained, so a million of them, a thousand alive at
+//! once, never fill the 4096-entry table, and every figure stays exact (a
+//! recycled id starts from zero; the kind's totals keep counting what
+//! recycled instances did).
 //!
 //! One test per file section touches the whole table, so the file holds a
 //! single test for the long run and small ones that do not fill anything.
