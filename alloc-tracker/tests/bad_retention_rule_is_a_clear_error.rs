@@ -4,6 +4,7 @@
 //! the check report a distinct cause with the line and the problem; it
 //! never panics in `finish` and never passes. One test: the variables are
 //! process-wide.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::leak::{LeakCause, LeakCheck, RETAIN_ENV, RETAIN_FILE_ENV};
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

@@ -5,6 +5,7 @@
 //! allows them; the check passes. (The rule off:
 //! `default_retention_rule_off_reports_backtrace_cache.rs`.)
 //! `RUST_BACKTRACE` is process-wide: this binary has one test.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::leak::LeakCheck;
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

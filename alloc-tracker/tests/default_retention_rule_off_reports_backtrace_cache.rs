@@ -4,6 +4,7 @@
 //! caught `panic!` with `RUST_BACKTRACE=1` inside a checked scope is
 //! reported as a leak at std's symboliser: the retention the rule hides is
 //! real. `RUST_BACKTRACE` is process-wide: this binary has one test.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::leak::{LeakCheck, RETAIN_ENV};
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

@@ -2,6 +2,7 @@
 //! The hand-over cases with `Attribution::ByAddress`: every scoped block
 //! lives in an arena of its scope (recorded and transient ones in the
 //! tagged arena, with a trailer); the move is exact there too.
+#![cfg(feature = "jemalloc")]
 
 #[path = "hand_over_cases/mod.rs"]
 mod cases;

@@ -3,6 +3,7 @@
 //! `ALLOC_TRACKER_DUMP` names a file, and on SIGUSR1. Each runs this test
 //! binary again as a child process (selected by `REPORT_TEST_CHILD`) and
 //! checks the file it leaves behind.
+#![cfg(feature = "jemalloc")]
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -10,6 +10,7 @@
 //! file, must parse; the final file must be the exit dump (it has the
 //! scope registered last); no temporary file may be left behind, and no
 //! dump may fail.
+#![cfg(feature = "jemalloc")]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,7 @@
 //! jemalloc and grows by what freeing puts in the caches, and drops when a
 //! tcache is flushed; only the rest is called untracked. The header's
 //! tracker overhead is the `alloc-tracker` row.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 

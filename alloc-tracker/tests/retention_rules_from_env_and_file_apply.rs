@@ -4,7 +4,7 @@
 //! `ALLOC_TRACKER_RETAIN_FILE` (LSan-like lines, `#` comments). The
 //! variables are process-wide, so this binary runs one test that sets them
 //! in turn.
-
+#![cfg(feature = "jemalloc")]
 // Helpers return the check's result as is, report included.
 #![allow(clippy::result_large_err)]
 

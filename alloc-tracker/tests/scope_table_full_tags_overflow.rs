@@ -5,6 +5,7 @@
 //! panics.
 //!
 //! This file fills the process's one table, so it holds a single test.
+#![cfg(feature = "jemalloc")]
 
 use std::error::Error;
 

@@ -5,6 +5,7 @@
 //! drained make room again.
 //!
 //! This file fills the process's one table, so it holds a single test.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::{Jemalloc, Scope, ScopeError, ScopeId, Snapshot, TrackingAlloc};
 

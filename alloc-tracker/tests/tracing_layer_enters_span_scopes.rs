@@ -2,7 +2,7 @@
 //! With `AllocScopeLayer` installed, a span that names a scope enters it
 //! whenever the span is entered, so `.instrument(span)` is all it takes,
 //! across `.await` and task migration on tokio's multi-thread runtime.
-#![cfg(feature = "tracing")]
+#![cfg(all(feature = "jemalloc", feature = "tracing"))]
 
 use std::hint::black_box;
 use std::sync::OnceLock;

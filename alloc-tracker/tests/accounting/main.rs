@@ -4,6 +4,7 @@
 //! budgets. One module per behaviour; each registers scopes of its own, so
 //! the modules' tests run side by side in one process. The tests that
 //! depend on the whole scope table run in `tests/scope_table/`.
+#![cfg(feature = "jemalloc")]
 
 #[path = "../hand_over_cases/mod.rs"]
 mod hand_over_cases;

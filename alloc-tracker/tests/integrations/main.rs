@@ -5,6 +5,7 @@
 //! scopes of its own. Only one module installs the global tracing
 //! subscriber (`tests/tracing_layer_enters_span_scopes.rs` installs another
 //! one, in its own process).
+#![cfg(feature = "jemalloc")]
 
 mod default_retention_rules_for_tokio_and_tracing;
 #[cfg(feature = "rayon")]

@@ -6,6 +6,7 @@
 //!
 //! Every test takes `common::shared()`, or `common::alone()` if it changes
 //! the sampling interval, which is process-wide.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 

@@ -7,6 +7,7 @@
 //! built meanwhile, makes a leaked block look reachable. So no other test
 //! shares this process, and every test here takes
 //! `common::one_at_a_time()`.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 

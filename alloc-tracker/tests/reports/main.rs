@@ -8,6 +8,7 @@
 //! Every test takes `common::shared()`, or `common::alone()` if it changes
 //! a process-wide setting (sampling, stack unwinder, symboliser) or reads
 //! process-wide counters or figures.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! process-wide figures, so any other test registering scopes, making
 //! instances or allocating meanwhile would disturb them: every test here
 //! takes `common::one_at_a_time()`, and no other test shares the process.
+#![cfg(feature = "jemalloc")]
 
 mod common;
 
