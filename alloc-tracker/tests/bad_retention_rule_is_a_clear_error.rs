@@ -1,8 +1,10 @@
+// Own test binary: it sets ALLOC_TRACKER_RETAIN(_FILE), read by every check of the process.
 //! A bad rule source (bad syntax in `ALLOC_TRACKER_RETAIN`, a missing file
 //! named by `ALLOC_TRACKER_RETAIN_FILE`, an unknown default's name) makes
 //! the check report a distinct cause with the line and the problem; it
 //! never panics in `finish` and never passes. One test: the variables are
 //! process-wide.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::leak::{LeakCause, LeakCheck, RETAIN_ENV, RETAIN_FILE_ENV};
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

@@ -1,9 +1,11 @@
-//! Defect 3 of issue 18: a caught `panic!` inside a checked scope with
-//! `RUST_BACKTRACE=1` leaves std's backtrace caches (the panic hook
-//! symbolises the stack once and keeps the parsed debug info). The
-//! default rule `std-backtrace-cache` allows them; the check passes.
-//! (The rule off: `default_retention_rule_off_reports_backtrace_cache.rs`.)
+// Own test binary: it sets RUST_BACKTRACE, which std reads once per process.
+//! A caught `panic!` inside a checked scope with `RUST_BACKTRACE=1` leaves
+//! std's backtrace caches (the panic hook symbolises the stack once and
+//! keeps the parsed debug info). The default rule `std-backtrace-cache`
+//! allows them; the check passes. (The rule off:
+//! `default_retention_rule_off_reports_backtrace_cache.rs`.)
 //! `RUST_BACKTRACE` is process-wide: this binary has one test.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::leak::LeakCheck;
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

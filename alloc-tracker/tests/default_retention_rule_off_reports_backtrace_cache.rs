@@ -1,8 +1,10 @@
+// Own test binary: it sets ALLOC_TRACKER_RETAIN, read by every check of the process.
 //! With the default rule `std-backtrace-cache` turned off (here from the
 //! environment, `ALLOC_TRACKER_RETAIN=-default:std-backtrace-cache`), a
 //! caught `panic!` with `RUST_BACKTRACE=1` inside a checked scope is
 //! reported as a leak at std's symboliser: the retention the rule hides is
 //! real. `RUST_BACKTRACE` is process-wide: this binary has one test.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::leak::{LeakCheck, RETAIN_ENV};
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

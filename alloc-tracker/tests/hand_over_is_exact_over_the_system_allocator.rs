@@ -1,3 +1,4 @@
+// Own test binary: its global allocator is the tracker over `System`.
 //! The hand-over cases over `System`, where every block carries its scope
 //! in a trailer: the move is exact there too.
 

@@ -1,6 +1,8 @@
+// Own test binary: its global allocator attributes frees by address.
 //! The hand-over cases with `Attribution::ByAddress`: every scoped block
 //! lives in an arena of its scope (recorded and transient ones in the
 //! tagged arena, with a trailer); the move is exact there too.
+#![cfg(feature = "jemalloc")]
 
 #[path = "hand_over_cases/mod.rs"]
 mod cases;

@@ -1,6 +1,7 @@
+// Own test binary: it sets ALLOC_TRACKER_LEAK_DIR, read by every failing check.
 //! A failing leak assertion saves its report as JSON when
 //! `ALLOC_TRACKER_LEAK_DIR` is set, then panics naming the file.
-#![cfg(feature = "json")]
+#![cfg(all(feature = "jemalloc", feature = "json"))]
 
 use scope_alloc_tracker::leak::{LeakCheck, LeakReport};
 use scope_alloc_tracker::{Jemalloc, ScopeId, TrackingAlloc};

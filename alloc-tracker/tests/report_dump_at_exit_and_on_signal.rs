@@ -1,7 +1,9 @@
+// Own test binary: its children dump at exit and on SIGUSR1 (ALLOC_TRACKER_DUMP*).
 //! Dumps that happen without a call: at process exit when
 //! `ALLOC_TRACKER_DUMP` names a file, and on SIGUSR1. Each runs this test
 //! binary again as a child process (selected by `REPORT_TEST_CHILD`) and
 //! checks the file it leaves behind.
+#![cfg(feature = "jemalloc")]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -37,8 +39,8 @@ fn is_child(mode: &str) -> bool {
 }
 
 /// Leaks `bytes` in a new scope named `name`. `black_box` keeps the
-/// optimiser from removing an allocation nobody reads (it did in release
-/// builds: issue 12).
+/// optimiser from removing an allocation nobody reads (it does in release
+/// builds).
 fn leak_in_scope(name: &str, bytes: usize) {
     let s = ScopeId::register(name, None).unwrap();
     s.in_scope(|| std::mem::forget(std::hint::black_box(vec![0u8; bytes])));
@@ -168,8 +170,9 @@ fn bad_dump_settings_are_errors_naming_variable_value_and_forms() {
     );
     assert!(r.contains("\"yaml\"") && r.contains("prometheus"), "{r}");
 
-    // Issue 12: triggers without a report file did nothing (and SIGUSR1
-    // then killed the process).
+    // A trigger without a report file is an error naming what is missing,
+    // not a trigger that does nothing (nor a SIGUSR1 that kills the
+    // process).
     let r = read_env(&[(ENV_DUMP_SIGNAL, os("1"))]);
     assert!(
         r.starts_with("error: ALLOC_TRACKER_DUMP_SIGNAL NoPath"),

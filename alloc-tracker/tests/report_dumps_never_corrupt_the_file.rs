@@ -1,7 +1,8 @@
-//! Reproduces issue 12: with a 1 ms periodic dump plus SIGUSR1 (and
-//! on-demand dumps, and the dump at exit) all writing one report file,
-//! some versions seen at the path were invalid (two dumps shared one
-//! temporary file) and the exit dump sometimes failed.
+// Own test binary: its children dump at exit and on SIGUSR1, process-wide.
+//! A 1 ms periodic dump plus SIGUSR1 (and on-demand dumps, and the dump at
+//! exit) all write one report file: every version seen at the path must be
+//! valid (two dumps sharing one temporary file would splice them) and the
+//! exit dump must not fail.
 //!
 //! A child process (this binary again, selected by `DUMP_STRESS_CHILD`)
 //! runs every trigger at once for a while; the parent reads the report
@@ -9,6 +10,7 @@
 //! file, must parse; the final file must be the exit dump (it has the
 //! scope registered last); no temporary file may be left behind, and no
 //! dump may fail.
+#![cfg(feature = "jemalloc")]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,11 @@
-//! Issue 18, defect 5: the report's "allocated minus tracked live" figure
-//! is mostly free blocks that thread caches keep (the tracker's
-//! per-(thread, scope) tcaches multiply them), and the report says so:
-//! `cached_bytes` is read from jemalloc and grows by what freeing puts in
-//! the caches, and drops when a tcache is flushed; only the rest is called
-//! untracked. The header's tracker overhead is the `alloc-tracker` row.
+// Own test binary: it compares process-wide jemalloc figures, which every arena made so far moves.
+//! The report's "allocated minus tracked live" figure is mostly free blocks
+//! that thread caches keep (the tracker's per-(thread, scope) tcaches
+//! multiply them), and the report says so: `cached_bytes` is read from
+//! jemalloc and grows by what freeing puts in the caches, and drops when a
+//! tcache is flushed; only the rest is called untracked. The header's
+//! tracker overhead is the `alloc-tracker` row.
+#![cfg(feature = "jemalloc")]
 
 use std::hint::black_box;
 
@@ -32,9 +34,8 @@ fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
 
     // The figures are process-wide and jemalloc's tcache GC may flush
-    // between two reads (once seen in CI: cached fell by 179 KB during the
-    // churn): noise only makes the claim fail, so one attempt in five
-    // must show it.
+    // between two reads (cached can fall during the churn): noise only
+    // makes the claim fail, so one attempt in five must show it.
     let mut last = String::new();
     let shown = (0..5).any(|attempt| {
         // A fresh scope each time: its own arena and tcache, empty.
@@ -48,8 +49,8 @@ fn freed_blocks_held_in_tcaches_are_named_cached_not_untracked() {
         last = format!("growth {grew} B, of which cached {cached} B: {before:?} -> {after:?}");
         // Freeing in a scope puts blocks into the tracker's tcache of the
         // scope's arena: "allocated minus tracked" grows, and most of it
-        // is cached (measured: 66-85%; the rest is jemalloc's own
-        // bookkeeping of the fresh slabs of the scope's new arena).
+        // is cached (the rest is jemalloc's own bookkeeping of the fresh
+        // slabs of the scope's new arena).
         grew >= 2048 && cached * 2 > grew
     });
     assert!(shown, "{last}");

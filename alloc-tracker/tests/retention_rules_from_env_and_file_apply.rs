@@ -1,9 +1,10 @@
+// Own test binary: it sets ALLOC_TRACKER_RETAIN(_FILE), read by every check of the process.
 //! Retention rules given outside the code: inline in
 //! `ALLOC_TRACKER_RETAIN` and in the file named by
 //! `ALLOC_TRACKER_RETAIN_FILE` (LSan-like lines, `#` comments). The
 //! variables are process-wide, so this binary runs one test that sets them
 //! in turn.
-
+#![cfg(feature = "jemalloc")]
 // Helpers return the check's result as is, report included.
 #![allow(clippy::result_large_err)]
 

@@ -1,9 +1,11 @@
+// Own test binary: it fills the process's one scope table.
 //! When the scope table is full, registering fails with `ScopeTableFull`
 //! (allocating nothing), static scopes first used afterwards count in
 //! `ScopeId::OVERFLOW`, scopes registered before keep working, and nothing
 //! panics.
 //!
 //! This file fills the process's one table, so it holds a single test.
+#![cfg(feature = "jemalloc")]
 
 use std::error::Error;
 

@@ -1,9 +1,11 @@
-//! Issue 10, item 3: a static scope first used after the table filled
-//! counts in `overflow`, and that is reported, once per scope
-//! (`Snapshot::overflowed_scopes` and one line on standard error), never
-//! silent. Instances released and drained make room again.
+// Own test binary: it fills the process's one scope table.
+//! A static scope first used after the table filled counts in `overflow`,
+//! and that is reported, once per scope (`Snapshot::overflowed_scopes` and
+//! one line on standard error), never silent. Instances released and
+//! drained make room again.
 //!
 //! This file fills the process's one table, so it holds a single test.
+#![cfg(feature = "jemalloc")]
 
 use scope_alloc_tracker::{Jemalloc, Scope, ScopeError, ScopeId, Snapshot, TrackingAlloc};
 

@@ -1,7 +1,8 @@
-//! Issue 10, item 5: with `AllocScopeLayer` installed, a span that names a
-//! scope enters it whenever the span is entered, so `.instrument(span)` is
-//! all it takes, across `.await` and task migration on tokio's
-//! multi-thread runtime.
+// Own test binary: it installs the process's one global tracing subscriber, with span names.
+//! With `AllocScopeLayer` installed, a span that names a scope enters it
+//! whenever the span is entered, so `.instrument(span)` is all it takes,
+//! across `.await` and task migration on tokio's multi-thread runtime.
+#![cfg(all(feature = "jemalloc", feature = "tracing"))]
 
 use std::hint::black_box;
 use std::sync::OnceLock;

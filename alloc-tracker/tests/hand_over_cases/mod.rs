@@ -164,7 +164,7 @@ pub(crate) fn boxes(src: ScopeId, dst: ScopeId, oracle: Oracle) {
         "Box<A4k>",
         4096,
         || Box::new(A4k([5; 100])),
-        |a, b| a.0 == b.0 && (&**a as *const A4k as usize) % 4096 == 0,
+        |a, b| a.0 == b.0 && (&**a as *const A4k as usize).is_multiple_of(4096),
         |a| a.clone(),
     );
 }
@@ -212,7 +212,7 @@ pub(crate) fn vecs(src: ScopeId, dst: ScopeId, oracle: Oracle) {
             v.push(A64([1; 64]));
             v
         },
-        |a: &Vec<A64>, b| a == b && (a.as_ptr() as usize) % 64 == 0,
+        |a: &Vec<A64>, b| a == b && (a.as_ptr() as usize).is_multiple_of(64),
         |a| {
             let mut c = Vec::with_capacity(a.capacity());
             c.extend_from_slice(a);
