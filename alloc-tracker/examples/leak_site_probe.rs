@@ -1,5 +1,5 @@
 //! Plants one leak and prints the site's origin and frames: the probe of
-//! `tests/leak_sites_never_name_the_tracker.rs`, rebuilt there with other
+//! `tests/leaks/leak_sites_never_name_the_tracker.rs`, rebuilt there with other
 //! `debug` settings (the trimming must not depend on them).
 
 use scope_alloc_tracker::leak::LeakCheck;

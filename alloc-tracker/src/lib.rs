@@ -312,7 +312,7 @@
 //! multi-thread runtime instead, see "Tokio and rayon"): the body runs in
 //! a fresh instance of `test/<function name>`, which must drain, or the
 //! test fails with the leak report
-//! (`tests/test_attribute_checks_each_test_in_its_own_instance.rs`):
+//! (`tests/leaks/test_attribute_checks_each_test_in_its_own_instance.rs`):
 //!
 //! ```ignore
 //! #[scope_alloc_tracker::test]

@@ -65,7 +65,7 @@ unsafe impl Backend for Jemalloc {
 /// and aarch64 Linux), and the large size classes of jemalloc 5.3.1 as
 /// tikv-jemalloc-sys 0.7 ships it: `opt_disable_large_size_classes` is on
 /// (`jemalloc.c`), so a large request is rounded to whole pages instead of
-/// four classes per doubling. `tests/usable_bytes_match_jemalloc_thread_counters.rs`
+/// four classes per doubling. `tests/accounting/usable_bytes_match_jemalloc_thread_counters.rs`
 /// checks the arithmetic against the linked jemalloc's own per-thread
 /// counters.
 mod geometry {
