@@ -1,23 +1,23 @@
 //! Leak checks whose verdicts rest on a reachability scan: reachable
 //! blocks name their holder, the conservative scan errs only in the
-//! documented directions, retention rules allow reachable caches only, and
-//! the verdicts on a real storage engine. A scan stops the process and
-//! reads every stack and static: a block address left on another test's
-//! stack, or held by a report being built meanwhile, makes a leaked block
-//! look reachable. So no other test shares this process, and every test
+//! documented directions, retention rules allow reachable caches only. A
+//! scan stops the process and reads every stack and static: a block
+//! address left on another test's stack, or held by a report being built
+//! meanwhile, makes a leaked block look reachable. So no other test shares this process, and every test
 //! here takes `common::one_at_a_time()`.
 //!
 //! `tests/unreachable_leaks_are_definitely_lost.rs` asserts that every
-//! planted leak is found unreachable, at once: the freed heap memory the
-//! engine tests here leave behind (stale addresses in blocks reused later)
-//! made it find some reachable, so it runs in a process of its own.
+//! planted leak is found unreachable, at once: the freed heap memory that
+//! other tests leave behind (stale addresses in blocks reused later) made it
+//! find some reachable, so it runs in a process of its own; so do the
+//! verdicts on a real engine (`tests/real_engine_verdicts.rs`), whose
+//! checks run concurrently.
 #![cfg(feature = "jemalloc")]
 
 mod common;
 
 mod conservative_scan_errs_in_the_documented_directions;
 mod reachable_blocks_name_their_holder;
-mod real_engine_verdicts;
 mod retention_rules_allow_a_cache_but_catch_leaks;
 
 use scope_alloc_tracker::{Jemalloc, TrackingAlloc};

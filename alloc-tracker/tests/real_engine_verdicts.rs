@@ -19,6 +19,8 @@
 //! leak planted through the engine's API or in code around it still fails
 //! with its own site and bytes.
 
+#![cfg(feature = "jemalloc")]
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,7 +31,14 @@ use redb::{Database, TableDefinition};
 use scope_alloc_tracker::leak::{
     HolderKind, LeakCheck, LeakCheckOptions, LeakReport, LeakSite, Reachability, Retain,
 };
-use scope_alloc_tracker::{Scope, ScopeId, ScopeInstance};
+use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, ScopeInstance, TrackingAlloc};
+
+// Own test binary: its tests check the engine concurrently, so they cannot
+// share the process of the scan tests (`tests/reachability/`), which need
+// one where nothing else runs; serialised with them, they took four minutes
+// in a debug build.
+#[global_allocator]
+static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 const DATA: TableDefinition<u64, String> = TableDefinition::new("data");
 
@@ -195,7 +204,6 @@ fn allowed(d: &scope_alloc_tracker::leak::Drained, rule: &str) -> u64 {
 
 #[test]
 fn commits_pass_every_time() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("commits");
     for round in 0..RUNS {
         let op = COMMIT.instance().unwrap();
@@ -214,7 +222,6 @@ fn commits_pass_every_time() {
 
 #[test]
 fn without_declared_retention_a_commit_check_fails_on_the_page_cache() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("no-rules");
     for round in 0..3 {
         let op = COMMIT.instance().unwrap();
@@ -233,7 +240,6 @@ fn without_declared_retention_a_commit_check_fails_on_the_page_cache() {
 
 #[test]
 fn reads_and_range_scans_pass_every_time() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("reads");
     // More data than the cache holds: reads keep filling and evicting it.
     for round in 0..30 {
@@ -258,7 +264,6 @@ fn reads_and_range_scans_pass_every_time() {
 
 #[test]
 fn compactions_pass_every_time() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("compactions");
     for run in 0..RUNS {
         commit_batch(e.db(), 2 * run);
@@ -278,7 +283,6 @@ fn compactions_pass_every_time() {
 
 #[test]
 fn dropping_the_database_gives_back_every_retained_page() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("drop");
     let ops: Vec<ScopeInstance> = (0..6).map(|_| COMMIT.instance().unwrap()).collect();
     for (round, op) in ops.iter().enumerate() {
@@ -311,7 +315,6 @@ fn commit_keeping_its_buffer(db: &Database, round: u64) {
 
 #[test]
 fn a_buffer_kept_in_a_static_per_commit_fails_with_its_site() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("static");
     KEPT.lock().unwrap().reserve(16);
     for round in 0..3 {
@@ -365,7 +368,6 @@ fn read_into_a_cycle(db: &Database, a: u64, b: u64) {
 
 #[test]
 fn an_rc_cycle_of_values_read_from_the_engine_fails_with_its_sites() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("rc-cycle");
     for round in 0..4 {
         commit_batch(e.db(), round);
@@ -408,7 +410,6 @@ fn read_and_forget(db: &Database, k: u64) {
 
 #[test]
 fn a_forgotten_value_returned_by_the_engine_fails_with_its_site() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("forget");
     for round in 0..4 {
         commit_batch(e.db(), round);
@@ -449,7 +450,6 @@ fn commit_and_index(db: &Database, round: u64) {
 
 #[test]
 fn unbounded_growth_of_a_user_map_fails_every_commit() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("user-map");
     for round in 0..6 {
         let op = COMMIT.instance().unwrap();
@@ -485,7 +485,6 @@ fn reach_of(site: &LeakSite) -> (u64, u64) {
 
 #[test]
 fn after_a_commit_the_pages_it_kept_are_reachable_and_held_by_the_engines_blocks() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let db = DB.instance().unwrap();
     // Records the engine's own blocks (its cache's tables), so that the
     // scan can name them as holders.
@@ -531,7 +530,6 @@ fn after_a_commit_the_pages_it_kept_are_reachable_and_held_by_the_engines_blocks
 
 #[test]
 fn a_forgotten_value_returned_by_the_engine_is_found_unreachable() {
-    let _one_at_a_time = crate::common::one_at_a_time();
     let mut e = Engine::open("forget-reach");
     for round in 0..4 {
         commit_batch(e.db(), round);
