@@ -3,10 +3,8 @@
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use super::model::Report;
-use super::triggers::OptionsError;
 use crate::thread_state;
 
 /// An output format of a [`Report`].
@@ -94,7 +92,7 @@ impl Format {
     }
 
     /// The format named by a path's extension (case-insensitive), if it is
-    /// one of the known names ([`FromStr`] lists them; `.log` is text too,
+    /// one of the known names ([`FromStr`](std::str::FromStr) lists them; `.log` is text too,
     /// `.pb.gz` is pprof).
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_str()?;
@@ -106,7 +104,7 @@ impl Format {
     }
 
     /// The format called `name` (case-insensitive), by name or alias.
-    fn named(name: &str) -> Option<Format> {
+    pub(crate) fn named(name: &str) -> Option<Format> {
         const NAMES: [(&str, Format); 10] = [
             ("text", Format::Text),
             ("txt", Format::Text),
@@ -129,16 +127,6 @@ impl Format {
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl FromStr for Format {
-    type Err = OptionsError;
-
-    /// Parses a format name: `text`/`txt`, `json`, `folded`/`collapsed`,
-    /// `svg`/`flamegraph`, `prometheus`/`prom`, `pprof` (case-insensitive).
-    fn from_str(s: &str) -> Result<Format, OptionsError> {
-        Format::named(s.trim()).ok_or(OptionsError::UnknownFormat)
     }
 }
 

@@ -20,13 +20,14 @@ use crate::allocator::Tag;
 use crate::scope::{registry, ScopeId};
 use crate::thread_state::{self, ThreadState};
 
+mod frame;
 mod records;
 mod stacks;
 mod symbols;
 mod unwind;
 
+pub use frame::Frame;
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
-pub use stacks::Frame;
 pub(crate) use stacks::{origin, release_symbol_cache, resolve, StackId};
 #[doc(hidden)]
 pub use symbols::{set_symboliser, Symboliser};

@@ -29,7 +29,7 @@
 //! the same way): the DWARF name demangled without its hash, the symbol
 //! table's name where DWARF has none.
 
-use super::stacks::Frame;
+use super::frame::Frame;
 
 /// Which symboliser reports use (a benchmark knob).
 #[doc(hidden)]
@@ -467,7 +467,9 @@ mod imp {
             for (name, range) in function_symbols(image) {
                 // Cheap test on the raw name first (legacy and v0 manglings
                 // both spell the crate name out), then the demangled path.
-                if name.contains("alloc_tracker") && super::is_allocator_path(&demangled(name)) {
+                if name.contains("alloc_tracker")
+                    && super::super::frame::is_allocator_path(&demangled(name))
+                {
                     out.push(range.start..range.end.max(range.start + 1));
                 }
             }
@@ -513,16 +515,6 @@ pub(crate) fn resolve(ip: usize, out: &mut Vec<Frame>) -> bool {
 }
 
 pub(crate) use imp::{allocator_code, allocator_entries};
-
-/// Whether a demangled function path is the allocator's own code: the
-/// tracker's `allocator` and `sampling` modules (the record path and the
-/// stack capture), `<TrackingAlloc as GlobalAlloc>` included. Scope
-/// helpers that run the user's code (`in_scope`, `InScope::poll`) are not.
-pub(crate) fn is_allocator_path(function: &str) -> bool {
-    let f = function.strip_prefix('<').unwrap_or(function);
-    f.starts_with("scope_alloc_tracker::allocator::")
-        || f.starts_with("scope_alloc_tracker::sampling::")
-}
 
 /// Drops the symbolisers' caches after a report.
 pub(crate) fn release() {

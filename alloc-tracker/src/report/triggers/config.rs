@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::report::dump::Format;
@@ -81,6 +82,17 @@ pub enum OptionsError {
     InvalidDuration,
     /// A switch is not one of `1`/`true`/`yes`/`on`/`0`/`false`/`no`/`off`.
     InvalidSwitch,
+}
+
+/// Format names as the options and `ALLOC_TRACKER_DUMP_FORMAT` give them.
+impl FromStr for Format {
+    type Err = OptionsError;
+
+    /// Parses a format name: `text`/`txt`, `json`, `folded`/`collapsed`,
+    /// `svg`/`flamegraph`, `prometheus`/`prom`, `pprof` (case-insensitive).
+    fn from_str(s: &str) -> Result<Format, OptionsError> {
+        Format::named(s.trim()).ok_or(OptionsError::UnknownFormat)
+    }
 }
 
 impl fmt::Display for OptionsError {
