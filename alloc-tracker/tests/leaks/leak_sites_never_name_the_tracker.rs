@@ -3,7 +3,7 @@
 //! information: the allocator's frames are trimmed by address.
 //!
 //! The test profile builds this with `debug = true` (and the tracker
-//! optimised, see the workspace's Cargo.toml); with
+//! optimised, see .cargo/config.toml); with
 //! `ALLOC_TRACKER_DEBUG_MATRIX=1` (CI sets it),
 //! `line_tables_only_and_no_debug_info_trim_the_same` rebuilds the example
 //! `leak_site_probe` with `"line-tables-only"` and then `false` for the
