@@ -30,10 +30,10 @@ title() {
     case "$1" in
         jemalloc) echo "bare jemalloc" ;; reference) echo "reference (zero memory)" ;;
         reference-trailer) echo "reference (trailer always)" ;; tracking) echo "hybrid (default)" ;;
-        by-address) echo "by address" ;; *) echo "$1" ;;
+        *) echo "$1" ;;
     esac
 }
-read -r -a allocators <<<"${ALLOCATORS:-jemalloc reference reference-trailer tracking by-address trailer}"
+read -r -a allocators <<<"${ALLOCATORS:-jemalloc reference reference-trailer tracking trailer}"
 workloads=("$@"); [ ${#workloads[@]} -eq 0 ] && workloads=(churn pow2 pages)
 head="| workload (instructions per op)"; rule="|---"
 for a in "${allocators[@]}"; do head="$head | $(title "$a")"; rule="$rule|---:"; done

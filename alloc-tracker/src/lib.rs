@@ -536,11 +536,18 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// `unsafe` is denied but in four modules, each for its own concern and
+// each with its own allow and `// SAFETY:` arguments: `allocator` (blocks,
+// tags, arenas, exit hooks), `sampling::unwind::raw` (registers, stack
+// reads, loaded modules), `sampling::mapped` (read-only file mappings) and
+// `leak::reach::{raw, stop}` (reading memory and stopping threads for the
+// reachability scan). The data plane (`hot`) has none.
 #[allow(unsafe_code)]
 mod allocator;
 pub mod budget;
 mod error;
 pub mod hand_over;
+mod hot;
 // Integrations with outside tools (Prometheus, a `/metrics` endpoint), each
 // behind its own feature; the core never imports them. Docs: integrations/mod.rs.
 pub mod integrations;
@@ -549,8 +556,6 @@ pub mod report;
 pub mod sampling;
 mod scope;
 mod stats;
-mod switches;
-mod thread_state;
 
 #[cfg(feature = "jemalloc")]
 pub use allocator::AttributionStats;

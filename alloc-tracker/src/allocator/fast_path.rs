@@ -16,7 +16,7 @@
 //! ```
 //!
 //! Anything else returns `None`/`false` *before* changing anything, and
-//! the general path in `by_address.rs`, which handles every case, runs
+//! the general path in `hybrid.rs`, which handles every case, runs
 //! instead (only a free of a block with slack, once the block is back to
 //! jemalloc, leaves its counting to the general code). The blocks made here
 //! are the blocks the general path makes for the same layout and scope
@@ -31,24 +31,24 @@ use core::sync::atomic::Ordering;
 use super::arena::{self, Owner};
 use super::backend::trailer_fits;
 use super::{trailer, Backend, Tag, TrackingAlloc};
+use crate::hot::counters::{self, Shard, ShardSlot};
+use crate::hot::thread_state;
 use crate::scope::ScopeId;
-use crate::stats::counters::{self, ShardSlot};
-use crate::thread_state;
 
 /// Whether no budget and no recording leak check of `scope` wants to see
 /// an allocation in `scope` (otherwise only the general path counts it).
 /// One load while no budget is set and no check records anywhere.
 #[inline(always)]
 fn quiet_for(scope: ScopeId) -> bool {
-    crate::switches::quiet() || quiet_while_others_record(scope)
+    crate::hot::switches::quiet() || quiet_while_others_record(scope)
 }
 
 /// Recording checks run, but maybe not over `scope`: its allocations stay
 /// on the fast path unless a budget is set or a check records `scope`.
 #[inline(never)]
 fn quiet_while_others_record(scope: ScopeId) -> bool {
-    !crate::switches::budgets()
-        && crate::scope::registry::recording(scope).load(Ordering::Relaxed) == 0
+    !crate::hot::switches::budgets()
+        && crate::hot::per_scope::recording(scope).load(Ordering::Relaxed) == 0
 }
 
 /// Allocates a block of `layout` if the thread and the tracker are in the
@@ -65,19 +65,21 @@ pub(super) unsafe fn alloc<B: Backend>(
 ) -> Option<*mut u8> {
     let size = layout.size();
     let slack = trailer_fits(layout);
-    let (scope, slot, flags) = thread_state::with(|t| {
-        let slot = t.shard.get();
-        if !slot.is_owned() || t.busy.get() {
+    let (scope, line, flags) = thread_state::with(|t| {
+        // Owns a shard and is not running tracker code: one test.
+        let slot = t.slot_and_flag();
+        if !slot.is_owned() {
             return None;
         }
         let scope = t.scope.get();
         if !quiet_for(scope) {
             return None;
         }
+        let line = t.lines().line(scope);
         let flags = if slack || scope == ScopeId::UNSCOPED {
             0
         } else {
-            arena::ready_alloc_flags(slot, scope)?
+            arena::ready_alloc_flags(slot, scope, line)?
         };
         // The sampling countdown: a sample is the general path's business.
         let left = t.sample_countdown.get();
@@ -85,7 +87,7 @@ pub(super) unsafe fn alloc<B: Backend>(
             return None;
         }
         t.sample_countdown.set(left - size as u64);
-        Some((scope, slot, flags))
+        Some((scope, line, flags))
     })
     .flatten()?;
     let (p, reserved) = if slack {
@@ -94,7 +96,9 @@ pub(super) unsafe fn alloc<B: Backend>(
         let outer = trailer::outer_layout_of_live(layout);
         // SAFETY: `outer` has a non-zero size (at least the tag's).
         let p = unsafe {
-            if zero {
+            if outer.align() <= PLAIN_ALIGN {
+                plain_alloc(outer.size(), zero)
+            } else if zero {
                 a.backend.alloc_zeroed(outer)
             } else {
                 a.backend.alloc(outer)
@@ -130,7 +134,7 @@ pub(super) unsafe fn alloc<B: Backend>(
         // A failed allocation changes no counter.
         return Some(ptr::null_mut());
     }
-    counters::count_alloc_owned(slot, scope, size as u64, a.usable(reserved) as u64);
+    line.alloc_owned(scope, size as u64, a.usable(reserved) as u64);
     Some(p)
 }
 
@@ -151,16 +155,23 @@ pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layou
             return false;
         }
         let outer = trailer::outer_layout_of_live(layout);
-        // SAFETY: made by the backend with `outer` (caller contract).
-        unsafe { a.backend.dealloc(p, outer) };
+        // SAFETY: made by the backend with `outer`, or by `plain_alloc` for
+        // its size (caller contract; see `PLAIN_ALIGN`).
+        unsafe {
+            if outer.align() <= PLAIN_ALIGN {
+                tikv_jemalloc_sys::sdallocx(p.cast(), outer.size(), 0)
+            } else {
+                a.backend.dealloc(p, outer)
+            }
+        };
         let usable = a.usable(outer) as u64;
         match owned_quiet_shard() {
-            Some(slot) => counters::count_free_owned(slot, tag.scope(), bytes, usable),
+            Some((_, lines)) => lines.line(tag.scope()).free_owned(bytes, usable),
             None => count_free_general(tag.scope(), bytes, usable),
         }
         return true;
     }
-    let Some(slot) = owned_quiet_shard() else {
+    let Some((_, lines)) = owned_quiet_shard() else {
         return false;
     };
     let scope = match arena::owner(p) {
@@ -171,7 +182,7 @@ pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layou
             ScopeId::UNSCOPED
         }
         Owner::Scope(s) => {
-            let Some(tcache) = arena::ready_tcache_flag(slot, s) else {
+            let Some(tcache) = arena::ready_tcache_flag(lines.line(s)) else {
                 return false;
             };
             let flags = tcache | arena::align_flags(layout);
@@ -183,7 +194,7 @@ pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layou
         }
         Owner::Tagged => return false,
     };
-    counters::count_free_owned(slot, scope, bytes, a.usable(layout) as u64);
+    lines.line(scope).free_owned(bytes, a.usable(layout) as u64);
     true
 }
 
@@ -204,7 +215,7 @@ pub(super) unsafe fn realloc<B: Backend>(
     let new_layout = Layout::from_size_align(new_size, layout.align()).ok()?;
     // Reallocations never start a record (`sampling::on_realloc` only
     // keeps one), so only budgets send them to the general path.
-    let slot = owned_quiet_shard()?;
+    let (slot, lines) = owned_quiet_shard()?;
     let slack = trailer_fits(layout);
     if slack != trailer_fits(new_layout) {
         return None;
@@ -237,7 +248,8 @@ pub(super) unsafe fn realloc<B: Backend>(
                 ScopeId::UNSCOPED,
             ),
             Owner::Scope(s) => {
-                let flags = arena::ready_alloc_flags(slot, s)? | arena::align_flags(new_layout);
+                let flags = arena::ready_alloc_flags(slot, s, lines.line(s))?
+                    | arena::align_flags(new_layout);
                 // SAFETY: a block of `s`'s arenas (`Kind::Scope`); if it
                 // moves, it moves to this thread's arena of `s` through
                 // this thread's tcache of `s`.
@@ -252,22 +264,52 @@ pub(super) unsafe fn realloc<B: Backend>(
         return Some(q);
     }
     let (old_usable, new_usable) = (a.usable(old_reserved), a.usable(new_reserved));
-    counters::count_free_owned(slot, scope, layout.size() as u64, old_usable as u64);
-    counters::count_alloc_owned(slot, scope, new_size as u64, new_usable as u64);
+    let line = lines.line(scope);
+    line.free_owned(layout.size() as u64, old_usable as u64);
+    line.alloc_owned(scope, new_size as u64, new_usable as u64);
     Some(q)
 }
 
-/// This thread's shard if it owns one and no budget is set.
+/// Alignments that every jemalloc block of at least 8 bytes has: each
+/// size class is a multiple of 8 and its regions lie at multiples of the
+/// class in page-aligned slabs (large blocks: at least cache-line
+/// aligned). For them a slack block is made with `malloc(size + 2)` and
+/// freed with `sdallocx(p, size + 2, 0)`, sparing `tikv_jemallocator`'s
+/// flag computation; the blocks are the ones it makes for the same outer
+/// layout (it adds `MALLOCX_ALIGN` only when the size is below the
+/// alignment, which maps to the same 8-byte class), so either frees the
+/// other's.
+const PLAIN_ALIGN: usize = 8;
+
+/// `malloc(size)` or `calloc(1, size)` over jemalloc.
+///
+/// # Safety
+/// `size` is non-zero.
 #[inline(always)]
-fn owned_quiet_shard() -> Option<ShardSlot> {
-    thread_state::with(|t| t.shard.get())
-        .filter(|slot| slot.is_owned() && !crate::budget::any_budget())
+unsafe fn plain_alloc(size: usize, zero: bool) -> *mut u8 {
+    // SAFETY: a non-zero size (caller contract); jemalloc's `malloc` and
+    // `calloc` have no other precondition.
+    unsafe {
+        if zero {
+            tikv_jemalloc_sys::calloc(1, size).cast()
+        } else {
+            tikv_jemalloc_sys::malloc(size).cast()
+        }
+    }
+}
+
+/// This thread's shard and its lines if it owns one and no budget is set
+/// (whether it runs tracker code does not matter to a free).
+#[inline(always)]
+fn owned_quiet_shard() -> Option<(ShardSlot, &'static Shard)> {
+    thread_state::with(|t| (t.slot(), t.lines()))
+        .filter(|(slot, _)| slot.is_owned() && !crate::hot::budget::any_budget())
 }
 
 /// Counts a free the fast case could not (no owned shard yet, budgets).
 #[cold]
 #[inline(never)]
 fn count_free_general(scope: ScopeId, bytes: u64, usable: u64) {
-    let slot = thread_state::with(crate::scope::shard_of).unwrap_or(ShardSlot::SHARED);
+    let slot = thread_state::with(super::shard_of).unwrap_or(ShardSlot::SHARED);
     counters::count_free(slot, scope, bytes, usable);
 }

@@ -1,7 +1,9 @@
 //! THE HOT PATH: the `GlobalAlloc` wrapper, the tag it stores with every
 //! block, the backends, and the thread-exit hook.
 //!
-//! This is the only module allowed to use `unsafe`. Code here never
+//! `unsafe` is allowed here for the allocator's own concerns (blocks,
+//! tags, arenas, the thread-exit hook); the unwinder's and the reachability
+//! scan's raw parts have their own modules, each with its own allow. Code here never
 //! allocates, locks or panics on the path of an ordinary allocation; the
 //! rare paths (claiming a counter shard, sampling) are `#[cold]` and also
 //! neither allocate through this allocator nor lock.
@@ -12,17 +14,14 @@ use core::ptr;
 #[cfg(feature = "jemalloc")]
 mod arena;
 mod backend;
-#[cfg(feature = "jemalloc")]
-mod by_address;
 mod exit_hook;
 #[cfg(feature = "jemalloc")]
 mod fast_path;
-pub(crate) mod mapped;
+#[cfg(feature = "jemalloc")]
+mod hybrid;
 mod move_box;
-mod tag;
 mod thread_exit;
 mod trailer;
-pub(crate) mod unwind_raw;
 
 #[cfg(feature = "jemalloc")]
 pub(crate) use arena::attribution_stats;
@@ -47,19 +46,19 @@ pub(crate) fn chunk_scope(addr: usize) -> Option<ScopeId> {
 /// addresses in this thread's tcaches (see `arena/scrub.rs`).
 #[cfg(feature = "jemalloc")]
 pub(crate) fn scrub_tcaches() {
-    let slot = thread_state::with(scope::shard_of).unwrap_or(counters::ShardSlot::SHARED);
+    let slot = thread_state::with(shard_of).unwrap_or(counters::ShardSlot::SHARED);
     arena::scrub_tcaches(slot);
 }
+pub(crate) use crate::hot::tag::Tag;
 pub use backend::Backend;
 #[cfg(feature = "jemalloc")]
 pub use backend::Jemalloc;
 pub(crate) use exit_hook::at_exit;
 pub(crate) use move_box::move_box;
-pub(crate) use tag::Tag;
 
-use crate::scope::{self, ScopeId};
-use crate::stats::counters::{self, ShardSlot};
-use crate::thread_state::{self, ThreadState};
+use crate::hot::counters::{self, ShardSlot};
+use crate::hot::thread_state::{self, ThreadState};
+use crate::scope::ScopeId;
 
 /// A [`GlobalAlloc`] that charges every allocation to the current scope and
 /// every free back to the scope that made the allocation.
@@ -95,16 +94,11 @@ pub enum Attribution {
     /// size class, which the layout alone decides, the block takes jemalloc's
     /// flag-free fast path and carries its scope in a 2-byte trailer in that
     /// slack. Where they do not (exact fits such as 32 B, 64 B, 4 KiB, grown
-    /// `Vec` capacities), the block goes to an arena of its scope, as in
-    /// [`Attribution::ByAddress`]. No block takes a larger size class.
+    /// `Vec` capacities), the block goes to a jemalloc arena of its scope,
+    /// and a free finds the scope from the block's address in a small table
+    /// of chunk owners. No block takes a larger size class.
     #[default]
     Hybrid,
-    /// jemalloc only: every scoped block lives in a jemalloc arena of its
-    /// scope and a free finds the scope from the block's address in a small
-    /// table, never touching the block. Costs jemalloc's slower flag path
-    /// (`mallocx`/`sdallocx` with an arena and an explicit tcache) on every
-    /// scoped allocation and free.
-    ByAddress,
     /// Every block carries its scope in a 2-byte trailer after the caller's
     /// bytes, and a free reads it. Works over any backend; costs a size
     /// class when the request fills its class exactly (32 B takes 48 B,
@@ -179,12 +173,12 @@ impl<B: Backend> TrackingAlloc<B> {
         }
     }
 
-    /// Whether scopes own jemalloc arenas (`by_address.rs`), as opposed to
-    /// the trailer on every block.
+    /// Whether this is the hybrid over jemalloc (`hybrid.rs`), as opposed
+    /// to the trailer on every block.
     #[cfg(feature = "jemalloc")]
     #[inline(always)]
-    fn by_address(&self) -> bool {
-        cfg!(feature = "jemalloc") && B::IS_JEMALLOC && self.attribution != Attribution::Trailer
+    fn hybrid(&self) -> bool {
+        B::IS_JEMALLOC && self.attribution == Attribution::Hybrid
     }
 }
 
@@ -194,8 +188,8 @@ impl<B: Backend> TrackingAlloc<B> {
 #[inline(always)]
 fn admitted(bytes: usize) -> bool {
     // The scope is only read when some budget could refuse.
-    !crate::budget::any_budget()
-        || crate::budget::admits(thread_state::current_scope(), bytes as u64)
+    !crate::hot::budget::any_budget()
+        || crate::hot::budget::admits(thread_state::current_scope(), bytes as u64)
 }
 
 /// Runs the accounting of one allocation on this thread's state and returns
@@ -203,14 +197,14 @@ fn admitted(bytes: usize) -> bool {
 #[inline(always)]
 fn on_alloc(addr: usize, bytes: usize, usable: usize) -> Tag {
     thread_state::with(|t| {
-        let scope = if t.busy.get() {
+        let scope = if t.busy() {
             ScopeId::INTERNAL
         } else {
             t.scope.get()
         };
-        counters::count_alloc(scope::shard_of(t), scope, bytes as u64, usable as u64);
+        counters::count_alloc(shard_of(t), scope, bytes as u64, usable as u64);
         let tag = Tag::new(scope);
-        if t.busy.get() {
+        if t.busy() {
             tag
         } else {
             crate::sampling::on_alloc(t, tag, addr, bytes)
@@ -244,8 +238,19 @@ fn before_free(addr: usize, tag: Tag) {
 /// free and with the next iterations of the caller's loop.
 #[inline(always)]
 fn count_free(tag: Tag, bytes: usize, usable: usize) {
-    let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::SHARED);
+    let slot = thread_state::with(shard_of).unwrap_or(ShardSlot::SHARED);
     counters::count_free(slot, tag.scope(), bytes as u64, usable as u64);
+}
+
+/// Claims a shard on first use; returns the slot to count on.
+#[inline(always)]
+pub(crate) fn shard_of(t: &ThreadState) -> ShardSlot {
+    let slot = t.slot();
+    if slot == ShardSlot::UNCLAIMED {
+        claim_shard_for_thread(t)
+    } else {
+        slot
+    }
 }
 
 /// Called by the hot path the first time a thread allocates or frees.
@@ -258,18 +263,18 @@ pub(crate) fn claim_shard_for_thread(t: &ThreadState) -> ShardSlot {
             // Without an exit hook the shard would never be released; count
             // this thread on the shared shard instead.
             counters::release_shard(n);
-            t.shard.set(ShardSlot::SHARED);
+            t.set_slot(ShardSlot::SHARED);
             return ShardSlot::SHARED;
         }
     }
-    t.shard.set(slot);
+    t.set_slot(slot);
     slot
 }
 
 /// Called by the exit hook: the thread stops counting on shard `n` and
 /// gives it back.
 fn release_shard_of_exiting_thread(n: u16) {
-    let _ = thread_state::with(|t| t.shard.set(ShardSlot::SHARED));
+    let _ = thread_state::with(|t| t.set_slot(ShardSlot::SHARED));
     #[cfg(feature = "jemalloc")]
     arena::release_tcaches(n);
     counters::release_shard(n);
@@ -355,7 +360,7 @@ impl<B: Backend> TrackingAlloc<B> {
         // SAFETY: `p` is a live block made with `layout` (caller contract).
         let tag = Tag::from_bits(unsafe { trailer::read_unchecked(p, layout) });
         if new_size > layout.size()
-            && !crate::budget::admits(tag.scope(), (new_size - layout.size()) as u64)
+            && !crate::hot::budget::admits(tag.scope(), (new_size - layout.size()) as u64)
         {
             // Refused by a hard budget: the old block is unchanged.
             return ptr::null_mut();
@@ -370,7 +375,7 @@ impl<B: Backend> TrackingAlloc<B> {
         }
         let (old_usable, new_usable) = (self.usable(outer), self.usable(new_outer));
         let tag = crate::sampling::on_realloc(p as usize, q as usize, tag, new_size);
-        let slot = thread_state::with(scope::shard_of).unwrap_or(ShardSlot::SHARED);
+        let slot = thread_state::with(shard_of).unwrap_or(ShardSlot::SHARED);
         counters::count_free(slot, tag.scope(), layout.size() as u64, old_usable as u64);
         counters::count_alloc(slot, tag.scope(), new_size as u64, new_usable as u64);
         // SAFETY: `q` is a block of `new_outer.size()` bytes; the tag goes
@@ -389,11 +394,12 @@ impl<B: Backend> TrackingAlloc<B> {
 // === impl GlobalAlloc ===
 
 // SAFETY: each method forwards to the placement chosen at construction,
-// `by_address` (jemalloc arenas per scope; `by_address.rs` argues its
-// contract) or the trailer methods above, with the caller's arguments and
-// so the caller's guarantees. `dealloc`/`realloc` of a block take the same
-// branch as the `alloc` that made it: the choice is a constant of the
-// allocator value.
+// the hybrid (`fast_path.rs`, then `hybrid.rs`, which argues its contract)
+// or the trailer methods above, with the caller's arguments and so the
+// caller's guarantees. `dealloc`/`realloc` of a block take the same branch
+// as the `alloc` that made it: the choice is a constant of the allocator
+// value, and the fast path makes the same blocks as `hybrid.rs` for a
+// layout and scope, so either frees the other's.
 //
 // `#[inline(always)]`: inlined into the `#[global_allocator]` shim, the
 // allocator value is a known static and the choice of placement and of
@@ -403,16 +409,14 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         #[cfg(feature = "jemalloc")]
-        if self.by_address() {
-            if self.attribution == Attribution::Hybrid {
-                // SAFETY: the caller's contract for `alloc`; a hybrid
-                // over jemalloc (`by_address`).
-                if let Some(p) = unsafe { fast_path::alloc(self, layout, false) } {
-                    return p;
-                }
+        if self.hybrid() {
+            // SAFETY: the caller's contract for `alloc`; a hybrid over
+            // jemalloc.
+            if let Some(p) = unsafe { fast_path::alloc(self, layout, false) } {
+                return p;
             }
-            // SAFETY: the caller's contract for `alloc`.
-            return unsafe { by_address::alloc(self, layout, false) };
+            // SAFETY: as above.
+            return unsafe { hybrid::alloc(self, layout, false) };
         }
         // SAFETY: the caller's contract for `alloc`.
         unsafe { self.trailer_alloc(layout) }
@@ -421,16 +425,14 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
     #[inline(always)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         #[cfg(feature = "jemalloc")]
-        if self.by_address() {
-            if self.attribution == Attribution::Hybrid {
-                // SAFETY: the caller's contract for `alloc_zeroed`; a hybrid
-                // over jemalloc (`by_address`).
-                if let Some(p) = unsafe { fast_path::alloc(self, layout, true) } {
-                    return p;
-                }
+        if self.hybrid() {
+            // SAFETY: the caller's contract for `alloc_zeroed`; a hybrid
+            // over jemalloc.
+            if let Some(p) = unsafe { fast_path::alloc(self, layout, true) } {
+                return p;
             }
-            // SAFETY: the caller's contract for `alloc_zeroed`.
-            return unsafe { by_address::alloc(self, layout, true) };
+            // SAFETY: as above.
+            return unsafe { hybrid::alloc(self, layout, true) };
         }
         // SAFETY: the caller's contract for `alloc_zeroed`.
         unsafe { self.trailer_alloc_zeroed(layout) }
@@ -439,19 +441,15 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
     #[inline(always)]
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         #[cfg(feature = "jemalloc")]
-        if self.by_address() {
-            if self.attribution == Attribution::Hybrid {
-                // SAFETY: the caller's contract for `dealloc`; a hybrid over
-                // jemalloc. The block was made by `fast_path::alloc` or
-                // `by_address::alloc` (same allocator value, same branch),
-                // which make the same blocks for a layout and scope.
-                if unsafe { fast_path::dealloc(self, p, layout) } {
-                    return;
-                }
+        if self.hybrid() {
+            // SAFETY: the caller's contract for `dealloc`; the block was
+            // made by `fast_path::alloc` or `hybrid::alloc` (same allocator
+            // value, same branch), which make the same blocks.
+            if unsafe { fast_path::dealloc(self, p, layout) } {
+                return;
             }
-            // SAFETY: the caller's contract for `dealloc`; the block was made
-            // by `by_address::alloc` (same allocator value, same branch).
-            return unsafe { by_address::dealloc(self, p, layout) };
+            // SAFETY: as above.
+            return unsafe { hybrid::dealloc(self, p, layout) };
         }
         // SAFETY: the caller's contract for `dealloc`.
         unsafe { self.trailer_dealloc(p, layout) }
@@ -460,17 +458,14 @@ unsafe impl<B: Backend> GlobalAlloc for TrackingAlloc<B> {
     #[inline(always)]
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         #[cfg(feature = "jemalloc")]
-        if self.by_address() {
-            if self.attribution == Attribution::Hybrid {
-                // SAFETY: the caller's contract for `realloc`; a hybrid over
-                // jemalloc, whose blocks either path reallocates.
-                if let Some(q) = unsafe { fast_path::realloc(self, p, layout, new_size) } {
-                    return q;
-                }
+        if self.hybrid() {
+            // SAFETY: the caller's contract for `realloc`; a hybrid over
+            // jemalloc, whose blocks either path reallocates.
+            if let Some(q) = unsafe { fast_path::realloc(self, p, layout, new_size) } {
+                return q;
             }
-            // SAFETY: the caller's contract for `realloc`; the block was made
-            // by `by_address` (same allocator value, same branch).
-            return unsafe { by_address::realloc(self, p, layout, new_size) };
+            // SAFETY: as above.
+            return unsafe { hybrid::realloc(self, p, layout, new_size) };
         }
         // SAFETY: the caller's contract for `realloc`.
         unsafe { self.trailer_realloc(p, layout, new_size) }

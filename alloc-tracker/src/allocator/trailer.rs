@@ -4,7 +4,7 @@
 //! Which blocks carry one depends on the [`Attribution`](super::Attribution):
 //! all of them with `Trailer` (and over `System`); with `Hybrid` those whose
 //! size class has two bytes of slack, plus sampled/recorded and transient
-//! blocks; with `ByAddress` only the latter. Such a block is two bytes longer
+//! blocks. Such a block is two bytes longer
 //! than the caller asked for. The two extra bytes hold the [`Tag`] and sit
 //! *after* the caller's bytes, at an offset derived from the `Layout` alone,
 //! which `dealloc` and `realloc` receive again:

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use super::hooks::{CROSSINGS, GENERATION, HARD, HIGH, LIVE, OWNERS, REFUSED, SOFT};
+use crate::hot::budget::{clear, CROSSINGS, GENERATION, HARD, HIGH, LIVE, REFUSED, SETTING, SOFT};
 use crate::scope::{Scope, ScopeId, MAX_SCOPES};
 
 /// Limits on a scope's live bytes, its children included.
@@ -127,7 +127,7 @@ impl ScopeId {
         if SOFT[i].load(Ordering::Relaxed) == 0 {
             LIVE[i].store(exact, Ordering::Relaxed);
             HIGH.fetch_max(i + 1, Ordering::Relaxed);
-            crate::switches::set_budgets(true);
+            crate::hot::switches::set_budgets(true);
         }
         let live = LIVE[i].load(Ordering::Relaxed);
         let old = SOFT[i].swap(budget.soft, Ordering::SeqCst);
@@ -204,49 +204,6 @@ impl Scope {
     }
 }
 
-/// Serialises budget changes (never taken by the allocator).
-static SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Removes the budget at index `i` (with [`SETTING`] held), and turns the
-/// hot path's budget switch off when it was the last one.
-fn clear(i: usize) {
-    SOFT[i].store(0, Ordering::SeqCst);
-    HARD[i].store(0, Ordering::Relaxed);
-    GENERATION.fetch_add(1, Ordering::SeqCst);
-    let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
-    if !SOFT[..high].iter().any(|s| s.load(Ordering::Relaxed) != 0) {
-        crate::switches::set_budgets(false);
-    }
-}
-
-/// The owner of `id` released it, or its id is being recycled: its budget
-/// goes with it, history included (crossings, refusals), so that the next
-/// scope on its id starts with none. Called by the scope table with its
-/// lock held (budget changes never take that lock while holding
-/// [`SETTING`]), never by the allocator. Four relaxed loads for a scope
-/// that never had a budget.
-pub(crate) fn scope_released(id: ScopeId) {
-    let i = id.index();
-    let untouched = SOFT[i].load(Ordering::Relaxed) == 0
-        && LIVE[i].load(Ordering::Relaxed) == 0
-        && CROSSINGS[i].load(Ordering::Relaxed) == 0
-        && REFUSED[i].load(Ordering::Relaxed) == 0;
-    if untouched {
-        return;
-    }
-    let _lock = SETTING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if SOFT[i].load(Ordering::Relaxed) != 0 {
-        clear(i);
-    }
-    LIVE[i].store(0, Ordering::Relaxed);
-    CROSSINGS[i].store(0, Ordering::Relaxed);
-    REFUSED[i].store(0, Ordering::Relaxed);
-    // Watchers compare crossing counts per owner.
-    OWNERS[i].fetch_add(1, Ordering::Release);
-}
-
 /// Budgeted scopes with their status, for watchers and reports.
 pub fn budgets() -> Vec<(ScopeId, BudgetStatus)> {
     let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
@@ -270,11 +227,11 @@ pub fn fallible<R>(f: impl FnOnce() -> R) -> R {
     struct Restore(bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            let _ = super::hooks::FALLIBLE.try_with(|c| c.set(self.0));
+            let _ = crate::hot::budget::FALLIBLE.try_with(|c| c.set(self.0));
         }
     }
     let _restore = Restore(
-        super::hooks::FALLIBLE
+        crate::hot::budget::FALLIBLE
             .try_with(|c| c.replace(true))
             .unwrap_or(false),
     );

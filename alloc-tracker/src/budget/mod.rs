@@ -78,15 +78,27 @@
 //! (a reallocation is one free and one allocation), whatever the block's
 //! placement.
 
-mod hooks;
 mod limit;
+// The tests count on the crate's unit tests installing the tracker over
+// jemalloc (`lib.rs`).
+#[cfg(all(test, feature = "jemalloc"))]
+mod tests;
 mod watch;
 
+pub use crate::hot::budget::MAX_DEPTH;
+/// The allocator's budget hook for an allocation, for this repository's
+/// `bench/` crate to time; not API (behind the `bench-hooks` feature).
+#[cfg(feature = "bench-hooks")]
 #[doc(hidden)]
-pub(crate) use hooks::any_budget;
-pub(crate) use hooks::scope_installed;
-pub use hooks::MAX_DEPTH;
-pub use hooks::{admits, on_alloc, on_free};
-pub(crate) use limit::scope_released;
+pub fn on_alloc(scope: crate::ScopeId, bytes: u64) {
+    crate::hot::budget::on_alloc(scope, bytes)
+}
+
+/// The allocator's budget hook for a free (see [`on_alloc`]).
+#[cfg(feature = "bench-hooks")]
+#[doc(hidden)]
+pub fn on_free(scope: crate::ScopeId, bytes: u64) {
+    crate::hot::budget::on_free(scope, bytes)
+}
 pub use limit::{budgets, fallible, Budget, BudgetStatus, HardBelowSoft};
 pub use watch::{watch, BudgetEvent, BudgetWatch};

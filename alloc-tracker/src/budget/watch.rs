@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::hooks::{HIGH, OWNERS};
 use super::{budgets, BudgetStatus};
+use crate::hot::budget::{HIGH, OWNERS};
+use crate::hot::thread_state;
 use crate::scope::{ScopeId, MAX_SCOPES};
-use crate::thread_state;
 
 /// A budgeted scope crossed its soft limit since the watcher last looked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

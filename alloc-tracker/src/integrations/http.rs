@@ -43,8 +43,8 @@ use std::thread::{self, JoinHandle};
 use prometheus_client::registry::Registry;
 
 use super::prometheus::ScopeCollector;
+use crate::hot::thread_state;
 use crate::scope::ScopeId;
-use crate::thread_state;
 
 /// The content type of the responses: OpenMetrics text 1.0.0.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

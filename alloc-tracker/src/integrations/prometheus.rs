@@ -79,9 +79,9 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::hot::thread_state;
 use crate::report::series::{self, Extras, MetricKind};
 use crate::report::{Report, SeriesOptions};
-use crate::thread_state;
 
 /// The `scope` label value of the bucket that sums every row not exported
 /// on its own.

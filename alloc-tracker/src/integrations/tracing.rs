@@ -136,7 +136,7 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         // Charged to the tracker's own scope, not to the span's caller.
-        let scope = crate::thread_state::internal(|| {
+        let scope = crate::hot::thread_state::internal(|| {
             let mut v = NameVisitor {
                 field: self.field,
                 value: None,
@@ -172,7 +172,7 @@ where
         let _ = ENTERED.try_with(|entered| {
             let mut entered = entered.borrow_mut();
             // Grown outside the span's scope.
-            crate::thread_state::internal(|| entered.reserve(1));
+            crate::hot::thread_state::internal(|| entered.reserve(1));
             entered.push((id.clone(), scope.enter()));
         });
     }

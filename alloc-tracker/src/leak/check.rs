@@ -126,14 +126,14 @@ impl LeakCheck {
             // Build the stack unwinder (module list, allocator entry points)
             // here rather than inside the first recorded allocation.
             sampling::prepare_unwinder();
-            crate::switches::recording_started();
+            crate::hot::switches::recording_started();
             for &s in &members {
-                registry::recording(s).fetch_add(1, Ordering::SeqCst);
+                crate::hot::per_scope::recording(s).fetch_add(1, Ordering::SeqCst);
             }
             recorded = members.clone();
         }
-        let overlap = crate::thread_state::internal(|| Overlap::begin(&members));
-        let rules = crate::thread_state::internal(|| {
+        let overlap = crate::hot::thread_state::internal(|| Overlap::begin(&members));
+        let rules = crate::hot::thread_state::internal(|| {
             defaults::rules_in_order(&opts.rules, opts.defaults, &opts.defaults_off)
         });
         let first_seq = sampling::records_seq();
@@ -480,9 +480,9 @@ impl Drop for LeakCheck {
     fn drop(&mut self) {
         if self.opts.sites == Sites::Record {
             for &s in &self.recorded {
-                registry::stop_recording(s);
+                crate::hot::per_scope::stop_recording(s);
             }
-            crate::switches::recording_ended();
+            crate::hot::switches::recording_ended();
         }
     }
 }
@@ -493,7 +493,7 @@ fn save_report(report: &LeakReport) -> Option<std::io::Result<std::path::PathBuf
     use std::sync::atomic::AtomicU64;
     static N: AtomicU64 = AtomicU64::new(0);
     let dir = std::env::var_os("ALLOC_TRACKER_LEAK_DIR")?;
-    Some(crate::thread_state::internal(|| {
+    Some(crate::hot::thread_state::internal(|| {
         let name: String = report
             .scope
             .chars()

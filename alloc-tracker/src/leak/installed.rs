@@ -3,8 +3,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::NotInstalled;
-use crate::stats::counters;
-use crate::thread_state;
+use crate::hot::counters;
+use crate::hot::thread_state;
 use crate::ScopeId;
 
 /// Set once a probe saw the tracker count an allocation (it cannot stop

@@ -8,10 +8,10 @@ use super::options::Expect;
 use super::reach::{self, Classified, ReachSummary, SiteReach};
 use super::retain::{RetainRuleError, RuleSource};
 use crate::error::NotInstalled;
+use crate::hot::thread_state;
 use crate::sampling::{Frame, StackId};
 use crate::scope::ScopeId;
 use crate::stats::ScopeStats;
-use crate::thread_state;
 
 /// Allocations still live from one call site.
 #[derive(Debug, Clone, PartialEq, Eq)]

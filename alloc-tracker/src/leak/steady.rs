@@ -27,9 +27,9 @@ use super::retain::Defaults;
 use super::trend::{Trend, TrendReport};
 use super::verdict;
 use crate::error::NotInstalled;
+use crate::hot::thread_state;
 use crate::sampling;
 use crate::scope::{registry, ScopeId};
-use crate::thread_state;
 
 /// Steady-state checks: see [`SteadyState::options`].
 #[derive(Debug, Clone, Copy)]

@@ -65,10 +65,10 @@ pub fn run_tokio_test<F: Future>(name: &str, worker_threads: usize, body: F) -> 
             .worker_threads(worker_threads.max(1))
             .enable_all()
             .on_thread_start(move || {
-                crate::thread_state::replace_scope(id);
+                crate::hot::thread_state::replace_scope(id);
             })
             .on_thread_stop(|| {
-                crate::thread_state::replace_scope(ScopeId::UNSCOPED);
+                crate::hot::thread_state::replace_scope(ScopeId::UNSCOPED);
             })
             .build()
     };

@@ -25,9 +25,9 @@ use std::fmt;
 
 use super::report::LeakCause;
 use crate::error::NotInstalled;
+use crate::hot::thread_state;
 use crate::sampling::{self, Frame, StackId};
 use crate::scope::{registry, ScopeId};
-use crate::thread_state;
 
 /// Sampled live bytes per (scope, stack) at one point.
 type Sites = HashMap<(ScopeId, StackId), (u64, u64)>;

@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use super::reach::Classified;
 use super::report::{group_sites, AllowedRetention, Retention, UnusedRule};
 use super::retain::{Matcher, Retain, RuleSource};
+use crate::hot::thread_state;
 use crate::sampling::{self, Frame, StackId};
 use crate::scope::{registry, ScopeId};
-use crate::thread_state;
 
 /// What the reachability scan (`leak::reach`) found for a block; `None` on
 /// a block means "not scanned".

@@ -5,9 +5,9 @@ use std::fmt;
 
 use super::model::{Report, SiteReport, SiteSource};
 use super::text::{human_bytes, signed_bytes};
+use crate::hot::thread_state;
 use crate::sampling::Frame;
 use crate::stats::ScopeStats;
-use crate::thread_state;
 
 /// How one scope changed between two reports (own figures, children not
 /// included). Scopes are matched by path; several scopes with one path are

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::model::Report;
-use crate::thread_state;
+use crate::hot::thread_state;
 
 /// An output format of a [`Report`].
 ///

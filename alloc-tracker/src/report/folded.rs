@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::io;
 
 use super::model::{Report, SiteSource};
-use crate::thread_state;
+use crate::hot::thread_state;
 
 /// The frame that holds a scope's live bytes not covered by its sampled
 /// sites.

@@ -3,7 +3,7 @@
 use std::io;
 
 use super::model::{Report, SCHEMA_VERSION};
-use crate::thread_state;
+use crate::hot::thread_state;
 
 impl Report {
     /// The report as pretty-printed JSON, with `schema_version` first.

@@ -3,11 +3,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::budget::BudgetStatus;
+use crate::hot::thread_state;
 use crate::leak::LeakReport;
 use crate::sampling::{self, Frame};
 use crate::scope::ScopeId;
 use crate::stats::{ScopeStats, Snapshot};
-use crate::thread_state;
 
 /// Version of the report's data layout, written as `schema_version` in
 /// every JSON report. It changes when a field changes meaning or is removed;

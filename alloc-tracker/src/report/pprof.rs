@@ -40,8 +40,8 @@ use flate2::Compression;
 use prost::Message as _;
 
 use super::model::{Report, SiteReport, SiteSource};
+use crate::hot::thread_state;
 use crate::sampling::Frame;
-use crate::thread_state;
 
 /// The `perftools.profiles` messages we write (field numbers as upstream).
 mod proto {

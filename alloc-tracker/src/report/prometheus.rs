@@ -5,8 +5,8 @@ use std::io;
 
 use super::model::Report;
 use super::series::{self, Extras, MetricKind, SeriesOptions};
+use crate::hot::thread_state;
 use crate::scope::ScopeId;
-use crate::thread_state;
 
 /// Prefix of every metric name.
 pub const METRIC_PREFIX: &str = "alloc_tracker_";

@@ -44,13 +44,13 @@ impl Report {
     /// Renders the human table into a `String`; the same text as
     /// `Display`.
     pub fn to_text(&self) -> String {
-        crate::thread_state::internal(|| self.to_string())
+        crate::hot::thread_state::internal(|| self.to_string())
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::thread_state::internal(|| render(self, f))
+        crate::hot::thread_state::internal(|| render(self, f))
     }
 }
 

@@ -147,7 +147,7 @@ mod tests {
     fn the_tracker_allocator_frames_end_the_trimmed_part() {
         // Reached by a tail call from the inlined shim: no shim frame.
         assert!(is_allocator_entry(
-            "scope_alloc_tracker::allocator::by_address::alloc"
+            "scope_alloc_tracker::allocator::hybrid::alloc"
         ));
         assert!(is_allocator_entry("__rustc::__rust_alloc"));
         // A user's closure run by `in_scope` is the program's, not ours.

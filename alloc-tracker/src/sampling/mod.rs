@@ -16,11 +16,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::allocator::Tag;
-use crate::scope::{registry, ScopeId};
-use crate::thread_state::{self, ThreadState};
+use crate::hot::tag::Tag;
+use crate::hot::thread_state::{self, ThreadState};
+use crate::scope::ScopeId;
 
 mod frame;
+// Read-only mappings of the executable for the symboliser: `unsafe` for
+// `mmap`, argued there.
+#[allow(unsafe_code)]
+pub(crate) mod mapped;
 mod records;
 mod stacks;
 mod symbols;
@@ -29,9 +33,7 @@ mod unwind;
 pub use frame::Frame;
 pub(crate) use records::{current_seq as records_seq, for_each_record, freed_elsewhere, Record};
 pub(crate) use stacks::{origin, release_symbol_cache, resolve, StackId};
-#[doc(hidden)]
 pub use symbols::{set_symboliser, Symboliser};
-#[doc(hidden)]
 pub use unwind::{set_stack_depth, set_stack_unwinder, StackUnwinder};
 pub use unwind::{stack_capture_stats, StackCaptureStats};
 
@@ -122,10 +124,10 @@ pub(crate) fn decide(t: &ThreadState, scope: ScopeId, bytes: usize) -> Option<Sp
     let left = t.sample_countdown.get();
     if left > bytes as u64 {
         t.sample_countdown.set(left - bytes as u64);
-        if !crate::switches::recording() {
+        if !crate::hot::switches::recording() {
             return None;
         }
-        if registry::recording(scope).load(Ordering::Relaxed) == 0 {
+        if crate::hot::per_scope::recording(scope).load(Ordering::Relaxed) == 0 {
             return None;
         }
         return Some(Special { weight: None });
@@ -149,8 +151,8 @@ pub(crate) fn on_alloc(t: &ThreadState, tag: Tag, addr: usize, bytes: usize) -> 
 #[inline(never)]
 fn countdown_slow(t: &ThreadState, scope: ScopeId, bytes: usize, left: u64) -> Option<Special> {
     let interval = INTERVAL.load(Ordering::Relaxed);
-    let recording =
-        crate::switches::recording() && registry::recording(scope).load(Ordering::Relaxed) != 0;
+    let recording = crate::hot::switches::recording()
+        && crate::hot::per_scope::recording(scope).load(Ordering::Relaxed) != 0;
     let exact = recording.then_some(Special { weight: None });
     if interval == 0 {
         t.sample_countdown.set(OFF_RECHECK_BYTES);
@@ -195,8 +197,8 @@ fn exponential(t: &ThreadState, mean: u64) -> u64 {
 #[inline(never)]
 pub(crate) fn record(tag: Tag, addr: usize, bytes: usize, special: Special) -> Tag {
     let weight = special.weight;
-    let exact = crate::switches::recording()
-        && registry::recording(tag.scope()).load(Ordering::Relaxed) != 0;
+    let exact = crate::hot::switches::recording()
+        && crate::hot::per_scope::recording(tag.scope()).load(Ordering::Relaxed) != 0;
     if weight.is_none() && !exact {
         return tag;
     }
@@ -281,7 +283,9 @@ fn realloc_recorded(old: usize, new: usize, tag: Tag, new_size: usize) -> Tag {
 /// Captures the calling thread's stack with `unwinder` without keeping
 /// it; the number of frames (0 if the cached unwinder declined). A
 /// benchmark hook: the capture's own cost, apart from interning and the
-/// record table.
+/// record table. Not API: behind the `bench-hooks` feature, for this
+/// repository's `bench/` crate.
+#[cfg(feature = "bench-hooks")]
 #[doc(hidden)]
 pub fn capture_stack_for_bench(unwinder: StackUnwinder) -> usize {
     thread_state::internal(|| {

@@ -85,7 +85,7 @@ pub(crate) fn insert(addr: usize, r: Record) -> bool {
     true
 }
 
-pub(crate) fn remove(addr: usize, _tag: crate::allocator::Tag, thread: u32, scope: ScopeId) {
+pub(crate) fn remove(addr: usize, _tag: crate::hot::tag::Tag, thread: u32, scope: ScopeId) {
     if let Some((_, r)) = RECORDS.remove(&key(addr)) {
         if r.exact && (r.thread != thread || r.scope != scope) {
             FREED_ELSEWHERE[r.scope.index()].fetch_add(1, Ordering::Relaxed);

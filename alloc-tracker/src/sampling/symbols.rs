@@ -31,8 +31,8 @@
 
 use super::frame::Frame;
 
-/// Which symboliser reports use (a benchmark knob).
-#[doc(hidden)]
+/// Which symboliser names the frames of reports, process-wide (see
+/// [`set_symboliser`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Symboliser {
     /// Per-unit contexts over the mapped executable (the default).
@@ -44,7 +44,17 @@ pub enum Symboliser {
 static USE_BACKTRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Chooses the symboliser for the following reports, process-wide.
-#[doc(hidden)]
+///
+/// [`Symboliser::PerUnit`] (the default) is the fast one; choose
+/// [`Symboliser::Backtrace`] to compare its names with the `backtrace`
+/// crate's, or if a frame comes out unnamed.
+///
+/// ```
+/// use scope_alloc_tracker::sampling::{set_symboliser, Symboliser};
+///
+/// set_symboliser(Symboliser::Backtrace);
+/// set_symboliser(Symboliser::PerUnit);
+/// ```
 pub fn set_symboliser(s: Symboliser) {
     USE_BACKTRACE.store(
         s == Symboliser::Backtrace,
@@ -71,8 +81,8 @@ mod imp {
     use gimli::{LittleEndian, SectionId};
 
     use super::{demangled, Frame};
-    use crate::allocator::mapped::{self, SharedBytes};
-    use crate::allocator::unwind_raw;
+    use crate::sampling::mapped::{self, SharedBytes};
+    use crate::sampling::unwind::raw as unwind_raw;
 
     type Reader = gimli::EndianReader<LittleEndian, SharedBytes>;
 

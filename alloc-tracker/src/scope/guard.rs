@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 
 use super::ScopeId;
-use crate::thread_state;
+use crate::hot::thread_state;
 
 /// Keeps a scope current; dropping it restores the scope that was current
 /// before, also when unwinding from a panic.

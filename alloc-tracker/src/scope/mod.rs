@@ -21,41 +21,12 @@ pub use guard::ScopeGuard;
 pub use instance::{ReleasedWithLiveBlocks, ScopeInstance, ToScopeId};
 
 use crate::error::{ScopeError, ScopeTableFull};
-use crate::stats::{counters, ScopeStats};
-use crate::thread_state;
+pub use crate::hot::ids::{ScopeId, MAX_SCOPES};
+use crate::hot::thread_state;
+use crate::stats::ScopeStats;
 use registry::Lifetime;
 
-/// Capacity of the scope table, built-in scopes included.
-pub const MAX_SCOPES: usize = 4096;
-
-/// A registered scope: a small copyable id.
-///
-/// Get one from a [`Scope`] static ([`Scope::id`]), from
-/// [`ScopeId::register`] for names known only at run time, or from
-/// [`ScopeId::current`].
-///
-/// ```
-/// use scope_alloc_tracker::ScopeId;
-///
-/// let jobs = ScopeId::register("jobs", None).unwrap();
-/// let job7 = ScopeId::register("job-7", Some(jobs)).unwrap();
-/// assert_eq!(job7.path(), "jobs/job-7");
-/// assert_eq!(job7.parent(), Some(jobs));
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ScopeId(pub(crate) u16);
-
 impl ScopeId {
-    /// Allocations made outside any scope: the root.
-    pub const UNSCOPED: ScopeId = ScopeId(0);
-    /// The tracker's own allocations (dynamic scope names, reports, sampled
-    /// stacks).
-    pub const INTERNAL: ScopeId = ScopeId(1);
-    /// Allocations of scopes that could not be registered because the table
-    /// was full.
-    pub const OVERFLOW: ScopeId = ScopeId(2);
-    pub(crate) const FIRST_USER: u16 = 3;
-
     /// Registers a new permanent scope named `name` (copied), optionally
     /// under `parent`. Every call makes a new scope, never removed; a
     /// sibling that already has the name gets a distinct path (`name~2`,
@@ -253,17 +224,6 @@ impl ScopeId {
             .max(s.live_bytes);
         s
     }
-
-    /// Position in the counter tables; always below [`MAX_SCOPES`].
-    #[inline(always)]
-    pub(crate) fn index(self) -> usize {
-        self.0 as usize & (MAX_SCOPES - 1)
-    }
-
-    /// The raw id (as found in reports).
-    pub fn as_u16(self) -> u16 {
-        self.0
-    }
 }
 
 impl fmt::Debug for ScopeId {
@@ -404,7 +364,7 @@ impl Scope {
     #[inline]
     pub fn current_id(&self) -> ScopeId {
         let id = self.id();
-        if !registry::any_transient() {
+        if !crate::hot::per_scope::any_transient() {
             return id; // no instance exists: one relaxed load
         }
         registry::resolve_in_context(id, self.parent.map(Scope::id), ScopeId::current())
@@ -475,16 +435,5 @@ impl fmt::Debug for Scope {
             .field("name", &self.name)
             .field("state", &self.state.load(Ordering::Relaxed))
             .finish()
-    }
-}
-
-/// Claims a shard on first use; returns the slot to count on.
-#[inline(always)]
-pub(crate) fn shard_of(t: &thread_state::ThreadState) -> counters::ShardSlot {
-    let slot = t.shard.get();
-    if slot == counters::ShardSlot::UNCLAIMED {
-        crate::allocator::claim_shard_for_thread(t)
-    } else {
-        slot
     }
 }

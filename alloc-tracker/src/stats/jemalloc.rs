@@ -3,7 +3,7 @@
 use once_cell::sync::OnceCell;
 use tikv_jemalloc_ctl::{epoch, epoch_mib, stats};
 
-use crate::thread_state;
+use crate::hot::thread_state;
 
 /// jemalloc's process-wide statistics (`stats.*` after advancing `epoch`).
 ///

@@ -1,7 +1,6 @@
 //! Numbers: the per-thread counter shards, the plain snapshots read from
 //! them, and jemalloc's own process figures for comparison.
 
-pub(crate) mod counters;
 #[cfg(feature = "jemalloc")]
 mod jemalloc;
 mod snapshot;

@@ -2,9 +2,9 @@
 
 use std::time::SystemTime;
 
-use super::counters::{self, PEAK_SAMPLE_BYTES};
+use crate::hot::counters::{self, PEAK_SAMPLE_BYTES};
+use crate::hot::thread_state;
 use crate::scope::{registry, ScopeId};
-use crate::thread_state;
 
 /// One scope's figures at one moment (dhat's `HeapStats` vocabulary).
 ///
@@ -103,7 +103,7 @@ impl ScopeStats {
 
     fn from_totals(id: ScopeId, t: counters::Totals) -> Self {
         let live_bytes = t.live_bytes();
-        let peak = registry::peak(id);
+        let peak = crate::hot::per_scope::peak(id);
         let peak_bytes = peak
             .fetch_max(live_bytes, std::sync::atomic::Ordering::Relaxed)
             .max(live_bytes);

@@ -9,7 +9,6 @@
 #[path = "../hand_over_cases/mod.rs"]
 mod hand_over_cases;
 
-mod budget_crossing_sets_the_flag_at_the_threshold;
 mod budget_is_charged_by_the_allocator;
 mod cross_thread_free_credits_origin_scope;
 mod failed_allocation_leaves_counters_unchanged;

@@ -4,7 +4,7 @@
 //! aligned, the whole requested size is writable without disturbing the
 //! tag, `alloc_zeroed` memory is zero, `realloc` keeps the contents, and
 //! the scope's counters are exact after every call. Over jemalloc (with and
-//! without usable sizes, attributed by address and by trailer) and over the
+//! without usable sizes, hybrid and trailer) and over the
 //! system allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -14,9 +14,6 @@ use scope_alloc_tracker::{Attribution, Backend, Jemalloc, ScopeId, TrackingAlloc
 static JEMALLOC_COUNT: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
 static JEMALLOC_SKIP: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
-static JEMALLOC_BY_ADDRESS: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc)
-    .usable_sizes(UsableSizes::Count)
-    .attribution(Attribution::ByAddress);
 static JEMALLOC_TRAILER: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc)
     .usable_sizes(UsableSizes::Count)
     .attribution(Attribution::Trailer);
@@ -308,15 +305,6 @@ fn jemalloc_with_usable_sizes_round_trips_every_alignment() {
     round_trips(
         &JEMALLOC_COUNT,
         "align/jemalloc-count",
-        Usable::JemallocClass,
-    );
-}
-
-#[test]
-fn jemalloc_by_address_round_trips_every_alignment() {
-    round_trips(
-        &JEMALLOC_BY_ADDRESS,
-        "align/jemalloc-by-address",
         Usable::JemallocClass,
     );
 }

@@ -3,16 +3,13 @@
 //! tracked allocation (`sallocx` of the pointer, read from jemalloc's own
 //! metadata) is the size class bare jemalloc gives the same layout
 //! (`nallocx` of the untracked layout), in a scope and outside any, for the
-//! default `Attribution::Hybrid` and for `Attribution::ByAddress`. The same
+//! default `Attribution::Hybrid`. The same
 //! check over `Attribution::Trailer` must find a difference (that is what
 //! the test exists to catch).
 
 use std::alloc::{GlobalAlloc, Layout};
 
 use scope_alloc_tracker::{Attribution, Jemalloc, Scope, TrackingAlloc};
-
-static BY_ADDRESS: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).attribution(Attribution::ByAddress);
 
 static TRAILER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
@@ -83,12 +80,6 @@ fn scoped_blocks_get_bare_jemallocs_size_class() {
 #[test]
 fn unscoped_blocks_get_bare_jemallocs_size_class() {
     let diff = first_difference(&crate::GLOBAL, &mut sizes());
-    assert_eq!(diff, None, "(size, align, reserved, bare class)");
-}
-
-#[test]
-fn blocks_attributed_by_address_get_bare_jemallocs_size_class() {
-    let diff = PAGES.in_scope(|| first_difference(&BY_ADDRESS, &mut sizes()));
     assert_eq!(diff, None, "(size, align, reserved, bare class)");
 }
 

@@ -179,3 +179,37 @@ fn more_concurrent_threads_than_shards_count_exactly() {
     drop(kept);
     assert_balanced(s.stats(), 4 * THREADS as u64, all);
 }
+
+/// Exact fits (sizes that fill their size class) go to the scope's arena
+/// through a tcache of the allocating thread, which the fast path finds in
+/// the thread's counter line. A thread's exit destroys its tcaches; the
+/// next thread on its shard must use its own, never one destroyed
+/// (jemalloc aborts on an invalid tcache id). Two scopes per thread: a new
+/// thread's tcaches get the destroyed ones' ids in another order, so a
+/// stale id would name a destroyed tcache.
+#[test]
+fn threads_reusing_a_shard_make_their_own_tcaches_for_exact_fits() {
+    let scopes = [
+        ScopeId::register("exit-exact-fits-a", None).unwrap(),
+        ScopeId::register("exit-exact-fits-b", None).unwrap(),
+    ];
+    let threads = 2 * SHARDS as u64;
+    for _ in 0..threads {
+        thread::spawn(move || {
+            for s in scopes {
+                s.in_scope(|| {
+                    for size in [32usize, 64, 4096] {
+                        for _ in 0..3 {
+                            drop(std::hint::black_box(Vec::<u8>::with_capacity(size)));
+                        }
+                    }
+                })
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    for s in scopes {
+        assert_balanced(s.stats(), threads * 9, threads * 3 * (32 + 64 + 4096));
+    }
+}

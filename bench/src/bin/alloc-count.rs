@@ -7,7 +7,7 @@
 //! ```text
 //! alloc-count ALLOCATOR WORKLOAD ROUNDS
 //!   ALLOCATOR: jemalloc | tracking (hybrid, the default) | tracking-usable
-//!              (hybrid counting usable sizes) | by-address | trailer |
+//!              (hybrid counting usable sizes) | trailer |
 //!              reference (the least-work zero-memory tracker,
 //!              `alloc_bench::reference::RefAlloc`) | reference-trailer
 //!              (its trailer-always form, `RefTrailerAlloc`)
@@ -25,14 +25,11 @@ static GLOBAL: Jemalloc = Jemalloc;
 static TRACKING: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 static TRACKING_USABLE: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).usable_sizes(UsableSizes::Count);
-static BY_ADDRESS: TrackingAlloc<Jemalloc> =
-    TrackingAlloc::new(Jemalloc).attribution(Attribution::ByAddress);
 static TRAILER: TrackingAlloc<Jemalloc> =
     TrackingAlloc::new(Jemalloc).attribution(Attribution::Trailer);
 
 alloc_bench::via_static!(Tracking => TRACKING);
 alloc_bench::via_static!(TrackingUsable => TRACKING_USABLE);
-alloc_bench::via_static!(ByAddress => BY_ADDRESS);
 alloc_bench::via_static!(Trailer => TRAILER);
 
 fn run<A: GlobalAlloc>(a: &A, workload: &str, rounds: usize) {
@@ -57,7 +54,7 @@ fn main() {
         args.get(2).and_then(|r| r.parse().ok()),
     ) else {
         eprintln!(
-            "usage: alloc-count (jemalloc|tracking|tracking-usable|by-address|trailer|reference|reference-trailer) WORKLOAD ROUNDS"
+            "usage: alloc-count (jemalloc|tracking|tracking-usable|trailer|reference|reference-trailer) WORKLOAD ROUNDS"
         );
         std::process::exit(2);
     };
@@ -67,7 +64,6 @@ fn main() {
         "jemalloc" => run(&Jemalloc, workload, rounds),
         "tracking" => run(&Tracking, workload, rounds),
         "tracking-usable" => run(&TrackingUsable, workload, rounds),
-        "by-address" => run(&ByAddress, workload, rounds),
         "trailer" => run(&Trailer, workload, rounds),
         "reference" | "reference-trailer" => {
             let Some(rs) = RefScope::new() else {

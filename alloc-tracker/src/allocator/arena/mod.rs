@@ -51,6 +51,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU16, AtomicU32, AtomicU64, AtomicUsize
 
 use tikv_jemalloc_sys as ffi;
 
+mod ctl;
 mod hooks;
 mod scrub;
 mod tcache;
@@ -61,8 +62,8 @@ pub(crate) use tcache::release_tcaches;
 use tcache::tcache_flag;
 pub(crate) use tcache::{cached_bytes, ready_tcache_flag};
 
+use crate::hot::counters::{self, Line, ShardSlot};
 use crate::scope::{ScopeId, MAX_SCOPES};
-use crate::stats::counters::ShardSlot;
 
 /// Each chunk of `1 << CHUNK_SHIFT` bytes belongs to one arena.
 const CHUNK_SHIFT: u32 = 21;
@@ -190,6 +191,10 @@ pub(crate) fn set_tagged_only(scope: ScopeId, tagged: bool) {
     let (w, b) = (scope.index() / 64, scope.index() % 64);
     if tagged {
         TAGGED_ONLY[w].fetch_or(1 << b, Ordering::Relaxed);
+        // Flags cached for the id's previous scope name its own arena.
+        for line in counters::lines_of(scope) {
+            line.alloc_flags().store(0, Ordering::Relaxed);
+        }
     } else {
         TAGGED_ONLY[w].fetch_and(!(1 << b), Ordering::Relaxed);
     }
@@ -343,7 +348,8 @@ fn create_arena(owner: u16) -> Option<u32> {
     }
     OWNER_OF_ARENA[index as usize].store(owner, Ordering::Release);
     STATS_ARENAS.fetch_add(1, Ordering::Relaxed);
-    set_dirty_decay(index, SCOPE_ARENA_DIRTY_DECAY_MS);
+    // Best effort: the arena works with jemalloc's default if this fails.
+    let _ = ctl::set_dirty_decay_ms(index, SCOPE_ARENA_DIRTY_DECAY_MS);
     Some(index)
 }
 
@@ -352,44 +358,6 @@ fn create_arena(owner: u16) -> Option<u32> {
 /// arena's freed pages cannot serve other scopes, so holding them that long
 /// shows as resident memory bare jemalloc would have reused.
 const SCOPE_ARENA_DIRTY_DECAY_MS: isize = 1000;
-
-/// `arena.<index>.dirty_decay_ms = ms`, best effort (the arena works with
-/// jemalloc's default if this fails). The name is built on the stack.
-fn set_dirty_decay(index: c_uint, ms: isize) {
-    const PREFIX: &[u8] = b"arena.";
-    const SUFFIX: &[u8] = b".dirty_decay_ms\0";
-    let mut name = [0u8; 40];
-    let mut digits = [0u8; 10];
-    let (mut n, mut len) = (index, 0);
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for (slot, &b) in name.iter_mut().zip(
-        PREFIX
-            .iter()
-            .chain(digits[..len].iter().rev())
-            .chain(SUFFIX.iter()),
-    ) {
-        *slot = b;
-    }
-    let mut ms = ms;
-    // SAFETY: `name` is a NUL-terminated "arena.<i>.dirty_decay_ms", which
-    // takes an `ssize_t` (`isize`) new value and returns nothing here.
-    let _ = unsafe {
-        ffi::mallctl(
-            name.as_ptr().cast::<c_char>(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-            ptr::addr_of_mut!(ms).cast(),
-            core::mem::size_of::<isize>(),
-        )
-    };
-}
 
 // === allocation and free ===
 
@@ -424,8 +392,24 @@ pub(crate) enum Placement {
 /// arenas and this thread's arena and tcache of it exist already: the
 /// fast path's lookup. `None` sends the caller to [`place`], which makes
 /// what is missing.
+///
+/// `line` is `scope`'s line in `slot`'s shard, which caches the flags once
+/// found: the common case is one load.
 #[inline(always)]
-pub(crate) fn ready_alloc_flags(slot: ShardSlot, scope: ScopeId) -> Option<i32> {
+pub(crate) fn ready_alloc_flags(slot: ShardSlot, scope: ScopeId, line: &Line) -> Option<i32> {
+    match line.alloc_flags().load(Ordering::Relaxed) {
+        0 => find_alloc_flags(slot, scope, line),
+        flags => Some(flags as i32),
+    }
+}
+
+/// [`ready_alloc_flags`] when the line has none cached: finds them and
+/// caches them in the line if they exist. Only the thread owning the shard
+/// runs this for its lines; `release_tcaches` (the same thread, at its
+/// exit) and `set_tagged_only` (before the scope is published) clear them.
+#[cold]
+#[inline(never)]
+fn find_alloc_flags(slot: ShardSlot, scope: ScopeId, line: &Line) -> Option<i32> {
     if is_tagged_only(scope) {
         return None;
     }
@@ -433,8 +417,11 @@ pub(crate) fn ready_alloc_flags(slot: ShardSlot, scope: ScopeId) -> Option<i32> 
     if a == 0 || a >= FAILED {
         return None;
     }
-    let tcache = ready_tcache_flag(slot, scope)?;
-    Some(ffi::MALLOCX_ARENA((a - 1) as usize) | tcache)
+    let tcache = ready_tcache_flag(line)?;
+    let flags = ffi::MALLOCX_ARENA((a - 1) as usize) | tcache;
+    // Never 0: MALLOCX_ARENA(a) is `(a + 1) << 20`.
+    line.alloc_flags().store(flags as u32, Ordering::Relaxed);
+    Some(flags)
 }
 
 /// Chooses the arena for a new block of `scope` made by `slot`'s thread.

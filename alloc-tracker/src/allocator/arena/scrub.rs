@@ -12,7 +12,7 @@ use core::ffi::c_void;
 use tikv_jemalloc_sys as ffi;
 
 use super::{tagged_arena, tcache_flag};
-use crate::stats::counters::ShardSlot;
+use crate::hot::counters::ShardSlot;
 
 /// Overwrites every slot of this thread's tcache stacks that can hold a
 /// recorded block's address: its automatic tcache (recorded blocks whose

@@ -1,15 +1,13 @@
 //! Explicit jemalloc tcaches, one per (thread, arena owner): a block must
 //! return through a tcache of its own arena.
 
-use core::ffi::{c_char, c_uint};
-use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use tikv_jemalloc_sys as ffi;
 
 use super::{STATS_TCACHES, STATS_TCACHE_FAILURES};
+use crate::hot::counters::{self, Line, ShardSlot, MAX_SHARDS};
 use crate::scope::{ScopeId, MAX_SCOPES};
-use crate::stats::counters::{self, ShardSlot, MAX_SHARDS};
 
 /// Explicit tcache of (shard, tagged arena): same encoding as the scope
 /// columns' `tcache` field (0 none yet, `NO_TCACHE`, or `1 + index`).
@@ -38,13 +36,13 @@ pub(super) fn tcache_flag(slot: ShardSlot, scope: Option<ScopeId>) -> i32 {
     }
 }
 
-/// The `MALLOCX_TCACHE` flag of the tcache that `slot`'s thread (an owned
-/// shard) has for `scope`'s arenas, if it has made one; `None` when it has
-/// not (or could not: [`tcache_flag`] knows what to do then).
+/// The `MALLOCX_TCACHE` flag of the tcache that a thread owning a shard
+/// has for a scope's arenas, from the scope's `line` in that shard, if it
+/// has made one; `None` when it has not (or could not: [`tcache_flag`]
+/// knows what to do then).
 #[inline(always)]
-pub(crate) fn ready_tcache_flag(slot: ShardSlot, scope: ScopeId) -> Option<i32> {
-    let shard = slot.owned_shard()?;
-    match counters::tcache_cell(shard, scope).load(Ordering::Relaxed) {
+pub(crate) fn ready_tcache_flag(line: &Line) -> Option<i32> {
+    match line.tcache().load(Ordering::Relaxed) {
         0 | NO_TCACHE => None,
         t => Some(ffi::MALLOCX_TCACHE((t - 1) as usize)),
     }
@@ -53,24 +51,11 @@ pub(crate) fn ready_tcache_flag(slot: ShardSlot, scope: ScopeId) -> Option<i32> 
 #[cold]
 #[inline(never)]
 fn create_tcache(shard: u16, scope: Option<ScopeId>, cell: &AtomicU32) -> i32 {
-    let mut index: c_uint = 0;
-    let mut len = core::mem::size_of::<c_uint>();
-    // SAFETY: "tcache.create" writes the new tcache's `unsigned` index into
-    // `index`, whose size we pass in `len`; it takes no input.
-    let rc = unsafe {
-        ffi::mallctl(
-            c"tcache.create".as_ptr().cast::<c_char>(),
-            ptr::addr_of_mut!(index).cast(),
-            &mut len,
-            ptr::null_mut(),
-            0,
-        )
-    };
-    if rc != 0 {
+    let Some(index) = super::ctl::tcache_create() else {
         STATS_TCACHE_FAILURES.fetch_add(1, Ordering::Relaxed);
         cell.store(NO_TCACHE, Ordering::Relaxed);
         return ffi::MALLOCX_TCACHE_NONE;
-    }
+    };
     STATS_TCACHES.fetch_add(1, Ordering::Relaxed);
     cell.store(index + 1, Ordering::Relaxed);
     if let Some(s) = scope {
@@ -94,7 +79,9 @@ pub(crate) fn release_tcaches(shard: u16) {
             let b = bits.trailing_zeros() as usize;
             bits &= bits - 1;
             let scope = ScopeId((w * 64 + b) as u16);
-            destroy_tcache(counters::tcache_cell(shard as u16, scope));
+            let line = counters::line_in(shard as u16, scope);
+            line.alloc_flags().store(0, Ordering::Relaxed);
+            destroy_tcache(line.tcache());
         }
     }
     destroy_tcache(&TAGGED_TCACHE[shard]);
@@ -104,20 +91,9 @@ fn destroy_tcache(cell: &AtomicU32) {
     match cell.swap(0, Ordering::Relaxed) {
         0 | NO_TCACHE => {}
         t => {
-            let mut index: c_uint = t - 1;
-            // SAFETY: "tcache.destroy" reads an `unsigned` tcache index; this
-            // one was created by `create_tcache` for the exiting thread,
-            // which no longer uses it (its slot now says shared).
-            let rc = unsafe {
-                ffi::mallctl(
-                    c"tcache.destroy".as_ptr().cast::<c_char>(),
-                    ptr::null_mut(),
-                    ptr::null_mut(),
-                    ptr::addr_of_mut!(index).cast(),
-                    core::mem::size_of::<c_uint>(),
-                )
-            };
-            if rc == 0 {
+            // The tcache was created by `create_tcache` for the exiting
+            // thread, which no longer uses it (its slot now says shared).
+            if super::ctl::tcache_destroy(t - 1) {
                 STATS_TCACHES.fetch_sub(1, Ordering::Relaxed);
             }
         }
@@ -130,18 +106,5 @@ fn destroy_tcache(cell: &AtomicU32) {
 /// `epoch` advance. jemalloc counts these blocks in `stats.allocated`.
 /// `None` if the statistic cannot be read.
 pub(crate) fn cached_bytes() -> Option<u64> {
-    let mut value: usize = 0;
-    let mut len = core::mem::size_of::<usize>();
-    // SAFETY: the statistic is a `size_t`, written into `value`, whose size
-    // we pass in `len`; it takes no input. 4096 is MALLCTL_ARENAS_ALL.
-    let rc = unsafe {
-        ffi::mallctl(
-            c"stats.arenas.4096.tcache_bytes".as_ptr().cast::<c_char>(),
-            ptr::addr_of_mut!(value).cast(),
-            &mut len,
-            ptr::null_mut(),
-            0,
-        )
-    };
-    (rc == 0).then_some(value as u64)
+    super::ctl::tcache_bytes_all_arenas().map(|b| b as u64)
 }

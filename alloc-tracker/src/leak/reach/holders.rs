@@ -250,7 +250,7 @@ fn thread_name(name: &str, tid: i32) -> String {
 /// demangled, sorted by address.
 fn data_symbols(path: &str) -> Vec<Sym> {
     use object::{Object as _, ObjectSymbol as _};
-    let Some(bytes) = crate::allocator::mapped::map_forever(std::path::Path::new(path)) else {
+    let Some(bytes) = crate::sampling::mapped::map_forever(std::path::Path::new(path)) else {
         return Vec::new();
     };
     let Ok(file) = object::File::parse(bytes) else {

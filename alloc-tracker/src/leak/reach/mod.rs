@@ -32,9 +32,9 @@ mod text;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::hot::thread_state;
 use crate::sampling::{self, Frame};
 use crate::scope::ScopeId;
-use crate::thread_state;
 
 pub(crate) use holders::group;
 pub(crate) use text::{fmt_site, fmt_summary, merge};

@@ -58,8 +58,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::hot::thread_state;
 use crate::scope::ScopeId;
-use crate::thread_state;
 pub use sampler::TimelineSampler;
 
 /// One reading of one scope.

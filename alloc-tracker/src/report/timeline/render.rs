@@ -6,8 +6,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::{MarkerStyle, Scale, Timeline, TimelineError};
+use crate::hot::thread_state;
 use crate::report::text::human_bytes;
-use crate::thread_state;
 
 /// Line colours, one per series in order (then again from the start).
 const COLOURS: [RGBColor; 8] = [

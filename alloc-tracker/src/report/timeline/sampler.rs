@@ -6,8 +6,8 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use super::{MarkerStyle, Timeline};
+use crate::hot::thread_state;
 use crate::scope::ScopeId;
-use crate::thread_state;
 
 /// State shared with the sampling thread.
 #[derive(Debug)]

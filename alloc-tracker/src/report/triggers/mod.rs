@@ -16,7 +16,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::thread_state;
+use crate::hot::thread_state;
 
 mod config;
 mod target;

@@ -4,9 +4,9 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
+use crate::hot::thread_state;
 use crate::report::dump::Format;
 use crate::report::Report;
-use crate::thread_state;
 
 /// Where and how dumps are written: one report, in each file's format.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::config::OptionsError;
 use super::target::Target;
+use crate::hot::thread_state;
 use crate::scope::ScopeId;
-use crate::thread_state;
 
 /// Spawns a tracker thread that runs `work` in the internal scope.
 fn spawn_internal(

@@ -62,8 +62,8 @@ pub fn stack_capture_stats() -> StackCaptureStats {
     }
 }
 
-/// Which unwinder captures call stacks (a test and benchmark knob).
-#[doc(hidden)]
+/// Which unwinder captures the call stacks of sampled and recorded
+/// blocks, process-wide (see [`set_stack_unwinder`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StackUnwinder {
     /// The cached unwinder, with the fallback when it fails (the default).
@@ -79,7 +79,19 @@ static USE_FALLBACK: AtomicBool = AtomicBool::new(false);
 static NO_PREDICTION: AtomicBool = AtomicBool::new(false);
 
 /// Chooses the unwinder for the following captures, process-wide.
-#[doc(hidden)]
+///
+/// [`StackUnwinder::Cached`] (the default) is the cheap one; choose
+/// [`StackUnwinder::Fallback`] if its stacks look wrong on a platform, to
+/// compare, at the `backtrace` crate's cost per capture;
+/// [`StackUnwinder::RulesOnly`] measures the cached unwinder's worst case.
+/// [`stack_capture_stats`] tells how many captures each took.
+///
+/// ```
+/// use scope_alloc_tracker::sampling::{set_stack_unwinder, StackUnwinder};
+///
+/// set_stack_unwinder(StackUnwinder::Fallback);
+/// set_stack_unwinder(StackUnwinder::Cached);
+/// ```
 pub fn set_stack_unwinder(u: StackUnwinder) {
     USE_FALLBACK.store(u == StackUnwinder::Fallback, Ordering::Relaxed);
     NO_PREDICTION.store(u == StackUnwinder::RulesOnly, Ordering::Relaxed);
@@ -115,9 +127,17 @@ const ASSUMED_ALLOCATOR_FRAMES: usize = 4;
 static DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_DEPTH);
 
 /// Sets how many physical frames the cached unwinder keeps past the
-/// allocator's entry (a test and benchmark knob; a record keeps at most 48
-/// frames in all).
-#[doc(hidden)]
+/// allocator's entry, process-wide: more frames name deeper callers, and
+/// each costs a load or two per capture. The value is clamped to the range
+/// the record can hold (a record keeps at most 48 frames in all); the
+/// default is 28.
+///
+/// ```
+/// use scope_alloc_tracker::sampling::set_stack_depth;
+///
+/// set_stack_depth(40);
+/// set_stack_depth(28);
+/// ```
 pub fn set_stack_depth(frames: usize) {
     DEPTH.store(frames.clamp(MIN_FRAMES, 48), Ordering::Relaxed);
 }
@@ -134,6 +154,10 @@ pub(crate) fn depth() -> usize {
 /// get past the allocator, and the fallback takes over.
 const MIN_FRAMES: usize = 12;
 
+// The raw operations (registers, stack reads, loaded modules): the
+// unwinder's only `unsafe` code, each use argued where it is.
+#[allow(unsafe_code)]
+pub(crate) mod raw;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod rules;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]

@@ -22,7 +22,7 @@ use gimli::{
     UnwindTableRow, X86_64,
 };
 
-use crate::allocator::unwind_raw;
+use super::raw as unwind_raw;
 
 type Bytes = EndianSlice<'static, LittleEndian>;
 

@@ -19,12 +19,12 @@
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::raw::{self as unwind_raw, StackBounds};
 use super::rules::{
     build, cached, ra_offset, rule_for, slot_of, Unwinder, CFA_RBP, CFA_RSP, END_OF_STACK,
     SLOTS_LOG2, UNWINDER,
 };
 use super::MIN_FRAMES;
-use crate::allocator::unwind_raw::{self, StackBounds};
 
 /// Edges of the call graph seen so far, one per slot of the rule cache
 /// (same slot as the rule of the callee's address): the return address

@@ -2,9 +2,9 @@
 //! subtrees. All under the read lock.
 
 use super::table::{read, ScopeInfo};
+use crate::hot::counters::Totals;
+use crate::hot::thread_state;
 use crate::scope::{ScopeId, MAX_SCOPES};
-use crate::stats::counters::Totals;
-use crate::thread_state;
 
 /// The entry of `id`, or `None` if it is not registered.
 pub(crate) fn info(id: ScopeId) -> Option<ScopeInfo> {
@@ -103,7 +103,8 @@ pub(crate) fn peak_bounds() -> Vec<u64> {
         for id in t.ids() {
             let Some(info) = t.info(id) else { continue };
             if let Some(k) = info.kind.filter(|k| k.index() < n) {
-                let sampled = super::per_id::peak(id).load(std::sync::atomic::Ordering::Relaxed);
+                let sampled =
+                    crate::hot::per_scope::peak(id).load(std::sync::atomic::Ordering::Relaxed);
                 let peak = super::table::transient_peak_bound(sampled, &t.live(id));
                 live_transient_peak[k.index()] = live_transient_peak[k.index()].max(peak);
             }
@@ -130,8 +131,8 @@ pub(crate) fn peak_bounds() -> Vec<u64> {
                     continue;
                 }
                 let e = &t.entries[i];
-                let own =
-                    super::per_id::peak(ScopeId(s)).load(std::sync::atomic::Ordering::Relaxed);
+                let own = crate::hot::per_scope::peak(ScopeId(s))
+                    .load(std::sync::atomic::Ordering::Relaxed);
                 let kids: u64 = children[i].iter().map(|&c| bound[c as usize]).sum();
                 let per_transient = e.recycled_peak.max(live_transient_peak[i]);
                 bound[i] = own + kids + u64::from(e.max_transients) * per_transient;

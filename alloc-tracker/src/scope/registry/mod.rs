@@ -15,7 +15,8 @@
 //! Mutations (registering, creating and releasing transient scopes,
 //! recycling) take one write lock; they are never on the allocation path.
 //! Reads of names and parents take the read lock; the allocator itself only
-//! reads the per-id atomics of `per_id` (recording counts, peaks, parents),
+//! reads the per-id atomics of `hot::per_scope` (recording counts, peaks,
+//! parents),
 //! never the lock. Whatever is allocated under the lock (a
 //! dynamic name's copy, the free and released lists) is allocated under the
 //! re-entrancy guard, so it is charged to the tracker's internal scope.
@@ -31,23 +32,21 @@
 //! - `table`: the table, its entries, and how ids are reserved and
 //!   recycled;
 //! - `lookup`: reading the table: entries, paths, subtrees;
-//! - `per_id`: the lock-free per-id arrays the allocator and instance
-//!   resolution read.
+//! - the lock-free per-id arrays the allocator and instance resolution
+//!   read live in the data plane, `hot::per_scope`.
 
 mod lookup;
-mod per_id;
 mod table;
 
 use std::sync::atomic::Ordering;
 
 use super::{ScopeId, MAX_SCOPES};
 use crate::error::{ScopeError, ScopeTableFull};
-use crate::thread_state;
+use crate::hot::per_scope::{KIND_OF, NONE, PARENT_OF, TRANSIENT_LIVE};
+use crate::hot::thread_state;
 pub(crate) use lookup::{
     all, baseline_and_retired, info, overflowed, path, peak_bounds, recycled, subtree,
 };
-pub(crate) use per_id::{any_transient, parent_lock_free, peak, recording, stop_recording};
-use per_id::{KIND_OF, NONE, PARENT_OF, TRANSIENT_LIVE};
 use table::{read, write, Table};
 pub(crate) use table::{Lifetime, ScopeInfo};
 
@@ -311,7 +310,7 @@ pub(crate) fn release(id: ScopeId) -> (u64, u64) {
             info.lifetime = Lifetime::Released;
             // Its budget goes with it (the next scope on its id must not
             // inherit it).
-            crate::budget::scope_released(s);
+            crate::hot::budget::scope_released(s);
             TRANSIENT_LIVE.fetch_sub(1, Ordering::Relaxed);
             // No longer an instance context for new sub-scopes.
             KIND_OF[s.index()].store(NONE, Ordering::Release);

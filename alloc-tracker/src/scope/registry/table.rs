@@ -5,11 +5,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::per_id::{inherit_recording, KIND_OF, NONE, PARENT_OF, PEAKS, TRANSIENT_LIVE};
 use crate::error::ScopeTableFull;
+use crate::hot::counters::{self, Totals};
+use crate::hot::per_scope::{inherit_recording, KIND_OF, NONE, PARENT_OF, PEAKS, TRANSIENT_LIVE};
+use crate::hot::thread_state;
 use crate::scope::{ScopeId, MAX_SCOPES};
-use crate::stats::counters::{self, Totals};
-use crate::thread_state;
 
 /// How long an entry lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,7 +286,7 @@ impl Table {
         PEAKS[id.index()].store(0, Ordering::Relaxed);
         PARENT_OF[id.index()].store(NONE, Ordering::Relaxed);
         // Cleared at release already, unless it was set again since.
-        crate::budget::scope_released(id);
+        crate::hot::budget::scope_released(id);
         thread_state::internal(|| self.free.push_back(id.0));
         // The parent may have been waiting for this child.
         if let Some(p) = info.parent {
@@ -320,7 +320,7 @@ impl Table {
         // budget hooks inside the allocator; instance resolution).
         PARENT_OF[id.index()].store(info.parent.map_or(NONE, |p| p.0), Ordering::Release);
         // What the budget hooks cached for the id's previous scope.
-        crate::budget::scope_installed(id);
+        crate::hot::budget::scope_installed(id);
         if let (Lifetime::Transient, Some(k)) = (info.lifetime, info.kind) {
             let ke = &mut self.entries[k.index()];
             ke.transients += 1;

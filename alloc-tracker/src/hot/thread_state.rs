@@ -11,20 +11,23 @@
 
 use std::cell::Cell;
 
-use crate::scope::ScopeId;
-use crate::stats::counters::ShardSlot;
+use super::counters::{Shard, ShardSlot, OVERFLOW_LINES};
+use super::ids::ScopeId;
 
 /// Per-thread state read by the hot path.
 #[derive(Debug)]
 pub(crate) struct ThreadState {
     /// The scope that new allocations of this thread are charged to.
     pub(crate) scope: Cell<ScopeId>,
-    /// The counter shard this thread owns, or why it has none.
-    pub(crate) shard: Cell<ShardSlot>,
-    /// True while the tracker itself runs code that may allocate on this
-    /// thread; such allocations are charged to
-    /// [`INTERNAL`](crate::ScopeId::INTERNAL) and skip sampling.
-    pub(crate) busy: Cell<bool>,
+    /// The counter shard this thread owns, or why it has none, and the
+    /// re-entrancy flag ([`ShardSlot::busy`]): true while the tracker itself
+    /// runs code that may allocate on this thread; such allocations are
+    /// charged to [`INTERNAL`](crate::ScopeId::INTERNAL) and skip sampling.
+    /// Read it with [`ThreadState::slot`] and [`ThreadState::busy`].
+    shard: Cell<ShardSlot>,
+    /// The lines of the shard `shard` names (the overflow shard's while it
+    /// names none): spares the hot path computing the address.
+    lines: Cell<&'static Shard>,
     /// Bytes this thread may still allocate before its next visit to the
     /// sampling slow path; `0` means "not initialised yet".
     pub(crate) sample_countdown: Cell<u64>,
@@ -39,11 +42,54 @@ impl ThreadState {
         Self {
             scope: Cell::new(ScopeId::UNSCOPED),
             shard: Cell::new(ShardSlot::UNCLAIMED),
-            busy: Cell::new(false),
+            lines: Cell::new(OVERFLOW_LINES),
             sample_countdown: Cell::new(0),
             rng: Cell::new(0),
             thread_no: Cell::new(0),
         }
+    }
+}
+
+impl ThreadState {
+    /// The shard slot with the re-entrancy flag: `is_owned()` is the fast
+    /// path's test "owns a shard and is not in tracker code".
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn slot_and_flag(&self) -> ShardSlot {
+        self.shard.get()
+    }
+
+    /// The shard this thread counts on, or why it has none.
+    #[inline(always)]
+    pub(crate) fn slot(&self) -> ShardSlot {
+        self.shard.get().shard()
+    }
+
+    /// The lines of [`ThreadState::slot`]'s shard.
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn lines(&self) -> &'static Shard {
+        self.lines.get()
+    }
+
+    /// Makes this thread count on `slot` from now on, keeping the flag.
+    pub(crate) fn set_slot(&self, slot: ShardSlot) {
+        let busy = self.shard.get().busy();
+        self.shard.set(slot.shard().with_busy(busy));
+        self.lines.set(slot.lines());
+    }
+
+    /// Whether the tracker's own code runs on this thread.
+    #[inline(always)]
+    pub(crate) fn busy(&self) -> bool {
+        self.shard.get().busy()
+    }
+
+    /// Sets the re-entrancy flag; returns its previous value.
+    fn replace_busy(&self, busy: bool) -> bool {
+        let slot = self.shard.get();
+        self.shard.set(slot.with_busy(busy));
+        slot.busy()
     }
 }
 
@@ -85,7 +131,7 @@ pub(crate) struct ReentrancyGuard {
 impl ReentrancyGuard {
     /// Enters tracker-internal mode.
     pub(crate) fn enter() -> Self {
-        let was_already_inside = with(|t| t.busy.replace(true)).unwrap_or(true);
+        let was_already_inside = with(|t| t.replace_busy(true)).unwrap_or(true);
         Self { was_already_inside }
     }
 }
@@ -93,14 +139,14 @@ impl ReentrancyGuard {
 impl Drop for ReentrancyGuard {
     fn drop(&mut self) {
         if !self.was_already_inside {
-            let _ = with(|t| t.busy.set(false));
+            let _ = with(|t| t.replace_busy(false));
         }
     }
 }
 
 /// Whether this thread is running tracker code right now.
 pub(crate) fn is_busy() -> bool {
-    with(|t| t.busy.get()).unwrap_or(true)
+    with(|t| t.busy()).unwrap_or(true)
 }
 
 /// Runs `f` with the re-entrancy guard held.

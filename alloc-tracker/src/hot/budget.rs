@@ -16,25 +16,25 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::scope::{ScopeId, MAX_SCOPES};
+use super::ids::{ScopeId, MAX_SCOPES};
 
 /// Soft limit per scope in bytes; 0 = no budget.
-pub(super) static SOFT: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+pub(crate) static SOFT: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// Hard limit per scope in bytes for fallible allocations; 0 = none.
-pub(super) static HARD: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+pub(crate) static HARD: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// Live bytes of the scope and its children, counted while it has a budget
 /// (started from the exact figure when the budget was set).
-pub(super) static LIVE: [AtomicI64; MAX_SCOPES] = [const { AtomicI64::new(0) }; MAX_SCOPES];
+pub(crate) static LIVE: [AtomicI64; MAX_SCOPES] = [const { AtomicI64::new(0) }; MAX_SCOPES];
 /// Upward crossings of the soft limit so far (monotonic; watchers poll it).
-pub(super) static CROSSINGS: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+pub(crate) static CROSSINGS: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// Allocations refused by a hard limit in a fallible section.
-pub(super) static REFUSED: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+pub(crate) static REFUSED: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// Bumped each time a released scope's budget state is reset for the next
 /// scope on its id (see `limit::scope_released`): lets watchers tell a new
 /// owner's crossing count from the old one's.
-pub(super) static OWNERS: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES];
+pub(crate) static OWNERS: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES];
 /// Bumped by every budget change: invalidates [`COVER`].
-pub(super) static GENERATION: AtomicU32 = AtomicU32::new(1);
+pub(crate) static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// Per scope, cached: `GENERATION` (high 16 bits) when it was computed,
 /// and whether the scope or an ancestor has a budget (bit 0). Spares the
 /// walk up the parent chain for the scopes no budget covers.
@@ -42,27 +42,23 @@ static COVER: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES
 
 /// One past the highest scope index that ever had a budget: watchers scan
 /// below it.
-pub(super) static HIGH: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static HIGH: AtomicUsize = AtomicUsize::new(0);
 
 /// Scopes nested deeper than this do not charge ancestors above it (the
 /// chain is walked from the scope upwards).
 pub const MAX_DEPTH: usize = 16;
 
 thread_local! {
-    /// Inside [`fallible`](super::fallible) on this thread. No destructor.
-    pub(super) static FALLIBLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Inside [`fallible`](crate::budget::fallible) on this thread. No destructor.
+    pub(crate) static FALLIBLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Budget hook for an allocation of `bytes` charged to `scope`: the one
 /// call the allocator makes per allocation (and per `realloc`, for the new
 /// size). One relaxed load when no budget is set.
-///
-/// Not part of the API: the hot path's hook, public so that tests can call
-/// it directly on scopes that never allocate.
-#[doc(hidden)]
 #[inline]
-pub fn on_alloc(scope: ScopeId, bytes: u64) {
-    if crate::switches::budgets() {
+pub(crate) fn on_alloc(scope: ScopeId, bytes: u64) {
+    if super::switches::budgets() {
         charge(scope, bytes as i64);
     }
 }
@@ -70,13 +66,9 @@ pub fn on_alloc(scope: ScopeId, bytes: u64) {
 /// Budget hook for the free of `bytes` that were charged to `scope`: the
 /// one call the allocator makes per free (and per `realloc`, for the old
 /// size).
-///
-/// Not part of the API: the hot path's hook, public so that tests can call
-/// it directly on scopes that never allocate.
-#[doc(hidden)]
 #[inline]
-pub fn on_free(scope: ScopeId, bytes: u64) {
-    if crate::switches::budgets() {
+pub(crate) fn on_free(scope: ScopeId, bytes: u64) {
+    if super::switches::budgets() {
         charge(scope, -(bytes as i64));
     }
 }
@@ -111,7 +103,7 @@ fn charge(scope: ScopeId, delta: i64) {
                 CROSSINGS[i].fetch_add(1, Ordering::Relaxed);
             }
         }
-        s = crate::scope::registry::parent_lock_free(id);
+        s = super::per_scope::parent_lock_free(id);
     }
 }
 
@@ -127,34 +119,70 @@ pub(crate) fn scope_installed(id: ScopeId) {
     COVER[id.index()].store((generation << 16) | covered as u32, Ordering::Relaxed);
 }
 
+/// Serialises budget changes (never taken by the allocator).
+pub(crate) static SETTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Removes the budget at index `i` (with [`SETTING`] held), and turns the
+/// hot path's budget switch off when it was the last one.
+pub(crate) fn clear(i: usize) {
+    SOFT[i].store(0, Ordering::SeqCst);
+    HARD[i].store(0, Ordering::Relaxed);
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    let high = HIGH.load(Ordering::Relaxed).min(MAX_SCOPES);
+    if !SOFT[..high].iter().any(|s| s.load(Ordering::Relaxed) != 0) {
+        super::switches::set_budgets(false);
+    }
+}
+
+/// The owner of `id` released it, or its id is being recycled: its budget
+/// goes with it, history included (crossings, refusals), so that the next
+/// scope on its id starts with none. Called by the scope table with its
+/// lock held (budget changes never take that lock while holding
+/// [`SETTING`]), never by the allocator. Four relaxed loads for a scope
+/// that never had a budget.
+pub(crate) fn scope_released(id: ScopeId) {
+    let i = id.index();
+    let untouched = SOFT[i].load(Ordering::Relaxed) == 0
+        && LIVE[i].load(Ordering::Relaxed) == 0
+        && CROSSINGS[i].load(Ordering::Relaxed) == 0
+        && REFUSED[i].load(Ordering::Relaxed) == 0;
+    if untouched {
+        return;
+    }
+    let _lock = SETTING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if SOFT[i].load(Ordering::Relaxed) != 0 {
+        clear(i);
+    }
+    LIVE[i].store(0, Ordering::Relaxed);
+    CROSSINGS[i].store(0, Ordering::Relaxed);
+    REFUSED[i].store(0, Ordering::Relaxed);
+    // Watchers compare crossing counts per owner.
+    OWNERS[i].fetch_add(1, Ordering::Release);
+}
+
 /// `scope` and its ancestors, innermost first, at most [`MAX_DEPTH`].
 fn chain(scope: ScopeId) -> impl Iterator<Item = ScopeId> {
     // Lock-free: this runs inside the allocator, possibly while this thread
     // holds the scope table's lock.
-    std::iter::successors(Some(scope), |s| {
-        crate::scope::registry::parent_lock_free(*s)
-    })
-    .take(MAX_DEPTH)
+    std::iter::successors(Some(scope), |s| super::per_scope::parent_lock_free(*s)).take(MAX_DEPTH)
 }
 
 /// Whether any scope has a budget: lets a caller skip working out the
 /// scope (a thread-local read) when no hook can act.
 #[inline(always)]
 pub(crate) fn any_budget() -> bool {
-    crate::switches::budgets()
+    super::switches::budgets()
 }
 
 /// Whether an allocation of `bytes` in `scope` may go ahead under the hard
 /// limits of `scope` and its ancestors. Always `true` outside a
-/// [`fallible`](super::fallible) section: an infallible allocation that
+/// [`fallible`](crate::budget::fallible) section: an infallible allocation that
 /// fails aborts the process.
-///
-/// Not part of the API: the hook a hard limit needs in the hot path (see
-/// the budget manual, "Hard limits"), public so that tests can call it.
-#[doc(hidden)]
 #[inline]
-pub fn admits(scope: ScopeId, bytes: u64) -> bool {
-    if !crate::switches::budgets() {
+pub(crate) fn admits(scope: ScopeId, bytes: u64) -> bool {
+    if !super::switches::budgets() {
         return true;
     }
     admits_slow(scope, bytes)
@@ -177,7 +205,7 @@ fn admits_slow(scope: ScopeId, bytes: u64) -> bool {
                 return false;
             }
         }
-        s = crate::scope::registry::parent_lock_free(id);
+        s = super::per_scope::parent_lock_free(id);
     }
     true
 }

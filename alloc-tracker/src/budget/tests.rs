@@ -3,15 +3,16 @@
 //! watchers run on their own thread; a hard limit refuses only inside a
 //! fallible section.
 //!
-//! These tests call the hooks `budget::on_alloc` / `on_free` directly, on
+//! These tests call the allocator's hooks `on_alloc` / `on_free` directly, on
 //! scopes that never allocate for real, to place bytes exactly;
 //! `budget_is_charged_by_the_allocator.rs` goes through the allocator.
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use scope_alloc_tracker::budget::{self, admits, on_alloc, on_free};
-use scope_alloc_tracker::{Budget, Scope, ScopeId};
+use crate::budget;
+use crate::hot::budget::{admits, on_alloc, on_free};
+use crate::{Budget, Scope, ScopeId};
 
 fn scope(name: &str, parent: Option<ScopeId>) -> ScopeId {
     ScopeId::register(name, parent).unwrap()

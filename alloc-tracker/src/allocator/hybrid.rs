@@ -1,13 +1,14 @@
-//! The hot path over jemalloc when scopes own arenas (see `arena`), for
-//! [`Attribution::Hybrid`] (the default) and [`Attribution::ByAddress`].
+//! The general path of [`Attribution::Hybrid`] (the default over jemalloc),
+//! where scopes own arenas (see `arena`) for the blocks without slack; the
+//! common cases go through `fast_path.rs` first.
 //!
 //! ```text
 //!  alloc(layout)                                 dealloc(p, layout)
 //!  ─────────────                                 ──────────────────
 //!  scope, shard, sampling decision  (TLS)        shard (TLS); owner(p) (chunk table, 1 load)
-//!  Hybrid and the trailer fits the class:         Automatic, trailer fits (Hybrid)
+//!  the trailer fits the class:                    Automatic, trailer fits
 //!    malloc fast path + 2-byte trailer              ─► read trailer, sdallocx fast path
-//!  unscoped (trailer does not fit, or ByAddress): Automatic otherwise
+//!  unscoped, the trailer does not fit:           Automatic otherwise
 //!    malloc fast path, untagged                     ─► sdallocx fast path, UNSCOPED
 //!  scoped:                                        Scope(s)
 //!    mallocx(scope arena, thread's tcache)          ─► sdallocx(this thread's tcache of s), s
@@ -26,16 +27,13 @@
 //!
 //! Each function has the contract of the `GlobalAlloc` method of its name,
 //! and the block passed to `dealloc`/`realloc` must have been made by this
-//! module with the same [`Attribution`] (it is fixed when the allocator
-//! value is built). jemalloc's own contract for `mallocx`/`sdallocx`/
+//! module or by `fast_path.rs`, for a hybrid allocator. jemalloc's own contract for `mallocx`/`sdallocx`/
 //! `rallocx` is met as follows: the size given to `sdallocx` is the size the
 //! block was requested with (`layout.size()`, or the trailer's outer size),
 //! the alignment flags are recomputed from the same layout, and a block is
 //! freed through a tcache of its own arena (or none), never another's.
 //!
 //! [`Attribution::Hybrid`]: super::Attribution::Hybrid
-//! [`Attribution::ByAddress`]: super::Attribution::ByAddress
-//! [`Attribution`]: super::Attribution
 //! [`trailer_fits`]: super::backend::trailer_fits
 
 use core::alloc::Layout;
@@ -43,19 +41,19 @@ use core::ptr;
 
 use super::arena::{self, Owner, Placement};
 use super::backend::trailer_fits;
-use super::{trailer, Attribution, Backend, Tag, TrackingAlloc};
+use super::{shard_of, trailer, Backend, Tag, TrackingAlloc};
+use crate::hot::counters::{self, ShardSlot};
+use crate::hot::thread_state;
 use crate::sampling::Special;
-use crate::scope::{self, ScopeId};
-use crate::stats::counters::{self, ShardSlot};
-use crate::thread_state;
+use crate::scope::ScopeId;
 
 /// The calling thread's allocation context: scope to charge, counter
 /// shard, and what sampling/recording wants of the block.
 #[inline(always)]
 fn context(bytes: usize) -> (ScopeId, ShardSlot, Option<Special>) {
     thread_state::with(|t| {
-        let slot = scope::shard_of(t);
-        if t.busy.get() {
+        let slot = shard_of(t);
+        if t.busy() {
             (ScopeId::INTERNAL, slot, None)
         } else {
             let scope = t.scope.get();
@@ -67,15 +65,7 @@ fn context(bytes: usize) -> (ScopeId, ShardSlot, Option<Special>) {
 
 #[inline(always)]
 fn shard() -> ShardSlot {
-    thread_state::with(scope::shard_of).unwrap_or(ShardSlot::SHARED)
-}
-
-impl<B: Backend> TrackingAlloc<B> {
-    /// Whether blocks of `layout` are automatic-arena blocks with a trailer.
-    #[inline(always)]
-    fn trailer_in_automatic(&self, layout: Layout) -> bool {
-        self.attribution == Attribution::Hybrid && trailer_fits(layout)
-    }
+    thread_state::with(shard_of).unwrap_or(ShardSlot::SHARED)
 }
 
 /// Where a live block is and whether it carries a trailer.
@@ -94,8 +84,8 @@ enum Kind {
 impl Kind {
     /// The kind of the live block `p` of `layout`.
     #[inline(always)]
-    fn of<B: Backend>(a: &TrackingAlloc<B>, p: *const u8, layout: Layout) -> Kind {
-        if a.trailer_in_automatic(layout) {
+    fn of(p: *const u8, layout: Layout) -> Kind {
+        if trailer_fits(layout) {
             return Kind::AutoTrailer;
         }
         match arena::owner(p) {
@@ -163,7 +153,7 @@ unsafe fn new_block<B: Backend>(
     zero: bool,
     want_trailer: bool,
 ) -> (*mut u8, Kind) {
-    if a.trailer_in_automatic(layout) {
+    if trailer_fits(layout) {
         let Some(outer) = trailer::outer_layout(layout) else {
             return (ptr::null_mut(), Kind::AutoTrailer);
         };
@@ -278,7 +268,7 @@ pub(super) unsafe fn alloc<B: Backend>(
 ) -> *mut u8 {
     let bytes = layout.size();
     let (scope, slot, special) = context(bytes);
-    if !crate::budget::admits(scope, bytes as u64) {
+    if !crate::hot::budget::admits(scope, bytes as u64) {
         // A hard budget refuses this allocation (only ever inside
         // `budget::fallible`, where the caller handles a failure).
         return ptr::null_mut();
@@ -312,7 +302,7 @@ pub(super) unsafe fn alloc<B: Backend>(
 #[inline(never)]
 pub(super) unsafe fn dealloc<B: Backend>(a: &TrackingAlloc<B>, p: *mut u8, layout: Layout) {
     let slot = shard();
-    let kind = Kind::of(a, p, layout);
+    let kind = Kind::of(p, layout);
     // SAFETY: `p` is a live block of `kind` made with `layout`.
     let tag = unsafe { kind.tag(p, layout) };
     if tag.has_record() {
@@ -345,17 +335,17 @@ pub(super) unsafe fn realloc<B: Backend>(
         return ptr::null_mut();
     };
     let slot = shard();
-    let kind = Kind::of(a, p, layout);
+    let kind = Kind::of(p, layout);
     // SAFETY: `p` is a live block of `kind` made with `layout`.
     let tag = unsafe { kind.tag(p, layout) };
     if new_size > layout.size()
-        && !crate::budget::admits(tag.scope(), (new_size - layout.size()) as u64)
+        && !crate::hot::budget::admits(tag.scope(), (new_size - layout.size()) as u64)
     {
         // Refused by a hard budget (inside `budget::fallible` only): the
         // old block and every counter are unchanged.
         return ptr::null_mut();
     }
-    let new_fits = a.trailer_in_automatic(new_layout);
+    let new_fits = trailer_fits(new_layout);
     let plain_unscoped = tag.scope() == ScopeId::UNSCOPED && !tag.has_record();
     // The kind the block keeps if it can be reallocated where it is.
     let in_place = match kind {

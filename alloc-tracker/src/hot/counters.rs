@@ -27,7 +27,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::scope::{registry, ScopeId, MAX_SCOPES};
+use super::ids::{ScopeId, MAX_SCOPES};
 
 /// Counter shards owned by one thread each.
 pub(crate) const MAX_SHARDS: usize = 128;
@@ -41,14 +41,19 @@ pub(crate) const PEAK_SAMPLE_BYTES: u64 = 64 * 1024;
 /// Which shard a thread counts on: an owned shard `0..MAX_SHARDS`,
 /// [`ShardSlot::SHARED`] (the overflow shard, whose index it is: all shards
 /// were taken, or the thread's exit hook already gave its shard back), or
-/// [`ShardSlot::UNCLAIMED`] before the thread's first allocation. One
-/// comparison tells the hot path which.
+/// [`ShardSlot::UNCLAIMED`] before the thread's first allocation; plus the
+/// thread's re-entrancy flag in the top bit ([`ShardSlot::busy`]). One
+/// comparison tells the hot path whether the thread owns a shard and is not
+/// running tracker code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ShardSlot(u16);
 
+/// The re-entrancy flag's bit (see `thread_state::ReentrancyGuard`).
+const BUSY: u16 = 1 << 15;
+
 impl ShardSlot {
     /// No allocation yet on this thread.
-    pub(crate) const UNCLAIMED: ShardSlot = ShardSlot(u16::MAX);
+    pub(crate) const UNCLAIMED: ShardSlot = ShardSlot(BUSY - 1);
     /// Counts on the shared overflow shard with atomic read-modify-writes.
     pub(crate) const SHARED: ShardSlot = ShardSlot(OVERFLOW as u16);
 
@@ -57,23 +62,51 @@ impl ShardSlot {
         ShardSlot(n)
     }
 
-    /// Whether this is an owned shard (its thread is the only writer).
+    /// Whether this is an owned shard (its thread is the only writer) and
+    /// the thread is not running tracker code: the fast path's one test.
     #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
     #[inline(always)]
     pub(crate) fn is_owned(self) -> bool {
         (self.0 as usize) < MAX_SHARDS
     }
 
-    /// The owned shard's number, if this is one.
+    /// The owned shard's number, if this is one (whatever the flag).
     pub(crate) fn owned_shard(self) -> Option<u16> {
-        ((self.0 as usize) < MAX_SHARDS).then_some(self.0)
+        let n = self.0 & !BUSY;
+        ((n as usize) < MAX_SHARDS).then_some(n)
+    }
+
+    /// Whether the thread runs tracker code (the re-entrancy flag).
+    #[inline(always)]
+    pub(crate) fn busy(self) -> bool {
+        self.0 & BUSY != 0
+    }
+
+    /// This slot with the re-entrancy flag set to `busy`.
+    #[inline(always)]
+    pub(crate) fn with_busy(self, busy: bool) -> ShardSlot {
+        ShardSlot(if busy { self.0 | BUSY } else { self.0 & !BUSY })
+    }
+
+    /// This slot without the re-entrancy flag: the shard alone.
+    #[inline(always)]
+    pub(crate) fn shard(self) -> ShardSlot {
+        ShardSlot(self.0 & !BUSY)
+    }
+
+    /// The lines of this slot's shard (the overflow shard's for anything
+    /// but an owned shard).
+    #[inline(always)]
+    pub(crate) fn lines(self) -> &'static Shard {
+        let n = (self.0 & !BUSY) as usize;
+        &SHARDS[if n < MAX_SHARDS { n } else { OVERFLOW }]
     }
 }
 
 /// One scope's counters in one shard. All fields are monotonic totals.
 #[repr(C, align(64))]
 #[derive(Debug)]
-struct Line {
+pub(crate) struct Line {
     /// Allocations made (realloc counts as one free and one allocation).
     allocs: AtomicU64,
     /// Bytes requested by those allocations.
@@ -91,6 +124,12 @@ struct Line {
     /// else `1 + index`. Only the owning thread reads or writes it; it sits
     /// here because the hot path touches this line anyway.
     tcache: AtomicU32,
+    /// The `mallocx` flags (this scope's arena for the thread, the thread's
+    /// tcache of it) of an exact fit, once both exist; 0 until then, and
+    /// after either is given back. Written by the owning thread, cleared by
+    /// `allocator::arena` when an arena or tcache goes away: one load spares
+    /// the fast path assembling them.
+    alloc_flags: AtomicU32,
 }
 
 impl Line {
@@ -103,12 +142,45 @@ impl Line {
             free_bytes: AtomicU64::new(0),
             free_usable: AtomicU64::new(0),
             tcache: AtomicU32::new(0),
+            alloc_flags: AtomicU32::new(0),
         }
+    }
+
+    /// Counts an allocation of `bytes` (`usable` reserved) in `scope` on
+    /// this line of the calling thread's owned shard, without the budget
+    /// hook: the hot path's fast case, which has checked that the thread
+    /// owns the shard and that no budget is set.
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn alloc_owned(&self, scope: ScopeId, bytes: u64, usable: u64) {
+        alloc_on(self, bump_owned, scope, bytes, usable);
+    }
+
+    /// The free side of [`Line::alloc_owned`], under the same conditions.
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn free_owned(&self, bytes: u64, usable: u64) {
+        free_on(self, bump_owned, bytes, usable);
+    }
+
+    /// The cached exact-fit `mallocx` flags (see the field).
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn alloc_flags(&self) -> &AtomicU32 {
+        &self.alloc_flags
+    }
+
+    /// The tcache cell (see the field).
+    #[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn tcache(&self) -> &AtomicU32 {
+        &self.tcache
     }
 }
 
+/// One shard: a line per scope.
 #[derive(Debug)]
-struct Shard {
+pub(crate) struct Shard {
     lines: [Line; MAX_SCOPES],
 }
 
@@ -118,11 +190,19 @@ impl Shard {
             lines: [const { Line::new() }; MAX_SCOPES],
         }
     }
+
+    /// The line of `scope`.
+    #[inline(always)]
+    pub(crate) fn line(&'static self, scope: ScopeId) -> &'static Line {
+        &self.lines[scope.index()]
+    }
 }
 
 /// `MAX_SHARDS` owned shards, then the shared overflow shard.
 static SHARDS: [Shard; MAX_SHARDS + 1] = [const { Shard::new() }; MAX_SHARDS + 1];
 const OVERFLOW: usize = MAX_SHARDS;
+/// The overflow shard's lines: what a thread without a shard points at.
+pub(crate) static OVERFLOW_LINES: &Shard = &SHARDS[OVERFLOW];
 
 /// Which owned shards have an owner.
 static CLAIMED: [AtomicBool; MAX_SHARDS] = [const { AtomicBool::new(false) }; MAX_SHARDS];
@@ -146,15 +226,16 @@ fn bump_shared(counter: &AtomicU64, v: u64) -> u64 {
 /// Counts an allocation of `bytes` (`usable` reserved) in `scope`.
 #[inline(always)]
 pub(crate) fn count_alloc(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
-    let line = line(slot.0 as usize, scope);
-    if (slot.0 as usize) < MAX_SHARDS {
+    let n = slot.shard().0 as usize;
+    let line = line(n, scope);
+    if n < MAX_SHARDS {
         alloc_on(line, bump_owned, scope, bytes, usable)
     } else {
         alloc_on(line, bump_shared, scope, bytes, usable)
     }
     // Every counted allocation passes here, whatever its placement: the
     // budgets' one hook (a relaxed load while no budget is set).
-    crate::budget::on_alloc(scope, bytes);
+    super::budget::on_alloc(scope, bytes);
 }
 
 #[inline(always)]
@@ -172,10 +253,13 @@ fn alloc_on(
         bump(&line.alloc_usable, usable);
     }
     // Sample the peak each time this shard's byte total for the scope
-    // crosses a multiple of PEAK_SAMPLE_BYTES (or a single allocation is at
-    // least that large): between two samples the thread allocated less than
-    // PEAK_SAMPLE_BYTES in the scope.
-    if (total ^ total.wrapping_sub(bytes)) >= PEAK_SAMPLE_BYTES || bytes >= PEAK_SAMPLE_BYTES {
+    // crosses a multiple of PEAK_SAMPLE_BYTES: between two samples the
+    // thread allocated less than PEAK_SAMPLE_BYTES in the scope. A single
+    // allocation of at least that size always crosses one (the totals
+    // before and after differ by that much, so they differ in a bit at or
+    // above PEAK_SAMPLE_BYTES, a power of two), even when the total wraps.
+    const _: () = assert!(PEAK_SAMPLE_BYTES.is_power_of_two());
+    if (total ^ total.wrapping_sub(bytes)) >= PEAK_SAMPLE_BYTES {
         sample_peak(scope);
     }
 }
@@ -184,13 +268,14 @@ fn alloc_on(
 /// made in `scope`.
 #[inline(always)]
 pub(crate) fn count_free(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
-    let line = line(slot.0 as usize, scope);
-    if (slot.0 as usize) < MAX_SHARDS {
+    let n = slot.shard().0 as usize;
+    let line = line(n, scope);
+    if n < MAX_SHARDS {
         free_on(line, bump_owned, bytes, usable)
     } else {
         free_on(line, bump_shared, bytes, usable)
     }
-    crate::budget::on_free(scope, bytes);
+    super::budget::on_free(scope, bytes);
 }
 
 #[inline(always)]
@@ -202,36 +287,19 @@ fn free_on(line: &Line, bump: impl Fn(&AtomicU64, u64) -> u64, bytes: u64, usabl
     }
 }
 
-/// Counts an allocation of `bytes` (`usable` reserved) in `scope` on the
-/// calling thread's owned shard, without the budget hook: the hot path's
-/// fast case, which has checked that the thread owns a shard
-/// (`slot.owned_shard()` is `Some`) and that no budget is set.
-#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
-#[inline(always)]
-pub(crate) fn count_alloc_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
-    alloc_on(
-        line(slot.0 as usize, scope),
-        bump_owned,
-        scope,
-        bytes,
-        usable,
-    );
-}
-
-/// The free side of [`count_alloc_owned`], under the same conditions.
-#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
-#[inline(always)]
-pub(crate) fn count_free_owned(slot: ShardSlot, scope: ScopeId, bytes: u64, usable: u64) {
-    free_on(line(slot.0 as usize, scope), bump_owned, bytes, usable);
-}
-
 /// The line of `scope` in shard `shard`. Both indices are clamped into range
 /// (anything that is not an owned shard is the overflow shard), so the hot
 /// path has no bounds-check panic.
 #[inline(always)]
 fn line(shard: usize, scope: ScopeId) -> &'static Line {
     let shard = if shard < MAX_SHARDS { shard } else { OVERFLOW };
-    &SHARDS[shard].lines[scope.index()]
+    SHARDS[shard].line(scope)
+}
+
+/// Every owned shard's line of `scope`, for clearing a cached cell.
+#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+pub(crate) fn lines_of(scope: ScopeId) -> impl Iterator<Item = &'static Line> {
+    SHARDS[..MAX_SHARDS].iter().map(move |s| s.line(scope))
 }
 
 /// The tcache cell of `scope` in owned shard `shard` (see `Line::tcache`).
@@ -241,12 +309,20 @@ pub(crate) fn tcache_cell(shard: u16, scope: ScopeId) -> &'static AtomicU32 {
     &line(shard as usize, scope).tcache
 }
 
+/// The line of `scope` in shard `shard` (the overflow shard's for anything
+/// but an owned shard).
+#[cfg_attr(not(feature = "jemalloc"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn line_in(shard: u16, scope: ScopeId) -> &'static Line {
+    line(shard as usize, scope)
+}
+
 /// Records the scope's current live bytes into its peak.
 #[cold]
 #[inline(never)]
 fn sample_peak(scope: ScopeId) {
     let live = read(scope).live_bytes();
-    registry::peak(scope).fetch_max(live, Ordering::Relaxed);
+    super::per_scope::peak(scope).fetch_max(live, Ordering::Relaxed);
 }
 
 /// Claims a free shard for the calling thread, or `Shared` if all are taken.

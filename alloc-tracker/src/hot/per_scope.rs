@@ -5,20 +5,20 @@
 
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::scope::{ScopeId, MAX_SCOPES};
+use super::ids::{ScopeId, MAX_SCOPES};
 
 /// Live (not yet released) transient scopes; while it is 0, entering a
 /// static scope never looks for an instance context.
-pub(super) static TRANSIENT_LIVE: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static TRANSIENT_LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Per id, for lock-free walks when a static scope is entered inside an
 /// instance: the kind of a transient scope (`NONE` otherwise) and its parent.
-pub(super) static KIND_OF: [AtomicU16; MAX_SCOPES] = [const { AtomicU16::new(NONE) }; MAX_SCOPES];
-pub(super) static PARENT_OF: [AtomicU16; MAX_SCOPES] = [const { AtomicU16::new(NONE) }; MAX_SCOPES];
-pub(super) const NONE: u16 = u16::MAX;
+pub(crate) static KIND_OF: [AtomicU16; MAX_SCOPES] = [const { AtomicU16::new(NONE) }; MAX_SCOPES];
+pub(crate) static PARENT_OF: [AtomicU16; MAX_SCOPES] = [const { AtomicU16::new(NONE) }; MAX_SCOPES];
+pub(crate) const NONE: u16 = u16::MAX;
 
-pub(super) static PEAKS: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
+pub(crate) static PEAKS: [AtomicU64; MAX_SCOPES] = [const { AtomicU64::new(0) }; MAX_SCOPES];
 /// How many active leak checks cover each scope (see `leak`).
-pub(super) static RECORDING: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES];
+pub(crate) static RECORDING: [AtomicU32; MAX_SCOPES] = [const { AtomicU32::new(0) }; MAX_SCOPES];
 
 /// Whether any transient scope is live (entering a static scope only looks
 /// for an instance context then).
@@ -28,7 +28,7 @@ pub(crate) fn any_transient() -> bool {
 }
 
 /// A child registered while a check covers its parent is covered too.
-pub(super) fn inherit_recording(id: ScopeId, parent: Option<ScopeId>) {
+pub(crate) fn inherit_recording(id: ScopeId, parent: Option<ScopeId>) {
     let n = parent.map_or(0, |p| RECORDING[p.index()].load(Ordering::Acquire));
     RECORDING[id.index()].store(n, Ordering::Release);
 }

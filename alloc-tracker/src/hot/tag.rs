@@ -12,7 +12,7 @@
 //! without it never touch the table. `sampled`: the entry is a sample and
 //! carries a weight.
 
-use crate::scope::{ScopeId, MAX_SCOPES};
+use super::ids::{ScopeId, MAX_SCOPES};
 
 const SCOPE_MASK: u16 = (MAX_SCOPES - 1) as u16;
 const RECORD: u16 = 1 << 15;
