@@ -215,10 +215,12 @@ impl LeakCheck {
         let mut blocks = verdict::gather(self.first_seq, &members);
         if let Some(c) = reach {
             for b in &mut blocks {
-                b.reach = c.verdict(reach::hide(b.hidden_addr)).map(|v| match v {
-                    reach::BlockVerdict::Unreachable => verdict::Reach::Unreachable,
-                    reach::BlockVerdict::Reachable { .. } => verdict::Reach::Reachable,
-                });
+                b.reach = c
+                    .verdict(reach::hide(b.hidden_addr), b.seq)
+                    .map(|v| match v {
+                        reach::BlockVerdict::Unreachable => verdict::Reach::Unreachable,
+                        reach::BlockVerdict::Reachable { .. } => verdict::Reach::Reachable,
+                    });
             }
         }
         let v = verdict::judge(&blocks, rules, resolved, reach);

@@ -225,8 +225,8 @@ pub(crate) enum BlockVerdict {
 /// The verdicts of one scan, by block address.
 #[derive(Debug, Default)]
 pub(crate) struct Classified {
-    /// Keyed by [`hide`]`(address)`.
-    verdicts: HashMap<usize, BlockVerdict>,
+    /// Keyed by [`hide`]`(address)`, with the record's sequence number.
+    verdicts: HashMap<usize, (u64, BlockVerdict)>,
     pub(crate) summary: ReachSummary,
 }
 
@@ -240,9 +240,14 @@ pub(crate) const fn hide(addr: usize) -> usize {
 }
 
 impl Classified {
-    /// The verdict on the block at `addr`, if it was classified.
-    pub(crate) fn verdict(&self, addr: usize) -> Option<&BlockVerdict> {
-        self.verdicts.get(&hide(addr))
+    /// The verdict on the block at `addr` recorded with sequence number
+    /// `seq`, if it was classified: a block allocated at the same address
+    /// after the scan (its record has a later number) was not.
+    pub(crate) fn verdict(&self, addr: usize, seq: u64) -> Option<&BlockVerdict> {
+        self.verdicts
+            .get(&hide(addr))
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, v)| v)
     }
 
     /// A scan that could not run.
@@ -382,7 +387,6 @@ fn classify_inner(
         Err(e) => return Classified::failed(format!("cannot read /proc/self/maps: {e}"), started),
     };
     let me = raw::gettid();
-    let mut threads = maps::other_threads(me);
     let objects = raw::loaded_objects();
     // The candidates, copied into memory of their own (never the heap).
     let mut n = 0usize;
@@ -399,6 +403,7 @@ fn classify_inner(
             let _ = cands.push(scan::Cand {
                 addr,
                 size: r.size.max(1),
+                seq: r.seq,
                 reached: false,
                 via: 0,
                 loc: 0,
@@ -418,6 +423,9 @@ fn classify_inner(
     let mut blocked = 0u32;
     let mut running = 0u32;
     let mut stopped_n = 0u32;
+    // Listed as late as allocating allows: a thread made after the listing
+    // is neither signalled nor counted.
+    let mut threads = maps::other_threads(me);
     let tids: Vec<i32> = threads.iter().map(|t| t.tid).collect();
     {
         let cand_range = cands.range();
@@ -546,11 +554,11 @@ fn classify_inner(
         } else {
             BlockVerdict::Unreachable
         };
-        verdicts.insert(hide(c.addr), v);
+        verdicts.insert(hide(c.addr), (c.seq, v));
     }
     let total = group(
         all.iter()
-            .map(|c| (c.size as u64, verdicts.get(&hide(c.addr)))),
+            .map(|c| (c.size as u64, verdicts.get(&hide(c.addr)).map(|(_, v)| v))),
     );
     Classified {
         verdicts,

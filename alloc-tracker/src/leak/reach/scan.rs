@@ -12,6 +12,9 @@ use super::raw::{self, MapBuf, MapVec, Reader};
 pub(crate) struct Cand {
     pub(crate) addr: usize,
     pub(crate) size: usize,
+    /// The record's sequence number: tells the block from a later one at
+    /// the same address.
+    pub(crate) seq: u64,
     /// Whether a root or a reached candidate points into it.
     pub(crate) reached: bool,
     /// The candidate whose contents point to it (index + 1), or 0 when a
