@@ -174,7 +174,11 @@ pub struct LeakReport {
     /// Frees of the scope's allocations during the check made by another
     /// thread or while another scope was current (not a leak; context).
     pub freed_elsewhere: u64,
-    /// How long the check waited for the scope to drain.
+    /// How long the check waited for the scope to drain before the scan
+    /// that gave its verdict (the scan's own time is
+    /// [`ReachSummary::scan_time`]): the whole quiescence time, or less
+    /// when a scan found the excess unreachable and ended the wait early
+    /// (see [`LeakCheckOptions::quiescence`](super::LeakCheckOptions::quiescence)).
     pub waited: Duration,
     /// How long the check was active.
     pub active_for: Duration,

@@ -228,6 +228,14 @@ pub(crate) struct Classified {
     /// Keyed by [`hide`]`(address)`, with the record's sequence number.
     verdicts: HashMap<usize, (u64, BlockVerdict)>,
     pub(crate) summary: ReachSummary,
+    /// The scan saw the whole process at one moment: every thread other
+    /// than the checking one was stopped for it and its registers read
+    /// (none was running or blocked, none appeared after the threads were
+    /// listed; vacuously so in a process of one thread), and no memory was
+    /// mapped (or made writable) after the mappings were read. Only then
+    /// can no thread have held a pointer the scan did not read, hidden
+    /// pointers and the memory it never reads aside.
+    pub(crate) complete: bool,
 }
 
 /// How tracker tables on the heap keep a block address: bit-inverted, so
@@ -259,6 +267,7 @@ impl Classified {
                 scan_time: started.elapsed(),
                 ..ReachSummary::default()
             },
+            complete: false,
         }
     }
 }
@@ -382,10 +391,6 @@ fn classify_inner(
             started,
         );
     };
-    let regions = match maps::writable_regions() {
-        Ok(r) => r,
-        Err(e) => return Classified::failed(format!("cannot read /proc/self/maps: {e}"), started),
-    };
     let me = raw::gettid();
     let objects = raw::loaded_objects();
     // The candidates, copied into memory of their own (never the heap).
@@ -423,10 +428,10 @@ fn classify_inner(
     let mut blocked = 0u32;
     let mut running = 0u32;
     let mut stopped_n = 0u32;
-    // Listed as late as allocating allows: a thread made after the listing
-    // is neither signalled nor counted.
-    let mut threads = maps::other_threads(me);
-    let tids: Vec<i32> = threads.iter().map(|t| t.tid).collect();
+    let mut threads;
+    let tids: Vec<i32>;
+    let regions;
+    let unseen;
     {
         let cand_range = cands.range();
         let holes_range = holes.range();
@@ -440,6 +445,30 @@ fn classify_inner(
         {
             let _ = holes.push(r);
         }
+        // The threads, then the mappings (their stacks among them), read as
+        // late as allocating allows: a thread made after the listing is not
+        // stopped, memory mapped after the reading is not read. Both are
+        // read again after the release to tell (`Classified::complete`).
+        // The mappings are read into room made beforehand: the reading
+        // must not make the allocator map memory meanwhile.
+        threads = maps::other_threads(me);
+        tids = threads.iter().map(|t| t.tid).collect();
+        let mut maps_text = vec![0u8; 256 << 10];
+        let len = loop {
+            match maps::read_maps_into(&mut maps_text) {
+                Ok(Some(n)) => break n,
+                Ok(None) if maps_text.len() < 256 << 20 => {
+                    maps_text = vec![0u8; maps_text.len() * 4];
+                }
+                Ok(None) => {
+                    return Classified::failed("/proc/self/maps is over 256 MiB".into(), started)
+                }
+                Err(e) => {
+                    return Classified::failed(format!("cannot read /proc/self/maps: {e}"), started)
+                }
+            }
+        };
+        regions = maps::parse_writable(&String::from_utf8_lossy(&maps_text[..len]));
         // jemalloc's metadata: its extent records hold the address of each
         // extent's first block.
         base_blocks(&reader, &regions, |r| {
@@ -520,6 +549,19 @@ fn classify_inner(
         }
         scanner.flood();
         drop(release);
+        // Memory mapped since the mappings were read, other than chunks of
+        // the tracker's own arena (never read), may hold what the scan
+        // did not see.
+        unseen = match maps::read_maps_into(&mut maps_text) {
+            Ok(Some(n)) => maps::grown(
+                &regions,
+                &maps::parse_writable(&String::from_utf8_lossy(&maps_text[..n])),
+                |a| is_internal_chunk(a).then_some(((a >> 21) + 1) << 21),
+            ),
+            _ => true,
+        } || stopped_sps
+            .iter()
+            .any(|&(_, sp)| !regions.iter().any(|r| r.contains(sp)));
         stats = scanner.stats;
         stats.own_bytes += (cands.mapped_bytes() + holes.mapped_bytes()) as u64;
         for t in &mut threads {
@@ -533,6 +575,12 @@ fn classify_inner(
             }
         }
     }
+    // A thread that is not in the list was not signalled: it ran during the
+    // scan (or began after it; the two cannot be told apart). A list that
+    // cannot be read proves nothing.
+    let appeared =
+        maps::other_thread_ids(me).is_none_or(|now| now.iter().any(|t| !tids.contains(t)));
+    let complete = running == 0 && blocked == 0 && !appeared && !unseen;
     let ctx = holders::Context::new(objects, &regions, &threads, stack_top, me);
     let mut verdicts = HashMap::with_capacity(cands.as_slice().len());
     let all = cands.as_slice();
@@ -573,5 +621,6 @@ fn classify_inner(
             read_with: reader.method().to_string(),
             error: None,
         },
+        complete,
     }
 }
