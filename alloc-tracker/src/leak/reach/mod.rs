@@ -447,10 +447,11 @@ fn classify_inner(
         }
         // The threads, then the mappings (their stacks among them), read as
         // late as allocating allows: a thread made after the listing is not
-        // stopped, memory mapped after the reading is not read. Both are
-        // read again after the release to tell (`Classified::complete`).
-        // The mappings are read into room made beforehand: the reading
-        // must not make the allocator map memory meanwhile.
+        // stopped, memory mapped after the reading is not read. To tell
+        // (`Classified::complete`), the mappings are read again while the
+        // others are stopped, the threads after the release. The mappings
+        // are read into room made here: reading must not make the allocator
+        // map memory meanwhile (nor allocate at all, the second time).
         threads = maps::other_threads(me);
         tids = threads.iter().map(|t| t.tid).collect();
         let mut maps_text = vec![0u8; 256 << 10];
@@ -548,11 +549,20 @@ fn classify_inner(
             }
         }
         scanner.flood();
+        // The mappings again, before the release (into the room made
+        // beforehand: opening and reading a file does not allocate), so
+        // that what the others map once released is not taken for memory
+        // mapped before the stop.
+        let again = if stopped.is_some() {
+            maps::read_maps_into(&mut maps_text)
+        } else {
+            Ok(None)
+        };
         drop(release);
-        // Memory mapped since the mappings were read, other than chunks of
-        // the tracker's own arena (never read), may hold what the scan
-        // did not see.
-        unseen = match maps::read_maps_into(&mut maps_text) {
+        // Memory mapped after the mappings were read and before the stop,
+        // other than chunks of the tracker's own arena (never read), may
+        // hold what the scan did not see.
+        unseen = match again {
             Ok(Some(n)) => maps::grown(
                 &regions,
                 &maps::parse_writable(&String::from_utf8_lossy(&maps_text[..n])),
