@@ -349,6 +349,9 @@ impl LeakCheck {
         let mut looked = !(scan
             && self.opts.quiescence_end == QuiescenceEnd::WhenLost
             && self.opts.quiescence >= EARLY_SCAN_AFTER * 5);
+        // That scan, when it did not end the wait, with the scope's figures
+        // read right after it: a report on the same figures reuses it.
+        let mut early: Option<(reach::Classified, ScopeStats)> = None;
         let result = loop {
             // Decided before reading the figures, so that the last poll
             // reads them after the deadline even when judging the previous
@@ -431,7 +434,9 @@ impl LeakCheck {
                     // since have no verdict and keep the check waiting.
                     let now = self.opts.scope.stats_with_children();
                     if let Some(e) = self.excess(&now) {
-                        if self.lost_for_good(&c, &members, e) {
+                        if !self.lost_for_good(&c, &members, e) {
+                            early = Some((c, now));
+                        } else {
                             let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, Some(&c));
                             if self.over_tolerance(bytes, allocs) {
                                 break Err(self.report(
@@ -446,8 +451,6 @@ impl LeakCheck {
                         }
                     }
                     // Something may still free the excess: wait as before.
-                    // The verdict at the deadline scans again: pointers
-                    // move meanwhile, and blocks come and go.
                 }
                 Some(_) if !past_deadline => {
                     std::thread::sleep(
@@ -461,20 +464,33 @@ impl LeakCheck {
                         None => self.judge((bytes, allocs), rules, &mut resolved, None).2,
                     };
                     let members = registry::subtree(self.opts.scope);
-                    if scan {
+                    // The early scan still describes the scope when no
+                    // block of it was allocated or freed since: no second
+                    // stop of the world. Otherwise blocks came and went,
+                    // and pointers moved with them: scan again.
+                    let reused = early.take().filter(|(_, then)| *then == now);
+                    let rescan = scan && reused.is_none();
+                    if rescan {
                         // The symboliser's caches are live heap the scan
                         // would read as possible holders: drop them first.
                         std::mem::take(&mut resolved).release();
                     }
-                    let reach = scan.then(|| {
-                        reach::classify(&members, self.first_seq, stack_top, self.opts.reachability)
+                    let reach = reused.map(|(c, _)| c).or_else(|| {
+                        rescan.then(|| {
+                            reach::classify(
+                                &members,
+                                self.first_seq,
+                                stack_top,
+                                self.opts.reachability,
+                            )
+                        })
                     });
                     // With the scan, judge again: an unreachable block is a
                     // leak whatever rule matches it, and each site says
                     // which of its blocks are reachable and from what.
                     // The scan took a while: read the scope again, so the
                     // figures and the blocks judged are of one moment.
-                    let now = if reach.is_some() {
+                    let now = if rescan {
                         self.opts.scope.stats_with_children()
                     } else {
                         now

@@ -183,7 +183,10 @@ pub struct LeakReport {
     /// How long the check was active.
     pub active_for: Duration,
     /// The reachability scan of the retained blocks (over all sites, with
-    /// the holders grouped); `None` when the check did not scan.
+    /// the holders grouped); `None` when the check did not scan. A check
+    /// that waited its whole quiescence time after an early scan reuses
+    /// that scan when the scope's figures did not change since (see
+    /// `docs/reachability.md`, "The early end of the wait").
     #[cfg_attr(feature = "serde", serde(default))]
     pub reachability: Option<ReachSummary>,
 }

@@ -2,7 +2,9 @@
 //! every block of its excess unreachable. While something still holds a
 //! block (a static, a value alive in the caller, a thread that will free it
 //! late), the check waits the whole time, as it would without the scan: a
-//! late free then still passes. (The early end itself is shown where
+//! late free then still passes. Its report reuses the early scan only when
+//! the scope did not change since: a block allocated after that scan gets
+//! a verdict from a new one. (The early end itself is shown where
 //! unreachable verdicts are reliable, in its own process:
 //! `tests/unreachable_leaks_are_definitely_lost.rs`.)
 
@@ -11,7 +13,7 @@ use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use scope_alloc_tracker::leak::{LeakCheck, EARLY_SCAN_AFTER};
-use scope_alloc_tracker::Scope;
+use scope_alloc_tracker::{Scope, ScopeId};
 
 static KEPT: Scope = Scope::new("reach-kept");
 
@@ -119,4 +121,34 @@ fn a_block_another_thread_frees_late_still_passes() {
     assert!(drained.waited > EARLY_SCAN_AFTER, "{drained}");
     assert!(drained.waited < wait, "{drained}");
     t.join().unwrap();
+}
+
+#[test]
+fn a_block_allocated_after_the_early_scan_has_a_verdict_in_the_report() {
+    let _one_at_a_time = crate::common::one_at_a_time();
+    let instance = KEPT.instance().unwrap();
+    let scope = ScopeId::from(&instance);
+    let check = LeakCheck::options(&instance).quiescence(WAIT).begin();
+    let first = instance.in_scope(|| black_box(vec![2u8; 640]));
+    // Well after the early scan, a thread allocates a second block in the
+    // scope and holds it until the check is over: the figures changed, so
+    // the report must come from a scan made after it, not the early one.
+    let (made, wait_made) = mpsc::channel::<()>();
+    let (done, wait_done) = mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let second = scope.in_scope(|| black_box(vec![3u8; 770]));
+        made.send(()).unwrap();
+        wait_done.recv().unwrap();
+        drop(second);
+    });
+    let report = check.finish().unwrap_err();
+    wait_made.recv().unwrap();
+    done.send(()).unwrap();
+    t.join().unwrap();
+    assert_eq!(black_box(&first).len(), 640);
+    assert_eq!(report.leaked_bytes, 640 + 770, "{report}");
+    let r = report.reachability.as_ref().expect("a failed check scans");
+    assert_eq!(r.total.reachable_bytes, 640 + 770, "{report}");
+    assert!(report.waited >= WAIT, "{report}");
 }
