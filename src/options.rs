@@ -215,7 +215,9 @@ impl OptionsBuilder {
     );
     setter!(
         /// How long the leak check waits for the checkpoint scope to drain
-        /// (<= 10 s).
+        /// (<= 10 s). With leak sites recorded, a failing check stops
+        /// waiting early once a reachability scan finds that nothing holds
+        /// its excess any more (nothing could free it).
         leak_quiescence: Duration
     );
     setter!(

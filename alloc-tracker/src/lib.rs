@@ -233,8 +233,11 @@
 //! can free after the code that waits for it has moved on. Every check
 //! therefore waits, bounded by [`leak::DEFAULT_QUIESCENCE`] (1 s), for the
 //! scope to drain before it declares a leak; a check that drains returns
-//! at once, so only failing checks pay the wait, and reports give the time
-//! waited. `docs/leak-checks.md` ("Async and tokio") has the details.
+//! at once, and a failing check stops waiting as soon as a reachability
+//! scan finds its whole excess unreachable (nothing can free it any more;
+//! [`leak::QuiescenceEnd`]), so only failing checks whose excess is still
+//! held pay the whole wait. Reports give the time waited.
+//! `docs/leak-checks.md` ("Async and tokio") has the details.
 //!
 //! **Async tests on tokio.** `#[scope_alloc_tracker::test(tokio)]` (features
 //! `macros` and `tokio`; `worker_threads = N`, default 2) runs an
@@ -349,7 +352,8 @@
 //! concurrently in one test binary; a check on a parent covers its
 //! children; every check waits, bounded (1 s by default,
 //! [`LeakCheckOptions::quiescence`](leak::LeakCheckOptions::quiescence)),
-//! for frees made late by background threads;
+//! for frees made late by background threads, unless a scan finds that
+//! nothing holds the excess any more;
 //! [`tolerance_bytes`](leak::LeakCheckOptions::tolerance_bytes) allows memory
 //! retained on purpose, reported as `retained_bytes`, never hidden.
 //!
@@ -497,6 +501,12 @@
 //!   returned. Spawn from outside the checked scope and carry the scope
 //!   into the thread with [`ScopeId::bind`], or give the check a
 //!   quiescence wait.
+//! - A block whose only pointer is hidden (XOR-ed, tagged in high bits,
+//!   kept only past its end) looks unreachable to the reachability scan:
+//!   a failing check then ends its quiescence wait early, and a late free
+//!   of that block by another thread no longer makes the check pass. Ask
+//!   such a check for the whole wait with
+//!   [`QuiescenceEnd::Full`](leak::QuiescenceEnd::Full).
 //! - More than 128 simultaneously live threads share an overflow counter
 //!   shard updated with atomic read-modify-writes (slower, still exact).
 //! - `peak_bytes` is a lower bound within [`PEAK_PRECISION_BYTES`] per

@@ -1,14 +1,25 @@
 // Own test binary: stale addresses in freed memory of other tests make lost blocks look reachable.
 //! Leaks that nothing can reach any more (`Box::leak` whose reference was
 //! dropped, `mem::forget` of a `Vec`, `Rc` cycles) are reported
-//! unreachable by the reachability scan of the failed check.
+//! unreachable by the reachability scan of the failed check, and such a
+//! check ends its quiescence wait early: no thread can free them any more.
+//! Checks that do not scan, or that ask for the whole wait, wait it out.
+//!
+//! Every test takes `SERIAL`: the early end needs a scan that saw the whole
+//! process, and a test starting meanwhile (a new thread, new memory) would
+//! deny it.
 #![cfg(feature = "jemalloc")]
 
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::rc::Rc;
+use std::sync::MutexGuard;
+use std::time::Duration;
 
-use scope_alloc_tracker::leak::{LeakCheck, LeakReport, Reachability};
+use scope_alloc_tracker::leak::{
+    LeakCheck, LeakCheckOptions, LeakReport, QuiescenceEnd, Reachability, Sites,
+    DEFAULT_QUIESCENCE, EARLY_SCAN_AFTER,
+};
 use scope_alloc_tracker::{Jemalloc, Scope, TrackingAlloc};
 
 /// One check at a time: a scan reads the whole process, and another test's
@@ -20,12 +31,16 @@ static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
 static LOST: Scope = Scope::new("reach-lost");
 
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `plant` in a fresh instance of `LOST` under a check and returns the
 /// failed check's report.
 fn check(plant: fn()) -> LeakReport {
-    let _one_at_a_time = SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _one_at_a_time = one_at_a_time();
     let instance = LOST.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(plant);
@@ -125,7 +140,8 @@ fn rc_cycle_of_ten_is_unreachable() {
 }
 
 #[test]
-fn reachability_off_scans_nothing() {
+fn reachability_off_scans_nothing_and_waits_the_whole_quiescence() {
+    let _one_at_a_time = one_at_a_time();
     let instance = LOST.instance().unwrap();
     let check = LeakCheck::options(&instance)
         .reachability(Reachability::Off)
@@ -134,6 +150,92 @@ fn reachability_off_scans_nothing() {
     let report = check.finish().unwrap_err();
     assert!(report.reachability.is_none());
     assert!(report.sites.iter().all(|s| s.reach.is_none()));
+    // Without a scan nothing says the vector is lost: the whole wait.
+    assert!(report.waited >= DEFAULT_QUIESCENCE, "{report}");
+}
+
+/// Loose bounds on a noisy machine: an early end comes after the first
+/// moments of the wait and one scan, far from the quiescence time.
+const LONG_WAIT: Duration = Duration::from_secs(2);
+
+/// A box of a size of its own (so jemalloc does not hand it an address
+/// that the harness or an earlier test used and may keep a stale copy of).
+#[inline(never)]
+fn leak_a_box_of_its_own_size() {
+    black_box(Box::leak(Box::new([8u8; 2344])));
+}
+
+/// Checks `plant` under `options` until the scan finds its block
+/// unreachable (at most three times) and returns that report. A stale copy
+/// of the block's address (freed heap memory, a dead slot of this thread's
+/// frames: the scan's documented error in the other direction) can keep it
+/// reachable on a run; such a run must have waited the whole `wait`.
+fn until_unreachable(
+    options: fn(LeakCheckOptions) -> LeakCheckOptions,
+    plant: fn(),
+    bytes: u64,
+    wait: Duration,
+) -> LeakReport {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let instance = LOST.instance().unwrap();
+        let check = options(LeakCheck::options(&instance).quiescence(wait)).begin();
+        instance.in_scope(plant);
+        let report = check.finish().unwrap_err();
+        assert_eq!(report.leaked_bytes, bytes, "{report}");
+        let r = &report.reachability.as_ref().expect("a failed check scans");
+        if r.total.unreachable_bytes == bytes {
+            return report;
+        }
+        assert!(report.waited >= wait, "held, yet did not wait: {report}");
+        last = report.to_string();
+    }
+    panic!("the planted leak was never found unreachable in three runs; last:\n{last}");
+}
+
+#[test]
+fn an_unreachable_leak_fails_without_waiting_out_the_quiescence() {
+    let _one_at_a_time = one_at_a_time();
+    for (plant, bytes) in [
+        (leak_a_box_of_its_own_size as fn(), 2344),
+        (forget_a_vec, 800),
+    ] {
+        let report = until_unreachable(|o| o, plant, bytes, LONG_WAIT);
+        assert_all_unreachable(&report, bytes, 1);
+        assert!(report.waited >= EARLY_SCAN_AFTER, "{report}");
+        assert!(report.waited < LONG_WAIT / 2, "{report}");
+    }
+}
+
+#[test]
+fn asking_for_the_full_wait_waits_it_out_even_for_an_unreachable_leak() {
+    let _one_at_a_time = one_at_a_time();
+    let wait = Duration::from_millis(400);
+    let report = until_unreachable(
+        |o| o.quiescence_end(QuiescenceEnd::Full),
+        leak_a_box_of_its_own_size,
+        2344,
+        wait,
+    );
+    // Found lost, yet the whole wait was paid, as asked.
+    assert!(report.waited >= wait, "{report}");
+}
+
+#[test]
+fn a_check_without_sites_waits_the_whole_quiescence() {
+    let _one_at_a_time = one_at_a_time();
+    let wait = Duration::from_millis(400);
+    let instance = LOST.instance().unwrap();
+    let check = LeakCheck::options(&instance)
+        .quiescence(wait)
+        .sites(Sites::Off)
+        .begin();
+    instance.in_scope(leak_box_and_drop_the_reference);
+    let report = check.finish().unwrap_err();
+    // No records, no scan: nothing tells that the box is lost.
+    assert_eq!(report.leaked_bytes, 200, "{report}");
+    assert!(report.reachability.is_none(), "{report}");
+    assert!(report.waited >= wait, "{report}");
 }
 
 #[test]

@@ -17,7 +17,8 @@ use scope_alloc_tracker::leak::{Expect, LeakCheck, LeakReport, Sites};
 use super::args::LeakSites;
 
 /// How long the wrapping check waits for late frees (the engine's own
-/// check has already waited its quiescence time).
+/// check has already waited: its quiescence time, or less when a scan found
+/// that nothing holds its excess any more, so nothing can free it).
 const QUIESCENCE: Duration = Duration::from_millis(50);
 
 /// The result of one run.

@@ -1,10 +1,13 @@
-//! `LeakCheck`: baseline, recording, quiescence wait, verdict.
+//! `LeakCheck`: baseline, recording, quiescence wait (ended early when a
+//! scan finds the excess unreachable), verdict.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::defaults;
-use super::options::{Expect, LeakCheckOptions, Sites, DEFAULT_QUIESCENCE};
+use super::options::{
+    Expect, LeakCheckOptions, QuiescenceEnd, Sites, DEFAULT_QUIESCENCE, EARLY_SCAN_AFTER,
+};
 use super::overlap::Overlap;
 use super::reach::{self, Reachability};
 use super::report::{AllowedRetention, LeakReport, Retention, UnusedRule};
@@ -111,6 +114,7 @@ impl LeakCheck {
             expect: Expect::Baseline,
             sites: Sites::Record,
             quiescence: DEFAULT_QUIESCENCE,
+            quiescence_end: QuiescenceEnd::WhenLost,
             tolerance_bytes: 0,
             rules: Vec::new(),
             defaults: Defaults::On,
@@ -178,12 +182,17 @@ impl LeakCheck {
         })
     }
 
-    /// Bytes and allocations above what "drained" allows, if any.
-    fn excess(&self, now: &ScopeStats) -> Option<(u64, u64)> {
-        let (base_bytes, base_allocs) = match self.opts.expect {
+    /// The live bytes and allocations "drained" means.
+    fn expected(&self) -> (u64, u64) {
+        match self.opts.expect {
             Expect::Baseline => (self.baseline.live_bytes, self.baseline.live_allocs),
             Expect::Zero => (0, 0),
-        };
+        }
+    }
+
+    /// Bytes and allocations above what "drained" allows, if any.
+    fn excess(&self, now: &ScopeStats) -> Option<(u64, u64)> {
+        let (base_bytes, base_allocs) = self.expected();
         let bytes = now.live_bytes.saturating_sub(base_bytes);
         let allocs = now.live_allocs.saturating_sub(base_allocs);
         self.over_tolerance(bytes, allocs)
@@ -215,10 +224,12 @@ impl LeakCheck {
         let mut blocks = verdict::gather(self.first_seq, &members);
         if let Some(c) = reach {
             for b in &mut blocks {
-                b.reach = c.verdict(reach::hide(b.hidden_addr)).map(|v| match v {
-                    reach::BlockVerdict::Unreachable => verdict::Reach::Unreachable,
-                    reach::BlockVerdict::Reachable { .. } => verdict::Reach::Reachable,
-                });
+                b.reach = c
+                    .verdict(reach::hide(b.hidden_addr), b.seq)
+                    .map(|v| match v {
+                        reach::BlockVerdict::Unreachable => verdict::Reach::Unreachable,
+                        reach::BlockVerdict::Reachable { .. } => verdict::Reach::Reachable,
+                    });
             }
         }
         let v = verdict::judge(&blocks, rules, resolved, reach);
@@ -231,8 +242,48 @@ impl LeakCheck {
         )
     }
 
+    /// Whether waiting longer cannot change the verdict, by the scan `c`
+    /// made while the scope held `excess`: it saw the whole process, every
+    /// other thread stopped; every block recorded since the check began and still live
+    /// is one it found unreachable, which no thread can free any more
+    /// (nothing holds its address); those blocks make up the whole excess
+    /// (none of it is bytes without a record, which a thread might still
+    /// free); and they alone keep the scope above what "drained" allows,
+    /// whatever else it frees.
+    fn lost_for_good(
+        &self,
+        c: &reach::Classified,
+        members: &[ScopeId],
+        (bytes, allocs): (u64, u64),
+    ) -> bool {
+        if !c.complete || c.summary.error.is_some() {
+            return false;
+        }
+        let blocks = verdict::gather(self.first_seq, members);
+        let mut lost = (0u64, 0u64);
+        for b in &blocks {
+            match c.verdict(reach::hide(b.hidden_addr), b.seq) {
+                Some(reach::BlockVerdict::Unreachable) => {
+                    lost.0 += b.size as u64;
+                    lost.1 += 1;
+                }
+                // Held, or allocated after the scan began.
+                _ => return false,
+            }
+        }
+        let (base_bytes, base_allocs) = self.expected();
+        bytes <= lost.0
+            && allocs <= lost.1
+            && self.over_tolerance(
+                lost.0.saturating_sub(base_bytes),
+                lost.1.saturating_sub(base_allocs),
+            )
+    }
+
     /// Ends the check: waits up to the quiescence time for the scope to
-    /// drain, then returns [`Drained`] or a [`LeakReport`].
+    /// drain, then returns [`Drained`] or a [`LeakReport`]. A failing check
+    /// ends the wait early when a reachability scan finds its excess
+    /// unreachable (see [`LeakCheckOptions::quiescence`]).
     ///
     /// # Errors
     /// A [`LeakReport`] when the scope still holds more than allowed, or
@@ -292,6 +343,15 @@ impl LeakCheck {
             Expect::Zero => 0,
         };
         let scan = self.opts.sites == Sites::Record && self.opts.reachability != Reachability::Off;
+        // The one early scan (it stops the world), when the excess outlives
+        // the first moments of the wait; done once it was made, or when it
+        // may not be.
+        let mut looked = !(scan
+            && self.opts.quiescence_end == QuiescenceEnd::WhenLost
+            && self.opts.quiescence >= EARLY_SCAN_AFTER * 5);
+        // That scan, when it did not end the wait, with the scope's figures
+        // read right after it: a report on the same figures reuses it.
+        let mut early: Option<(reach::Classified, ScopeStats)> = None;
         let result = loop {
             // Decided before reading the figures, so that the last poll
             // reads them after the deadline even when judging the previous
@@ -358,6 +418,40 @@ impl LeakCheck {
                         retained_bytes: now.live_bytes.saturating_sub(base),
                     });
                 }
+                Some(_) if !looked && !past_deadline && waited >= EARLY_SCAN_AFTER => {
+                    looked = true;
+                    // As below: the symboliser's caches would be holders.
+                    std::mem::take(&mut resolved).release();
+                    let members = registry::subtree(self.opts.scope);
+                    let c = reach::classify(
+                        &members,
+                        self.first_seq,
+                        stack_top,
+                        self.opts.reachability,
+                    );
+                    // Blocks freed during the scan are gone from these
+                    // figures and from the blocks judged; blocks allocated
+                    // since have no verdict and keep the check waiting.
+                    let now = self.opts.scope.stats_with_children();
+                    if let Some(e) = self.excess(&now) {
+                        if !self.lost_for_good(&c, &members, e) {
+                            early = Some((c, now));
+                        } else {
+                            let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, Some(&c));
+                            if self.over_tolerance(bytes, allocs) {
+                                break Err(self.report(
+                                    now,
+                                    (bytes, allocs),
+                                    r,
+                                    &members,
+                                    waited,
+                                    Some(&c),
+                                ));
+                            }
+                        }
+                    }
+                    // Something may still free the excess: wait as before.
+                }
                 Some(_) if !past_deadline => {
                     std::thread::sleep(
                         pause.min(deadline.saturating_duration_since(Instant::now())),
@@ -370,20 +464,33 @@ impl LeakCheck {
                         None => self.judge((bytes, allocs), rules, &mut resolved, None).2,
                     };
                     let members = registry::subtree(self.opts.scope);
-                    if scan {
+                    // The early scan still describes the scope when no
+                    // block of it was allocated or freed since: no second
+                    // stop of the world. Otherwise blocks came and went,
+                    // and pointers moved with them: scan again.
+                    let reused = early.take().filter(|(_, then)| *then == now);
+                    let rescan = scan && reused.is_none();
+                    if rescan {
                         // The symboliser's caches are live heap the scan
                         // would read as possible holders: drop them first.
                         std::mem::take(&mut resolved).release();
                     }
-                    let reach = scan.then(|| {
-                        reach::classify(&members, self.first_seq, stack_top, self.opts.reachability)
+                    let reach = reused.map(|(c, _)| c).or_else(|| {
+                        rescan.then(|| {
+                            reach::classify(
+                                &members,
+                                self.first_seq,
+                                stack_top,
+                                self.opts.reachability,
+                            )
+                        })
                     });
                     // With the scan, judge again: an unreachable block is a
                     // leak whatever rule matches it, and each site says
                     // which of its blocks are reachable and from what.
                     // The scan took a while: read the scope again, so the
                     // figures and the blocks judged are of one moment.
-                    let now = if reach.is_some() {
+                    let now = if rescan {
                         self.opts.scope.stats_with_children()
                     } else {
                         now

@@ -23,6 +23,9 @@
 //!   grouped in [`LeakReport::reachability`] and per [`LeakSite::reach`].
 //!   The scan is conservative; `docs/reachability.md` says how it can err
 //!   in each direction and what it costs.
+//! - [`QuiescenceEnd`]: a failing check stops waiting for late frees as
+//!   soon as a scan finds its whole excess unreachable (nothing can free
+//!   it any more), or always waits its whole quiescence time.
 
 mod check;
 mod defaults;
@@ -42,7 +45,9 @@ pub mod test_attr;
 pub use check::{Drained, LeakCheck};
 pub use defaults::default_rules;
 pub use installed::{ensure_installed, is_installed};
-pub use options::{Expect, LeakCheckOptions, Sites, DEFAULT_QUIESCENCE};
+pub use options::{
+    Expect, LeakCheckOptions, QuiescenceEnd, Sites, DEFAULT_QUIESCENCE, EARLY_SCAN_AFTER,
+};
 pub use reach::{Holder, HolderGroup, HolderKind, ReachSummary, Reachability, SiteReach};
 pub use report::{AllowedRetention, LeakCause, LeakReport, LeakSite, UnusedRule};
 pub use retain::{

@@ -174,12 +174,19 @@ pub struct LeakReport {
     /// Frees of the scope's allocations during the check made by another
     /// thread or while another scope was current (not a leak; context).
     pub freed_elsewhere: u64,
-    /// How long the check waited for the scope to drain.
+    /// How long the check waited for the scope to drain before the scan
+    /// that gave its verdict (the scan's own time is
+    /// [`ReachSummary::scan_time`]): the whole quiescence time, or less
+    /// when a scan found the excess unreachable and ended the wait early
+    /// (see [`LeakCheckOptions::quiescence`](super::LeakCheckOptions::quiescence)).
     pub waited: Duration,
     /// How long the check was active.
     pub active_for: Duration,
     /// The reachability scan of the retained blocks (over all sites, with
-    /// the holders grouped); `None` when the check did not scan.
+    /// the holders grouped); `None` when the check did not scan. A check
+    /// that waited its whole quiescence time after an early scan reuses
+    /// that scan when the scope's figures did not change since (see
+    /// `docs/reachability.md`, "The early end of the wait").
     #[cfg_attr(feature = "serde", serde(default))]
     pub reachability: Option<ReachSummary>,
 }
@@ -282,18 +289,19 @@ impl LeakReport {
     }
 }
 
-/// Groups blocks `(scope, stack, size, beyond_rule)` by site, merging
-/// stacks that resolve to the same frames, most bytes first.
+/// Groups blocks `(scope, stack, size, beyond_rule, (key, seq))` by site,
+/// merging stacks that resolve to the same frames, most bytes first.
 pub(crate) fn group_sites(
-    // The last field: the block's address as `reach::hide` keeps it.
-    blocks: impl IntoIterator<Item = (ScopeId, StackId, usize, Option<String>, usize)>,
+    // The last field: the block's address as `reach::hide` keeps it, and
+    // its record's sequence number.
+    blocks: impl IntoIterator<Item = (ScopeId, StackId, usize, Option<String>, (usize, u64))>,
     mut frames_of: impl FnMut(StackId) -> Vec<Frame>,
     reach: Option<&Classified>,
 ) -> Vec<LeakSite> {
     type Key = (ScopeId, StackId, Option<String>);
-    // Per site: bytes, allocs, sizes, and each block's size and address
-    // kept as `reach::hide` encodes it (only with a scan).
-    type Group = (u64, u64, Vec<usize>, Vec<(u64, usize)>);
+    // Per site: bytes, allocs, sizes, and each block's size, address kept
+    // as `reach::hide` encodes it and sequence number (only with a scan).
+    type Group = (u64, u64, Vec<usize>, Vec<(u64, (usize, u64))>);
     let mut groups: HashMap<Key, Group> = HashMap::new();
     for (scope, stack, size, beyond, key) in blocks {
         let g = groups.entry((scope, stack, beyond)).or_default();
@@ -316,7 +324,7 @@ pub(crate) fn group_sites(
             reach: reach.map(|c| {
                 reach::group(
                     keys.iter()
-                        .map(|&(size, key)| (size, c.verdict(reach::hide(key)))),
+                        .map(|&(size, (key, seq))| (size, c.verdict(reach::hide(key), seq))),
                 )
             }),
         };

@@ -250,7 +250,7 @@ fn window_sites(scope: ScopeId, from_seq: u64) -> Vec<LeakSite> {
         let sites = group_sites(
             blocks
                 .iter()
-                .map(|b| (b.scope, b.stack, b.size, None, b.hidden_addr)),
+                .map(|b| (b.scope, b.stack, b.size, None, (b.hidden_addr, b.seq))),
             sampling::resolve,
             None,
         );

@@ -218,7 +218,7 @@ pub(crate) fn judge(
             let sites = group_sites(
                 pr.allowed.iter().map(|&i| {
                     let b = &blocks[i];
-                    (b.scope, b.stack, b.size, None, b.hidden_addr)
+                    (b.scope, b.stack, b.size, None, (b.hidden_addr, b.seq))
                 }),
                 |s| resolved.frames(s).to_vec(),
                 reach,
@@ -245,7 +245,7 @@ pub(crate) fn judge(
                     b.stack,
                     b.size,
                     r.map(|r| rules[r].label()),
-                    b.hidden_addr,
+                    (b.hidden_addr, b.seq),
                 )
             }),
             |s| resolved.frames(s).to_vec(),

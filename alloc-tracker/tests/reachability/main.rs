@@ -1,6 +1,7 @@
 //! Leak checks whose verdicts rest on a reachability scan: reachable
 //! blocks name their holder, the conservative scan errs only in the
-//! documented directions, retention rules allow reachable caches only. A
+//! documented directions, retention rules allow reachable caches only, a
+//! held excess keeps a failing check waiting its whole quiescence time. A
 //! scan stops the process and reads every stack and static: a block
 //! address left on another test's stack, or held by a report being built
 //! meanwhile, makes a leaked block look reachable. So no other test shares this process, and every test
@@ -17,6 +18,7 @@
 mod common;
 
 mod conservative_scan_errs_in_the_documented_directions;
+mod held_excess_keeps_the_quiescence_wait;
 mod reachable_blocks_name_their_holder;
 mod retention_rules_allow_a_cache_but_catch_leaks;
 

@@ -225,9 +225,17 @@ pub(crate) enum BlockVerdict {
 /// The verdicts of one scan, by block address.
 #[derive(Debug, Default)]
 pub(crate) struct Classified {
-    /// Keyed by [`hide`]`(address)`.
-    verdicts: HashMap<usize, BlockVerdict>,
+    /// Keyed by [`hide`]`(address)`, with the record's sequence number.
+    verdicts: HashMap<usize, (u64, BlockVerdict)>,
     pub(crate) summary: ReachSummary,
+    /// The scan saw the whole process at one moment: every thread other
+    /// than the checking one was stopped for it and its registers read
+    /// (none was running or blocked, none appeared after the threads were
+    /// listed; vacuously so in a process of one thread), and no memory was
+    /// mapped (or made writable) after the mappings were read. Only then
+    /// can no thread have held a pointer the scan did not read, hidden
+    /// pointers and the memory it never reads aside.
+    pub(crate) complete: bool,
 }
 
 /// How tracker tables on the heap keep a block address: bit-inverted, so
@@ -240,9 +248,14 @@ pub(crate) const fn hide(addr: usize) -> usize {
 }
 
 impl Classified {
-    /// The verdict on the block at `addr`, if it was classified.
-    pub(crate) fn verdict(&self, addr: usize) -> Option<&BlockVerdict> {
-        self.verdicts.get(&hide(addr))
+    /// The verdict on the block at `addr` recorded with sequence number
+    /// `seq`, if it was classified: a block allocated at the same address
+    /// after the scan (its record has a later number) was not.
+    pub(crate) fn verdict(&self, addr: usize, seq: u64) -> Option<&BlockVerdict> {
+        self.verdicts
+            .get(&hide(addr))
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, v)| v)
     }
 
     /// A scan that could not run.
@@ -254,6 +267,7 @@ impl Classified {
                 scan_time: started.elapsed(),
                 ..ReachSummary::default()
             },
+            complete: false,
         }
     }
 }
@@ -377,12 +391,7 @@ fn classify_inner(
             started,
         );
     };
-    let regions = match maps::writable_regions() {
-        Ok(r) => r,
-        Err(e) => return Classified::failed(format!("cannot read /proc/self/maps: {e}"), started),
-    };
     let me = raw::gettid();
-    let mut threads = maps::other_threads(me);
     let objects = raw::loaded_objects();
     // The candidates, copied into memory of their own (never the heap).
     let mut n = 0usize;
@@ -399,6 +408,7 @@ fn classify_inner(
             let _ = cands.push(scan::Cand {
                 addr,
                 size: r.size.max(1),
+                seq: r.seq,
                 reached: false,
                 via: 0,
                 loc: 0,
@@ -418,7 +428,10 @@ fn classify_inner(
     let mut blocked = 0u32;
     let mut running = 0u32;
     let mut stopped_n = 0u32;
-    let tids: Vec<i32> = threads.iter().map(|t| t.tid).collect();
+    let mut threads;
+    let tids: Vec<i32>;
+    let regions;
+    let unseen;
     {
         let cand_range = cands.range();
         let holes_range = holes.range();
@@ -432,6 +445,31 @@ fn classify_inner(
         {
             let _ = holes.push(r);
         }
+        // The threads, then the mappings (their stacks among them), read as
+        // late as allocating allows: a thread made after the listing is not
+        // stopped, memory mapped after the reading is not read. To tell
+        // (`Classified::complete`), the mappings are read again while the
+        // others are stopped, the threads after the release. The mappings
+        // are read into room made here: reading must not make the allocator
+        // map memory meanwhile (nor allocate at all, the second time).
+        threads = maps::other_threads(me);
+        tids = threads.iter().map(|t| t.tid).collect();
+        let mut maps_text = vec![0u8; 256 << 10];
+        let len = loop {
+            match maps::read_maps_into(&mut maps_text) {
+                Ok(Some(n)) => break n,
+                Ok(None) if maps_text.len() < 256 << 20 => {
+                    maps_text = vec![0u8; maps_text.len() * 4];
+                }
+                Ok(None) => {
+                    return Classified::failed("/proc/self/maps is over 256 MiB".into(), started)
+                }
+                Err(e) => {
+                    return Classified::failed(format!("cannot read /proc/self/maps: {e}"), started)
+                }
+            }
+        };
+        regions = maps::parse_writable(&String::from_utf8_lossy(&maps_text[..len]));
         // jemalloc's metadata: its extent records hold the address of each
         // extent's first block.
         base_blocks(&reader, &regions, |r| {
@@ -511,7 +549,29 @@ fn classify_inner(
             }
         }
         scanner.flood();
+        // The mappings again, before the release (into the room made
+        // beforehand: opening and reading a file does not allocate), so
+        // that what the others map once released is not taken for memory
+        // mapped before the stop.
+        let again = if stopped.is_some() {
+            maps::read_maps_into(&mut maps_text)
+        } else {
+            Ok(None)
+        };
         drop(release);
+        // Memory mapped after the mappings were read and before the stop,
+        // other than chunks of the tracker's own arena (never read), may
+        // hold what the scan did not see.
+        unseen = match again {
+            Ok(Some(n)) => maps::grown(
+                &regions,
+                &maps::parse_writable(&String::from_utf8_lossy(&maps_text[..n])),
+                |a| is_internal_chunk(a).then_some(((a >> 21) + 1) << 21),
+            ),
+            _ => true,
+        } || stopped_sps
+            .iter()
+            .any(|&(_, sp)| !regions.iter().any(|r| r.contains(sp)));
         stats = scanner.stats;
         stats.own_bytes += (cands.mapped_bytes() + holes.mapped_bytes()) as u64;
         for t in &mut threads {
@@ -525,6 +585,12 @@ fn classify_inner(
             }
         }
     }
+    // A thread that is not in the list was not signalled: it ran during the
+    // scan (or began after it; the two cannot be told apart). A list that
+    // cannot be read proves nothing.
+    let appeared =
+        maps::other_thread_ids(me).is_none_or(|now| now.iter().any(|t| !tids.contains(t)));
+    let complete = running == 0 && blocked == 0 && !appeared && !unseen;
     let ctx = holders::Context::new(objects, &regions, &threads, stack_top, me);
     let mut verdicts = HashMap::with_capacity(cands.as_slice().len());
     let all = cands.as_slice();
@@ -546,11 +612,11 @@ fn classify_inner(
         } else {
             BlockVerdict::Unreachable
         };
-        verdicts.insert(hide(c.addr), v);
+        verdicts.insert(hide(c.addr), (c.seq, v));
     }
     let total = group(
         all.iter()
-            .map(|c| (c.size as u64, verdicts.get(&hide(c.addr)))),
+            .map(|c| (c.size as u64, verdicts.get(&hide(c.addr)).map(|(_, v)| v))),
     );
     Classified {
         verdicts,
@@ -565,5 +631,6 @@ fn classify_inner(
             read_with: reader.method().to_string(),
             error: None,
         },
+        complete,
     }
 }

@@ -12,6 +12,9 @@ use super::raw::{self, MapBuf, MapVec, Reader};
 pub(crate) struct Cand {
     pub(crate) addr: usize,
     pub(crate) size: usize,
+    /// The record's sequence number: tells the block from a later one at
+    /// the same address.
+    pub(crate) seq: u64,
     /// Whether a root or a reached candidate points into it.
     pub(crate) reached: bool,
     /// The candidate whose contents point to it (index + 1), or 0 when a
@@ -96,6 +99,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn new(reader: &'a Reader, cands: &'a mut [Cand]) -> Option<Scanner<'a>> {
         let lo = cands.first().map_or(0, |c| c.addr);
         let hi = cands.last().map_or(0, |c| c.addr + c.size);
+        let n = cands.len();
         Some(Scanner {
             reader,
             cands,
@@ -103,14 +107,18 @@ impl<'a> Scanner<'a> {
             hi,
             buf: MapBuf::new(CHUNK)?,
             resident: MapBuf::new(CHUNK / PAGE)?,
-            work: MapVec::new(),
+            // A candidate is queued once, when first reached: room for all
+            // of them up front, so that the scan never maps memory (the
+            // mappings it reads were listed before it began) and never
+            // leaves a reached block unread for want of room.
+            work: MapVec::with_capacity(n)?,
             stats: ScanStats::default(),
         })
     }
 
     /// The ranges of the scanner's own buffers (to exclude from roots).
-    pub(crate) fn own_ranges(&self) -> [(usize, usize); 2] {
-        [self.buf.range(), self.resident.range()]
+    pub(crate) fn own_ranges(&self) -> [(usize, usize); 3] {
+        [self.buf.range(), self.resident.range(), self.work.range()]
     }
 
     /// Reads `start..end` and marks the candidates its words point into;
@@ -184,8 +192,7 @@ impl<'a> Scanner<'a> {
                         c.via = via;
                         c.loc = loc;
                         c.rank = rank;
-                        // A worklist that cannot grow leaves the block
-                        // unscanned: its children may look unreachable.
+                        // Never full: it has room for every candidate.
                         let _ = self.work.push(i as u32);
                     }
                 }
