@@ -244,12 +244,12 @@ impl LeakCheck {
 
     /// Whether waiting longer cannot change the verdict, by the scan `c`
     /// made while the scope held `excess`: it saw the whole process, every
-    /// other thread stopped; every block recorded since the check began and still live
-    /// is one it found unreachable, which no thread can free any more
-    /// (nothing holds its address); those blocks make up the whole excess
-    /// (none of it is bytes without a record, which a thread might still
-    /// free); and they alone keep the scope above what "drained" allows,
-    /// whatever else it frees.
+    /// other thread stopped; every block recorded since the check began and
+    /// still live is one it found unreachable, which no thread can free any
+    /// more (nothing holds its address); those blocks make up the whole
+    /// excess (none of it is bytes without a record, which a thread might
+    /// still free); and they alone keep the scope above what "drained"
+    /// allows, whatever else it frees.
     fn lost_for_good(
         &self,
         c: &reach::Classified,
