@@ -98,6 +98,10 @@ const YIELDING_TASKS: usize = 128;
 /// How long [`warm_up`] waits for every worker to take part.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long [`warm_up`] waits for a task to start before it spawns another
+/// (an empty one) to wake a worker again.
+const NUDGE_AFTER: Duration = Duration::from_millis(50);
+
 /// [`warm_up`] could not run a task on every worker in time (a worker
 /// blocked by other work, or `warm_up` called on a worker thread).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,8 +166,9 @@ impl Count {
 }
 
 /// Makes the runtime behind `handle` allocate its lazily made per-worker
-/// state now: one task per worker, held together by a barrier (so that
-/// each worker runs one; a blocked worker cannot take a second), each
+/// state now: one task per worker, spawned one at a time and held
+/// together by a barrier (so that each worker runs one; a blocked worker
+/// cannot take a second), each
 /// then spawning 128 tasks that yield twice (the defer list of tasks that
 /// yield grows to the most one tick holds), twice over, then one
 /// `spawn_blocking`.
@@ -191,12 +196,15 @@ impl Count {
 pub fn warm_up(handle: &Handle) -> Result<(), WarmUpIncomplete> {
     let workers = handle.metrics().num_workers().max(1);
     let deadline = Instant::now() + WARM_UP_TIMEOUT;
+    let nudged = Count::new();
+    let mut nudges = 0;
     for _round in 0..2 {
         let arrived = Count::new();
         let finished = Count::new();
-        for _ in 0..workers {
-            let (arrived, finished) = (arrived.clone(), finished.clone());
+        for k in 0..workers {
+            let (here, finished) = (arrived.clone(), finished.clone());
             drop(handle.spawn(async move {
+                let arrived = here;
                 // The barrier: this worker is busy until every worker has
                 // a task, so the others must take theirs.
                 arrived.add();
@@ -219,6 +227,25 @@ pub fn warm_up(handle: &Handle) -> Result<(), WarmUpIncomplete> {
                 }
                 finished.add();
             }));
+            // One task at a time, each spawned once the last one holds its
+            // worker: the injection queue then never holds two of them, so
+            // no worker takes two in one batch into its own queue, where
+            // a parked worker that nobody wakes would not steal the second
+            // (spawned together, about one warm-up of 30 on a fresh
+            // 2-worker runtime timed out so). A remote spawn while the
+            // other workers are held should wake a parked one; when the
+            // task has not started after `NUDGE_AFTER` (once in about
+            // 10,000 warm-ups), an empty task spawned wakes one again.
+            loop {
+                let now = Instant::now();
+                let wait_until = deadline.min(now + NUDGE_AFTER);
+                if arrived.wait_for(k + 1, wait_until) > k || now >= deadline {
+                    break;
+                }
+                nudges += 1;
+                let nudged = nudged.clone();
+                drop(handle.spawn(async move { nudged.add() }));
+            }
         }
         let done = finished.wait_for(workers, deadline);
         if done < workers {
@@ -227,6 +254,12 @@ pub fn warm_up(handle: &Handle) -> Result<(), WarmUpIncomplete> {
                 finished: done,
             });
         }
+    }
+    if nudged.wait_for(nudges, deadline) < nudges {
+        return Err(WarmUpIncomplete {
+            workers,
+            finished: workers,
+        });
     }
     let blocked = Count::new();
     let b = blocked.clone();
