@@ -93,6 +93,14 @@ impl std::fmt::Display for Drained {
     }
 }
 
+/// A reachability scan made during a check, with the scope's members it
+/// covered and the scope's figures read right after it.
+struct Scanned {
+    members: Vec<ScopeId>,
+    classified: reach::Classified,
+    now: ScopeStats,
+}
+
 impl LeakCheckOptions {
     /// Starts the check.
     pub fn begin(self) -> LeakCheck {
@@ -250,16 +258,12 @@ impl LeakCheck {
     /// excess (none of it is bytes without a record, which a thread might
     /// still free); and they alone keep the scope above what "drained"
     /// allows, whatever else it frees.
-    fn lost_for_good(
-        &self,
-        c: &reach::Classified,
-        members: &[ScopeId],
-        (bytes, allocs): (u64, u64),
-    ) -> bool {
+    fn lost_for_good(&self, scanned: &Scanned, (bytes, allocs): (u64, u64)) -> bool {
+        let c = &scanned.classified;
         if !c.complete || c.summary.error.is_some() {
             return false;
         }
-        let blocks = verdict::gather(self.first_seq, members);
+        let blocks = verdict::gather(self.first_seq, &scanned.members);
         let mut lost = (0u64, 0u64);
         for b in &blocks {
             match c.verdict(reach::hide(b.hidden_addr), b.seq) {
@@ -351,7 +355,7 @@ impl LeakCheck {
             && self.opts.quiescence >= EARLY_SCAN_AFTER * 5);
         // That scan, when it did not end the wait, with the scope's figures
         // read right after it: a report on the same figures reuses it.
-        let mut early: Option<(reach::Classified, ScopeStats)> = None;
+        let mut early: Option<Scanned> = None;
         let result = loop {
             // Decided before reading the figures, so that the last poll
             // reads them after the deadline even when judging the previous
@@ -385,29 +389,11 @@ impl LeakCheck {
                     // code path that fills a cache). So a check that
                     // passes only thanks to rules scans too.
                     if scan && !retention.allowed.is_empty() {
-                        std::mem::take(&mut resolved).release();
-                        let members = registry::subtree(self.opts.scope);
-                        let c = reach::classify(
-                            &members,
-                            self.first_seq,
-                            stack_top,
-                            self.opts.reachability,
-                        );
-                        // Figures and blocks of one moment, after the scan.
-                        let now = self.opts.scope.stats_with_children();
-                        if let Some(e) = self.excess(&now) {
-                            let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, Some(&c));
-                            if self.over_tolerance(bytes, allocs) {
-                                break Err(self.report(
-                                    now,
-                                    (bytes, allocs),
-                                    r,
-                                    &members,
-                                    waited,
-                                    Some(&c),
-                                ));
-                            }
-                            retention = r;
+                        let scanned = self.scan(&mut resolved, stack_top);
+                        match self.judge_scanned(&scanned, rules, &mut resolved, waited) {
+                            Err(report) => break Err(report),
+                            Ok(Some(r)) => retention = r,
+                            Ok(None) => {}
                         }
                     }
                     break Ok(Drained {
@@ -420,34 +406,14 @@ impl LeakCheck {
                 }
                 Some(_) if !looked && !past_deadline && waited >= EARLY_SCAN_AFTER => {
                     looked = true;
-                    // As below: the symboliser's caches would be holders.
-                    std::mem::take(&mut resolved).release();
-                    let members = registry::subtree(self.opts.scope);
-                    let c = reach::classify(
-                        &members,
-                        self.first_seq,
-                        stack_top,
-                        self.opts.reachability,
-                    );
-                    // Blocks freed during the scan are gone from these
-                    // figures and from the blocks judged; blocks allocated
-                    // since have no verdict and keep the check waiting.
-                    let now = self.opts.scope.stats_with_children();
-                    if let Some(e) = self.excess(&now) {
-                        if !self.lost_for_good(&c, &members, e) {
-                            early = Some((c, now));
-                        } else {
-                            let (bytes, allocs, r) = self.judge(e, rules, &mut resolved, Some(&c));
-                            if self.over_tolerance(bytes, allocs) {
-                                break Err(self.report(
-                                    now,
-                                    (bytes, allocs),
-                                    r,
-                                    &members,
-                                    waited,
-                                    Some(&c),
-                                ));
-                            }
+                    let scanned = self.scan(&mut resolved, stack_top);
+                    if let Some(e) = self.excess(&scanned.now) {
+                        if !self.lost_for_good(&scanned, e) {
+                            early = Some(scanned);
+                        } else if let Err(report) =
+                            self.judge_scanned(&scanned, rules, &mut resolved, waited)
+                        {
+                            break Err(report);
                         }
                     }
                     // Something may still free the excess: wait as before.
@@ -463,55 +429,88 @@ impl LeakCheck {
                         Some(r) => r,
                         None => self.judge((bytes, allocs), rules, &mut resolved, None).2,
                     };
-                    let members = registry::subtree(self.opts.scope);
                     // The early scan still describes the scope when no
                     // block of it was allocated or freed since: no second
                     // stop of the world. Otherwise blocks came and went,
                     // and pointers moved with them: scan again.
-                    let reused = early.take().filter(|(_, then)| *then == now);
-                    let rescan = scan && reused.is_none();
-                    if rescan {
-                        // The symboliser's caches are live heap the scan
-                        // would read as possible holders: drop them first.
-                        std::mem::take(&mut resolved).release();
-                    }
-                    let reach = reused.map(|(c, _)| c).or_else(|| {
-                        rescan.then(|| {
-                            reach::classify(
-                                &members,
-                                self.first_seq,
-                                stack_top,
-                                self.opts.reachability,
-                            )
-                        })
-                    });
+                    let scanned = match early.take().filter(|e| e.now == now) {
+                        Some(reused) => Some(reused),
+                        None if scan => Some(self.scan(&mut resolved, stack_top)),
+                        None => None,
+                    };
+                    let Some(scanned) = scanned else {
+                        let members = registry::subtree(self.opts.scope);
+                        let leaked = (bytes, allocs);
+                        break Err(self.report(now, leaked, retention, &members, waited, None));
+                    };
                     // With the scan, judge again: an unreachable block is a
                     // leak whatever rule matches it, and each site says
                     // which of its blocks are reachable and from what.
-                    // The scan took a while: read the scope again, so the
-                    // figures and the blocks judged are of one moment.
-                    let now = if rescan {
-                        self.opts.scope.stats_with_children()
-                    } else {
-                        now
-                    };
-                    let (bytes, allocs, retention) = match (&reach, self.excess(&now)) {
-                        (Some(c), Some(e)) => self.judge(e, rules, &mut resolved, Some(c)),
-                        _ => (bytes, allocs, retention),
+                    let (bytes, allocs, retention) = match self.excess(&scanned.now) {
+                        Some(e) => self.judge(e, rules, &mut resolved, Some(&scanned.classified)),
+                        None => (bytes, allocs, retention),
                     };
                     break Err(self.report(
-                        now,
+                        scanned.now,
                         (bytes, allocs),
                         retention,
-                        &members,
+                        &scanned.members,
                         waited,
-                        reach.as_ref(),
+                        Some(&scanned.classified),
                     ));
                 }
             }
         };
         resolved.release();
         result
+    }
+
+    /// Stops the world and classifies the blocks of the scope and its
+    /// children, then reads the scope's figures: blocks freed during the
+    /// scan are gone from the figures and from the blocks judged; blocks
+    /// allocated since have no verdict.
+    fn scan(&self, resolved: &mut Resolved, stack_top: usize) -> Scanned {
+        // The symboliser's caches are live heap the scan would read as
+        // possible holders: drop them first.
+        std::mem::take(resolved).release();
+        let members = registry::subtree(self.opts.scope);
+        let classified =
+            reach::classify(&members, self.first_seq, stack_top, self.opts.reachability);
+        let now = self.opts.scope.stats_with_children();
+        Scanned {
+            members,
+            classified,
+            now,
+        }
+    }
+
+    /// Judges what the scope holds in `scanned`'s figures with its
+    /// verdicts: the report when that is more than allowed, else the
+    /// retention the rules allowed (`None` when nothing is in excess).
+    #[allow(clippy::result_large_err)]
+    fn judge_scanned(
+        &self,
+        scanned: &Scanned,
+        rules: &[Retain],
+        resolved: &mut Resolved,
+        waited: Duration,
+    ) -> Result<Option<Retention>, LeakReport> {
+        let Some(excess) = self.excess(&scanned.now) else {
+            return Ok(None);
+        };
+        let (bytes, allocs, retention) =
+            self.judge(excess, rules, resolved, Some(&scanned.classified));
+        if !self.over_tolerance(bytes, allocs) {
+            return Ok(Some(retention));
+        }
+        Err(self.report(
+            scanned.now,
+            (bytes, allocs),
+            retention,
+            &scanned.members,
+            waited,
+            Some(&scanned.classified),
+        ))
     }
 
     /// The report of a failed check.
