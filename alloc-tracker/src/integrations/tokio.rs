@@ -168,10 +168,9 @@ impl Count {
 /// Makes the runtime behind `handle` allocate its lazily made per-worker
 /// state now: one task per worker, spawned one at a time and held
 /// together by a barrier (so that each worker runs one; a blocked worker
-/// cannot take a second), each
-/// then spawning 128 tasks that yield twice (the defer list of tasks that
-/// yield grows to the most one tick holds), twice over, then one
-/// `spawn_blocking`.
+/// cannot take a second), each then spawning 128 tasks that yield twice
+/// (the defer list of tasks that yield grows to the most one tick holds),
+/// twice over, then one `spawn_blocking`.
 /// Call it before a leak check, outside the checked scope, from a thread
 /// that is not one of the runtime's workers (the test's thread before
 /// `block_on`); from inside a task use [`warm_up_async`].
