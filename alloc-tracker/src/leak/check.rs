@@ -450,14 +450,7 @@ impl LeakCheck {
                         Some(e) => self.judge(e, rules, &mut resolved, Some(&scanned.classified)),
                         None => (bytes, allocs, retention),
                     };
-                    break Err(self.report(
-                        scanned.now,
-                        (bytes, allocs),
-                        retention,
-                        &scanned.members,
-                        waited,
-                        Some(&scanned.classified),
-                    ));
+                    break Err(self.report_scanned(&scanned, (bytes, allocs), retention, waited));
                 }
             }
         };
@@ -503,14 +496,25 @@ impl LeakCheck {
         if !self.over_tolerance(bytes, allocs) {
             return Ok(Some(retention));
         }
-        Err(self.report(
+        Err(self.report_scanned(scanned, (bytes, allocs), retention, waited))
+    }
+
+    /// The report of a failed check on `scanned`'s figures and verdicts.
+    fn report_scanned(
+        &self,
+        scanned: &Scanned,
+        leaked: (u64, u64),
+        retention: Retention,
+        waited: Duration,
+    ) -> LeakReport {
+        self.report(
             scanned.now,
-            (bytes, allocs),
+            leaked,
             retention,
             &scanned.members,
             waited,
             Some(&scanned.classified),
-        ))
+        )
     }
 
     /// The report of a failed check.
