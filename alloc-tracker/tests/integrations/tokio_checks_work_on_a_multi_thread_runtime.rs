@@ -136,16 +136,24 @@ fn a_block_freed_late_by_another_thread_passes_by_default_and_the_wait_is_report
 #[test]
 fn warm_up_of_a_fresh_runtime_never_leaves_a_worker_parked() {
     for run in 0..300 {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
         let started = std::time::Instant::now();
-        if let Err(e) = warm_up(rt.handle()) {
-            panic!("run {run}: {e} after {:?}", started.elapsed());
-        }
+        warmed_up_fresh_runtime(run);
         assert!(started.elapsed() < Duration::from_secs(5), "run {run}");
     }
+}
+
+/// A fresh 2-worker runtime, warmed up; panics (naming `run`) when the
+/// warm-up does not complete.
+fn warmed_up_fresh_runtime(run: usize) -> tokio::runtime::Runtime {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    if let Err(e) = warm_up(rt.handle()) {
+        panic!("run {run}: {e} after {:?}", started.elapsed());
+    }
+    rt
 }
 
 /// A fresh runtime, warmed up, then one checked request (24
@@ -156,16 +164,9 @@ fn warm_up_of_a_fresh_runtime_never_leaves_a_worker_parked() {
 fn warm_up_leaves_nothing_for_the_first_check_on_every_fresh_runtime() {
     let mut failures = Vec::new();
     for run in 0..40 {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .build()
-            .unwrap();
         // Every warm-up of a fresh runtime completes: a worker left parked
         // (a lost wake-up) would leave its state to the check.
-        let started = std::time::Instant::now();
-        if let Err(e) = warm_up(rt.handle()) {
-            panic!("run {run}: {e} after {:?}", started.elapsed());
-        }
+        let rt = warmed_up_fresh_runtime(run);
         let instance = REQUEST.instance().unwrap();
         let check = LeakCheck::options(&instance)
             .quiescence(Duration::from_millis(300))
