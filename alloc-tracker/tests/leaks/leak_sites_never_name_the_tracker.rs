@@ -2,8 +2,9 @@
 //! frames (`capture_registers`, the record path), with any debug
 //! information: the allocator's frames are trimmed by address.
 //!
-//! The test profile builds this with `debug = true` (and the tracker
-//! optimised, see .cargo/config.toml); with
+//! The test profile builds this with `debug = "limited"` (and the tracker
+//! optimised, see .cargo/config.toml; CI's default-features step runs the
+//! first test with the tracker unoptimised at `debug = true`); with
 //! `ALLOC_TRACKER_DEBUG_MATRIX=1` (CI sets it),
 //! `line_tables_only_and_no_debug_info_trim_the_same` rebuilds the example
 //! `leak_site_probe` with `"line-tables-only"` and then `false` for the
@@ -62,8 +63,8 @@ fn line_tables_only_and_no_debug_info_trim_the_same() {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().to_path_buf();
     // The dev profile optimises the tracker (opt-level 2) as a release
-    // build does; "limited" and `true` are what the release and dev
-    // profiles build already.
+    // build does; "limited" is what the release and dev profiles build
+    // already.
     for debug in ["line-tables-only", "false"] {
         let value = match debug {
             "false" => debug.to_string(),
