@@ -15,6 +15,15 @@ pub(crate) const MAX_FRAMES: usize = 48;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct StackId(u64);
 
+impl StackId {
+    /// An id no stack was interned under (it resolves to no frames), for
+    /// tests of the code that groups blocks by stack.
+    #[cfg(test)]
+    pub(crate) const fn unknown_for_test(n: u64) -> StackId {
+        StackId(n)
+    }
+}
+
 /// Stack ids are already well-mixed 64-bit hashes: the table uses them as
 /// they are instead of hashing them again.
 #[derive(Debug, Default)]
