@@ -321,7 +321,7 @@ mod tests {
             block(a, stack, 3),
             block(b, stack, 4),
         ];
-        let rules = [super::super::retain::Retain::scope(a).up_to(100)];
+        let rules = [Retain::scope(a).up_to(100)];
         let v = judge(&blocks, &rules, &mut Resolved::default(), None);
         assert_eq!((v.allowed_bytes, v.allowed_allocs), (20, 2), "{v:?}");
         assert_eq!((v.leak_bytes, v.leak_allocs), (20, 2), "{v:?}");
