@@ -58,6 +58,11 @@ mod classes;
 mod trailer;
 mod zero;
 
+// Unit tests rather than an integration test: `cargo test` builds a
+// package's binaries for its integration tests, and these need none.
+#[cfg(test)]
+mod exactness_tests;
+
 pub use classes::{has_slack, size_class};
 pub use trailer::RefTrailerAlloc;
 pub use zero::RefAlloc;

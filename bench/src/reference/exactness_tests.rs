@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::mpsc;
 
-use alloc_bench::reference::{has_slack, size_class, RefAlloc, RefScope, RefTrailerAlloc};
+use super::{has_slack, size_class, RefAlloc, RefScope, RefTrailerAlloc};
 
 struct Block(*mut u8, Layout);
 // SAFETY: a handle to a heap block, moved to the thread that frees it.
