@@ -3,7 +3,7 @@
 //! multi-thread runtime and the default retention rules for tokio and
 //! tracing-subscriber. One module per integration behaviour, each with
 //! scopes of its own. Only one module installs the global tracing
-//! subscriber (`tests/tracing_layer_enters_span_scopes.rs` installs another
+//! subscriber (`tests/own_process/tracing_layer_enters_span_scopes.rs` installs another
 //! one, in its own process).
 #![cfg(feature = "jemalloc")]
 

@@ -117,7 +117,7 @@ fn a_block_freed_late_by_another_thread_passes_by_default_and_the_wait_is_report
     // An excess still held (`kept` is alive on this stack across `finish`,
     // so another thread might yet free it) pays the whole (bounded) wait
     // and says so; an excess nothing holds any more may end it early (see
-    // `tests/unreachable_leaks_are_definitely_lost.rs`).
+    // `tests/own_process/unreachable_leaks_are_definitely_lost.rs`).
     let check = LeakCheck::begin(scope);
     let kept = scope.in_scope(|| black_box(vec![5u8; 64]));
     let report = check.finish().expect_err("a leak");

@@ -6,7 +6,7 @@
 //! the scope did not change since: a block allocated after that scan gets
 //! a verdict from a new one. (The early end itself is shown where
 //! unreachable verdicts are reliable, in its own process:
-//! `tests/unreachable_leaks_are_definitely_lost.rs`.)
+//! `tests/own_process/unreachable_leaks_are_definitely_lost.rs`.)
 
 use std::hint::black_box;
 use std::sync::{mpsc, Mutex};

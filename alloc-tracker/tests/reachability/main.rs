@@ -7,7 +7,7 @@
 //! meanwhile, makes a leaked block look reachable. So no other test shares this process, and every test
 //! here takes `common::one_at_a_time()`.
 //!
-//! `tests/unreachable_leaks_are_definitely_lost.rs` asserts that every
+//! `tests/own_process/unreachable_leaks_are_definitely_lost.rs` asserts that every
 //! planted leak is found unreachable, at once: the freed heap memory that
 //! other tests leave behind (stale addresses in blocks reused later) made it
 //! find some reachable, so it runs in a process of its own; so do the

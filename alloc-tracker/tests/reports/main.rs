@@ -3,7 +3,7 @@
 //! folded into their kind, sampled sites, recorded stacks and their
 //! symbols. One module per behaviour. (The cached-memory figures, which
 //! depend on every arena the process made, are checked in a binary of their
-//! own: `tests/report_names_cached_memory_and_agrees_on_overhead.rs`.)
+//! own: `tests/own_process/report_names_cached_memory_and_agrees_on_overhead.rs`.)
 //!
 //! Every test takes `common::shared()`, or `common::alone()` if it changes
 //! a process-wide setting (sampling, stack unwinder, symboliser) or reads

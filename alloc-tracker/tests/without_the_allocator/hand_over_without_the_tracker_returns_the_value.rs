@@ -1,4 +1,3 @@
-// Own test binary: it installs no global allocator.
 //! Without `TrackingAlloc` as the global allocator there is nothing to
 //! move: every value comes back as it is (same block), nothing panics, and
 //! a shared `Arc` is refused as with the tracker.

@@ -1,4 +1,3 @@
-// Own test binary: it installs no global allocator.
 //! A test file that forgot the `#[global_allocator]` line must not pass its
 //! leak tests by accident. This file deliberately has NO
 //! `#[global_allocator]`: every check in it must fail, naming the missing
