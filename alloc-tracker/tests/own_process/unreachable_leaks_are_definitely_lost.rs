@@ -4,20 +4,19 @@
 //! check ends its quiescence wait early: no thread can free them any more.
 //! Checks that do not scan, or that ask for the whole wait, wait it out.
 //!
-//! Every test takes `SERIAL`: the early end needs a scan that saw the whole
-//! process, and a test starting meanwhile (a new thread, new memory) would
-//! deny it. And each test runs in a process of its own: with two tests in
-//! one process, libtest starts the next test's thread while a check runs,
-//! and then about one run in ten found a planted block held by
-//! "unrecorded heap in scope-less memory" in all three tries of a test
-//! (stale copies in jemalloc's memory of the other threads; the scan's
-//! documented error towards "reachable"); one test at a time, none in 25.
+//! Each test runs in a process of its own: the early end needs a scan that
+//! saw the whole process, and a test starting meanwhile (a new thread, new
+//! memory) would deny it; and with two tests in one process, libtest
+//! starts the next test's thread while a check runs, and then about one
+//! run in ten found a planted block held by "unrecorded heap in scope-less
+//! memory" in all three tries of a test (stale copies in jemalloc's memory
+//! of the other threads; the scan's documented error towards "reachable");
+//! one test at a time, none in 25.
 #![cfg(feature = "jemalloc")]
 
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::rc::Rc;
-use std::sync::MutexGuard;
 use std::time::Duration;
 
 use rusty_fork::rusty_fork_test;
@@ -27,22 +26,11 @@ use scope_alloc_tracker::leak::{
 };
 use scope_alloc_tracker::Scope;
 
-/// One check at a time: a scan reads the whole process, and another test's
-/// report being built meanwhile holds copies of block addresses.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 static LOST: Scope = Scope::new("reach-lost");
-
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Runs `plant` in a fresh instance of `LOST` under a check and returns the
 /// failed check's report.
 fn check(plant: fn()) -> LeakReport {
-    let _one_at_a_time = one_at_a_time();
     let instance = LOST.instance().unwrap();
     let check = LeakCheck::begin(&instance);
     instance.in_scope(plant);
@@ -54,7 +42,6 @@ fn check(plant: fn()) -> LeakReport {
 /// [`check`] until the scan finds the planted `bytes` unreachable (see
 /// [`until_unreachable`]).
 fn check_until_unreachable(plant: fn(), bytes: u64) -> LeakReport {
-    let _one_at_a_time = one_at_a_time();
     until_unreachable(|o| o, plant, bytes, DEFAULT_QUIESCENCE)
 }
 
@@ -159,7 +146,6 @@ rusty_fork_test! {
 rusty_fork_test! {
     #[test]
     fn reachability_off_scans_nothing_and_waits_the_whole_quiescence() {
-        let _one_at_a_time = one_at_a_time();
         let instance = LOST.instance().unwrap();
         let check = LeakCheck::options(&instance)
             .reachability(Reachability::Off)
@@ -216,7 +202,6 @@ fn until_unreachable(
 rusty_fork_test! {
     #[test]
     fn an_unreachable_leak_fails_without_waiting_out_the_quiescence() {
-        let _one_at_a_time = one_at_a_time();
         for (plant, bytes) in [
             (leak_a_box_of_its_own_size as fn(), 2344),
             (forget_a_vec, 800),
@@ -232,7 +217,6 @@ rusty_fork_test! {
 rusty_fork_test! {
     #[test]
     fn asking_for_the_full_wait_waits_it_out_even_for_an_unreachable_leak() {
-        let _one_at_a_time = one_at_a_time();
         let wait = Duration::from_millis(400);
         let report = until_unreachable(
             |o| o.quiescence_end(QuiescenceEnd::Full),
@@ -248,7 +232,6 @@ rusty_fork_test! {
 rusty_fork_test! {
     #[test]
     fn a_check_without_sites_waits_the_whole_quiescence() {
-        let _one_at_a_time = one_at_a_time();
         let wait = Duration::from_millis(400);
         let instance = LOST.instance().unwrap();
         let check = LeakCheck::options(&instance)

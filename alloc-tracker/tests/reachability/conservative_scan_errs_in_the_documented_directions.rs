@@ -10,6 +10,7 @@
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rusty_fork::rusty_fork_test;
 use scope_alloc_tracker::leak::{HolderKind, LeakCheck, LeakReport};
 use scope_alloc_tracker::Scope;
 
@@ -68,19 +69,20 @@ fn forget_but_keep_the_address_as_an_integer() {
     std::mem::forget(v);
 }
 
-#[test]
-fn integer_equal_to_a_leaked_address_makes_it_look_reachable() {
-    let _one_at_a_time = crate::common::one_at_a_time();
-    let report = check(forget_but_keep_the_address_as_an_integer);
-    let r = &report.reachability.as_ref().unwrap().total;
-    // A leak (nothing will ever free it), wrongly reported reachable.
-    assert_eq!(r.reachable_bytes, 640, "{report}");
-    assert_eq!(r.unreachable_bytes, 0, "{report}");
-    let h = &r.holders[0].holder;
-    assert_eq!(h.kind, HolderKind::Static, "{report}");
-    assert!(h.name.contains("LOOK_ALIKE"), "{report}");
-    // A stale value must not hold a later test's block.
-    LOOK_ALIKE.store(0, Ordering::Relaxed);
+rusty_fork_test! {
+    #[test]
+    fn integer_equal_to_a_leaked_address_makes_it_look_reachable() {
+        let report = check(forget_but_keep_the_address_as_an_integer);
+        let r = &report.reachability.as_ref().unwrap().total;
+        // A leak (nothing will ever free it), wrongly reported reachable.
+        assert_eq!(r.reachable_bytes, 640, "{report}");
+        assert_eq!(r.unreachable_bytes, 0, "{report}");
+        let h = &r.holders[0].holder;
+        assert_eq!(h.kind, HolderKind::Static, "{report}");
+        assert!(h.name.contains("LOOK_ALIKE"), "{report}");
+        // A stale value must not hold a later test's block.
+        LOOK_ALIKE.store(0, Ordering::Relaxed);
+    }
 }
 
 static HIDDEN: AtomicUsize = AtomicUsize::new(0);
@@ -104,23 +106,24 @@ fn free_hidden(v: usize) {
     drop(unsafe { Box::from_raw(p) });
 }
 
-#[test]
-// In optimised builds a stale plain copy of the pointer (this thread's
-// live frames, freed heap memory) holds the block in every one of the five
-// runs in one process of three (release) to seven of eight (the dev
-// profile's optimised tracker), so the test would be flaky there; the
-// direction it shows is the same in every build.
-#[cfg_attr(
-    scope_alloc_tracker_optimized,
-    ignore = "optimised: stale plain copies hold the block too often (see the comment)"
-)]
-fn xored_pointer_makes_a_held_block_look_unreachable() {
-    let _one_at_a_time = crate::common::one_at_a_time();
-    // Still held (freed after each check), reported unreachable.
-    let report = check_hidden(hide_the_only_pointer, 3000, take_hidden, free_hidden);
-    let r = &report.reachability.as_ref().unwrap().total;
-    assert_eq!(r.unreachable_bytes, 3000, "{report}");
-    assert_eq!(r.reachable_bytes, 0, "{report}");
+rusty_fork_test! {
+    #[test]
+    // In optimised builds a stale plain copy of the pointer (this thread's
+    // live frames, freed heap memory) holds the block in every one of the five
+    // runs in one process of three (release) to seven of eight (the dev
+    // profile's optimised tracker), so the test would be flaky there; the
+    // direction it shows is the same in every build.
+    #[cfg_attr(
+        scope_alloc_tracker_optimized,
+        ignore = "optimised: stale plain copies hold the block too often (see the comment)"
+    )]
+    fn xored_pointer_makes_a_held_block_look_unreachable() {
+        // Still held (freed after each check), reported unreachable.
+        let report = check_hidden(hide_the_only_pointer, 3000, take_hidden, free_hidden);
+        let r = &report.reachability.as_ref().unwrap().total;
+        assert_eq!(r.unreachable_bytes, 3000, "{report}");
+        assert_eq!(r.reachable_bytes, 0, "{report}");
+    }
 }
 
 static PAST_THE_END: AtomicUsize = AtomicUsize::new(0);
@@ -144,27 +147,28 @@ fn free_past_the_end(v: usize) {
     drop(unsafe { Box::from_raw(p) });
 }
 
-#[test]
-// In optimised builds a stale plain copy of the pointer (this thread's
-// live frames, freed heap memory) holds the block in every one of the five
-// runs in one process of three (release) to seven of eight (the dev
-// profile's optimised tracker), so the test would be flaky there; the
-// direction it shows is the same in every build.
-#[cfg_attr(
-    scope_alloc_tracker_optimized,
-    ignore = "optimised: stale plain copies hold the block too often (see the comment)"
-)]
-fn pointer_past_the_end_makes_a_held_block_look_unreachable() {
-    let _one_at_a_time = crate::common::one_at_a_time();
-    let report = check_hidden(
-        keep_only_an_end_pointer,
-        5600,
-        take_past_the_end,
-        free_past_the_end,
-    );
-    let r = &report.reachability.as_ref().unwrap().total;
-    assert_eq!(r.unreachable_bytes, 5600, "{report}");
-    assert_eq!(r.reachable_bytes, 0, "{report}");
+rusty_fork_test! {
+    #[test]
+    // In optimised builds a stale plain copy of the pointer (this thread's
+    // live frames, freed heap memory) holds the block in every one of the five
+    // runs in one process of three (release) to seven of eight (the dev
+    // profile's optimised tracker), so the test would be flaky there; the
+    // direction it shows is the same in every build.
+    #[cfg_attr(
+        scope_alloc_tracker_optimized,
+        ignore = "optimised: stale plain copies hold the block too often (see the comment)"
+    )]
+    fn pointer_past_the_end_makes_a_held_block_look_unreachable() {
+        let report = check_hidden(
+            keep_only_an_end_pointer,
+            5600,
+            take_past_the_end,
+            free_past_the_end,
+        );
+        let r = &report.reachability.as_ref().unwrap().total;
+        assert_eq!(r.unreachable_bytes, 5600, "{report}");
+        assert_eq!(r.reachable_bytes, 0, "{report}");
+    }
 }
 
 static INTERIOR: AtomicUsize = AtomicUsize::new(0);
@@ -178,12 +182,13 @@ fn keep_only_an_interior_pointer() {
     black_box(&INTERIOR);
 }
 
-#[test]
-fn interior_pointer_keeps_a_block_reachable() {
-    let _one_at_a_time = crate::common::one_at_a_time();
-    let report = check(keep_only_an_interior_pointer);
-    let r = &report.reachability.as_ref().unwrap().total;
-    assert_eq!(r.reachable_bytes, 1000, "{report}");
-    assert!(r.holders[0].holder.name.contains("INTERIOR"), "{report}");
-    INTERIOR.store(0, Ordering::Relaxed);
+rusty_fork_test! {
+    #[test]
+    fn interior_pointer_keeps_a_block_reachable() {
+        let report = check(keep_only_an_interior_pointer);
+        let r = &report.reachability.as_ref().unwrap().total;
+        assert_eq!(r.reachable_bytes, 1000, "{report}");
+        assert!(r.holders[0].holder.name.contains("INTERIOR"), "{report}");
+        INTERIOR.store(0, Ordering::Relaxed);
+    }
 }

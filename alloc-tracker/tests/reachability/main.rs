@@ -4,18 +4,17 @@
 //! held excess keeps a failing check waiting its whole quiescence time. A
 //! scan stops the process and reads every stack and static: a block
 //! address left on another test's stack, or held by a report being built
-//! meanwhile, makes a leaked block look reachable. So no other test shares this process, and every test
-//! here takes `common::one_at_a_time()`.
+//! meanwhile, makes a leaked block look reachable. So each test runs in a
+//! child process of its own (`rusty_fork_test!`), where nothing else runs;
+//! two of them run at once, and most of their time is quiescence waits.
 //!
 //! `tests/own_process/unreachable_leaks_are_definitely_lost.rs` asserts that every
 //! planted leak is found unreachable, at once: the freed heap memory that
 //! other tests leave behind (stale addresses in blocks reused later) made it
-//! find some reachable, so it runs in a process of its own; so do the
-//! verdicts on a real engine (`tests/real_engine_verdicts.rs`), whose
-//! checks run concurrently.
+//! find some reachable. The verdicts on a real engine
+//! (`tests/real_engine_verdicts.rs`) run their checks concurrently in one
+//! process.
 #![cfg(feature = "jemalloc")]
-
-mod common;
 
 mod conservative_scan_errs_in_the_documented_directions;
 mod held_excess_keeps_the_quiescence_wait;
