@@ -28,15 +28,16 @@ use std::rc::Rc;
 use std::sync::Mutex;
 
 use redb::{Database, TableDefinition};
+use rusty_fork::rusty_fork_test;
 use scope_alloc_tracker::leak::{
     HolderKind, LeakCheck, LeakCheckOptions, LeakReport, LeakSite, Reachability, Retain,
 };
 use scope_alloc_tracker::{Jemalloc, Scope, ScopeId, ScopeInstance, TrackingAlloc};
 
-// Own test binary: its tests check the engine concurrently, so they cannot
-// share the process of the scan tests (`tests/reachability/`), which need
-// one where nothing else runs; serialised with them, they took four minutes
-// in a debug build.
+// Each test runs in a child process of its own (`rusty_fork_test!`): a
+// failed check's scan stops the whole process, and another test's engine
+// and reports would be in what it reads. Two run at once: 23 s, against
+// 44 s for the same tests as threads of one process.
 #[global_allocator]
 static GLOBAL: TrackingAlloc<Jemalloc> = TrackingAlloc::new(Jemalloc);
 
@@ -202,100 +203,110 @@ fn allowed(d: &scope_alloc_tracker::leak::Drained, rule: &str) -> u64 {
         .sum()
 }
 
-#[test]
-fn commits_pass_every_time() {
-    let mut e = Engine::open("commits");
-    for round in 0..RUNS {
-        let op = COMMIT.instance().unwrap();
-        let check = engine_check(&op);
-        op.in_scope(|| commit_batch(e.db(), round));
-        let drained = check
-            .finish()
-            .unwrap_or_else(|r| panic!("commit {round}: {r}"));
-        // Not a vacuous pass: the commit did keep its pages, as allowed.
+rusty_fork_test! {
+    #[test]
+    fn commits_pass_every_time() {
+        let mut e = Engine::open("commits");
+        for round in 0..RUNS {
+            let op = COMMIT.instance().unwrap();
+            let check = engine_check(&op);
+            op.in_scope(|| commit_batch(e.db(), round));
+            let drained = check
+                .finish()
+                .unwrap_or_else(|r| panic!("commit {round}: {r}"));
+            // Not a vacuous pass: the commit did keep its pages, as allowed.
+            assert!(
+                allowed(&drained, "redb page cache") >= 4096,
+                "commit {round}: {drained}"
+            );
+        }
+    }
+}
+
+rusty_fork_test! {
+    #[test]
+    fn without_declared_retention_a_commit_check_fails_on_the_page_cache() {
+        let mut e = Engine::open("no-rules");
+        for round in 0..3 {
+            let op = COMMIT.instance().unwrap();
+            let check = LeakCheck::options(&op)
+                .reachability(Reachability::Off)
+                .begin();
+            op.in_scope(|| commit_batch(e.db(), round));
+            let report = check.finish().expect_err("the cache's pages stay");
+            assert!(
+                report.mentions_function("PagedCachedFile::write"),
+                "{report}"
+            );
+            assert!(report.allowed.is_empty());
+        }
+    }
+}
+
+rusty_fork_test! {
+    #[test]
+    fn reads_and_range_scans_pass_every_time() {
+        let mut e = Engine::open("reads");
+        // More data than the cache holds: reads keep filling and evicting it.
+        for round in 0..30 {
+            commit_batch(e.db(), round);
+        }
+        let mut kept_pages = 0;
+        for run in 0..RUNS {
+            let op = READ.instance().unwrap();
+            let check = engine_check(&op);
+            let from = (run * 131) % (30 * BATCH - 200);
+            let bytes = op.in_scope(|| read_some(e.db(), from, 200));
+            assert!(bytes > 0);
+            let drained = check.finish().unwrap_or_else(|r| panic!("read {run}: {r}"));
+            kept_pages += u64::from(allowed(&drained, "redb page cache") > 0);
+        }
+        // The cache is smaller than the data: reads keep loading pages into it.
         assert!(
-            allowed(&drained, "redb page cache") >= 4096,
-            "commit {round}: {drained}"
+            kept_pages >= RUNS / 2,
+            "{kept_pages} of {RUNS} reads kept pages"
         );
     }
 }
 
-#[test]
-fn without_declared_retention_a_commit_check_fails_on_the_page_cache() {
-    let mut e = Engine::open("no-rules");
-    for round in 0..3 {
-        let op = COMMIT.instance().unwrap();
-        let check = LeakCheck::options(&op)
-            .reachability(Reachability::Off)
-            .begin();
-        op.in_scope(|| commit_batch(e.db(), round));
-        let report = check.finish().expect_err("the cache's pages stay");
-        assert!(
-            report.mentions_function("PagedCachedFile::write"),
-            "{report}"
-        );
-        assert!(report.allowed.is_empty());
+rusty_fork_test! {
+    #[test]
+    fn compactions_pass_every_time() {
+        let mut e = Engine::open("compactions");
+        for run in 0..RUNS {
+            commit_batch(e.db(), 2 * run);
+            commit_batch(e.db(), 2 * run + 1);
+            let op = COMPACT.instance().unwrap();
+            let check = engine_check(&op);
+            op.in_scope(|| delete_and_compact(e.db(), (2 * run + 2) * BATCH));
+            let drained = check
+                .finish()
+                .unwrap_or_else(|r| panic!("compaction {run}: {r}"));
+            assert!(
+                allowed(&drained, "redb page cache") > 0,
+                "compaction {run}: {drained}"
+            );
+        }
     }
 }
 
-#[test]
-fn reads_and_range_scans_pass_every_time() {
-    let mut e = Engine::open("reads");
-    // More data than the cache holds: reads keep filling and evicting it.
-    for round in 0..30 {
-        commit_batch(e.db(), round);
-    }
-    let mut kept_pages = 0;
-    for run in 0..RUNS {
-        let op = READ.instance().unwrap();
-        let check = engine_check(&op);
-        let from = (run * 131) % (30 * BATCH - 200);
-        let bytes = op.in_scope(|| read_some(e.db(), from, 200));
-        assert!(bytes > 0);
-        let drained = check.finish().unwrap_or_else(|r| panic!("read {run}: {r}"));
-        kept_pages += u64::from(allowed(&drained, "redb page cache") > 0);
-    }
-    // The cache is smaller than the data: reads keep loading pages into it.
-    assert!(
-        kept_pages >= RUNS / 2,
-        "{kept_pages} of {RUNS} reads kept pages"
-    );
-}
-
-#[test]
-fn compactions_pass_every_time() {
-    let mut e = Engine::open("compactions");
-    for run in 0..RUNS {
-        commit_batch(e.db(), 2 * run);
-        commit_batch(e.db(), 2 * run + 1);
-        let op = COMPACT.instance().unwrap();
-        let check = engine_check(&op);
-        op.in_scope(|| delete_and_compact(e.db(), (2 * run + 2) * BATCH));
-        let drained = check
-            .finish()
-            .unwrap_or_else(|r| panic!("compaction {run}: {r}"));
-        assert!(
-            allowed(&drained, "redb page cache") > 0,
-            "compaction {run}: {drained}"
-        );
-    }
-}
-
-#[test]
-fn dropping_the_database_gives_back_every_retained_page() {
-    let mut e = Engine::open("drop");
-    let ops: Vec<ScopeInstance> = (0..6).map(|_| COMMIT.instance().unwrap()).collect();
-    for (round, op) in ops.iter().enumerate() {
-        op.in_scope(|| commit_batch(e.db(), round as u64));
-    }
-    let read = READ.instance().unwrap();
-    read.in_scope(|| read_some(e.db(), 0, 300));
-    let kept: u64 = ops.iter().map(|o| o.stats().live_bytes).sum();
-    assert!(kept > 0, "the engine keeps its pages while open");
-    drop(e);
-    for op in ops.iter().chain([&read]) {
-        assert_eq!(op.stats().live_bytes, 0, "{}", op.path());
-        assert_eq!(op.stats().live_allocs, 0, "{}", op.path());
+rusty_fork_test! {
+    #[test]
+    fn dropping_the_database_gives_back_every_retained_page() {
+        let mut e = Engine::open("drop");
+        let ops: Vec<ScopeInstance> = (0..6).map(|_| COMMIT.instance().unwrap()).collect();
+        for (round, op) in ops.iter().enumerate() {
+            op.in_scope(|| commit_batch(e.db(), round as u64));
+        }
+        let read = READ.instance().unwrap();
+        read.in_scope(|| read_some(e.db(), 0, 300));
+        let kept: u64 = ops.iter().map(|o| o.stats().live_bytes).sum();
+        assert!(kept > 0, "the engine keeps its pages while open");
+        drop(e);
+        for op in ops.iter().chain([&read]) {
+            assert_eq!(op.stats().live_bytes, 0, "{}", op.path());
+            assert_eq!(op.stats().live_allocs, 0, "{}", op.path());
+        }
     }
 }
 
@@ -313,35 +324,37 @@ fn commit_keeping_its_buffer(db: &Database, round: u64) {
     KEPT.lock().unwrap().push(std::hint::black_box(encoded));
 }
 
-#[test]
-fn a_buffer_kept_in_a_static_per_commit_fails_with_its_site() {
-    let mut e = Engine::open("static");
-    KEPT.lock().unwrap().reserve(16);
-    for round in 0..3 {
-        let op = COMMIT.instance().unwrap();
-        let check = engine_check(&op);
-        op.in_scope(|| commit_keeping_its_buffer(e.db(), round));
-        let report = check.finish().unwrap_err();
-        // The only leak is the planted one; the cache is allowed apart.
-        assert_eq!(
-            (report.leaked_bytes, report.leaked_allocs),
-            (3000, 1),
-            "{report}"
-        );
-        assert!(report.sites_exact, "{report}");
-        let planted = leaks(&report);
-        assert_eq!(planted.len(), 1, "{report}");
-        assert!(!report.allowed.is_empty(), "{report}");
-        assert_eq!((planted[0].bytes, planted[0].allocs), (3000, 1), "{report}");
-        assert!(planted[0]
-            .origin()
-            .unwrap()
-            .function
-            .ends_with("commit_keeping_its_buffer"));
-        // Still reachable (the static's list points to it): a leak by the
-        // rules, not lost. Which holder the scan names varies (the list's
-        // unrecorded buffer, or a stale stack slot in a release build).
-        assert_eq!(reach_of(planted[0]), (0, 3000), "{report}");
+rusty_fork_test! {
+    #[test]
+    fn a_buffer_kept_in_a_static_per_commit_fails_with_its_site() {
+        let mut e = Engine::open("static");
+        KEPT.lock().unwrap().reserve(16);
+        for round in 0..3 {
+            let op = COMMIT.instance().unwrap();
+            let check = engine_check(&op);
+            op.in_scope(|| commit_keeping_its_buffer(e.db(), round));
+            let report = check.finish().unwrap_err();
+            // The only leak is the planted one; the cache is allowed apart.
+            assert_eq!(
+                (report.leaked_bytes, report.leaked_allocs),
+                (3000, 1),
+                "{report}"
+            );
+            assert!(report.sites_exact, "{report}");
+            let planted = leaks(&report);
+            assert_eq!(planted.len(), 1, "{report}");
+            assert!(!report.allowed.is_empty(), "{report}");
+            assert_eq!((planted[0].bytes, planted[0].allocs), (3000, 1), "{report}");
+            assert!(planted[0]
+                .origin()
+                .unwrap()
+                .function
+                .ends_with("commit_keeping_its_buffer"));
+            // Still reachable (the static's list points to it): a leak by the
+            // rules, not lost. Which holder the scan names varies (the list's
+            // unrecorded buffer, or a stale stack slot in a release build).
+            assert_eq!(reach_of(planted[0]), (0, 3000), "{report}");
+        }
     }
 }
 
@@ -366,39 +379,41 @@ fn read_into_a_cycle(db: &Database, a: u64, b: u64) {
     *first.next.borrow_mut() = Some(std::hint::black_box(second));
 }
 
-#[test]
-fn an_rc_cycle_of_values_read_from_the_engine_fails_with_its_sites() {
-    let mut e = Engine::open("rc-cycle");
-    for round in 0..4 {
-        commit_batch(e.db(), round);
+rusty_fork_test! {
+    #[test]
+    fn an_rc_cycle_of_values_read_from_the_engine_fails_with_its_sites() {
+        let mut e = Engine::open("rc-cycle");
+        for round in 0..4 {
+            commit_batch(e.db(), round);
+        }
+        let op = READ.instance().unwrap();
+        let check = engine_check_unscanned(&op);
+        op.in_scope(|| read_into_a_cycle(e.db(), 7, 300));
+        let report = check.finish().unwrap_err();
+        let planted = leaks(&report);
+        assert!(
+            planted.iter().all(|s| through(s, "read_into_a_cycle")),
+            "{report}"
+        );
+        // Two `Rc` boxes (two counts and a `Node`) and the two values.
+        let rc_box = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Node>();
+        let expected = 2 * rc_box + value(7).len() + value(300).len();
+        assert_eq!(
+            (report.leaked_bytes, report.leaked_allocs),
+            (expected as u64, 4),
+            "{report}"
+        );
+        assert!(
+            planted
+                .iter()
+                .any(|s| s.origin().unwrap().function.ends_with("read_into_a_cycle")),
+            "{report}"
+        );
+        assert!(
+            planted.iter().any(|s| through(s, "from_bytes")),
+            "the values are made by the engine's `Value::from_bytes`: {report}"
+        );
     }
-    let op = READ.instance().unwrap();
-    let check = engine_check_unscanned(&op);
-    op.in_scope(|| read_into_a_cycle(e.db(), 7, 300));
-    let report = check.finish().unwrap_err();
-    let planted = leaks(&report);
-    assert!(
-        planted.iter().all(|s| through(s, "read_into_a_cycle")),
-        "{report}"
-    );
-    // Two `Rc` boxes (two counts and a `Node`) and the two values.
-    let rc_box = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Node>();
-    let expected = 2 * rc_box + value(7).len() + value(300).len();
-    assert_eq!(
-        (report.leaked_bytes, report.leaked_allocs),
-        (expected as u64, 4),
-        "{report}"
-    );
-    assert!(
-        planted
-            .iter()
-            .any(|s| s.origin().unwrap().function.ends_with("read_into_a_cycle")),
-        "{report}"
-    );
-    assert!(
-        planted.iter().any(|s| through(s, "from_bytes")),
-        "the values are made by the engine's `Value::from_bytes`: {report}"
-    );
 }
 
 fn read_and_forget(db: &Database, k: u64) {
@@ -408,26 +423,28 @@ fn read_and_forget(db: &Database, k: u64) {
     std::mem::forget(std::hint::black_box(v));
 }
 
-#[test]
-fn a_forgotten_value_returned_by_the_engine_fails_with_its_site() {
-    let mut e = Engine::open("forget");
-    for round in 0..4 {
-        commit_batch(e.db(), round);
-    }
-    for k in [5u64, 250, 401] {
-        let op = READ.instance().unwrap();
-        let check = engine_check_unscanned(&op);
-        op.in_scope(|| read_and_forget(e.db(), k));
-        let report = check.finish().unwrap_err();
-        let planted = leaks(&report);
-        assert_eq!(planted.len(), 1, "{report}");
-        assert!(through(planted[0], "read_and_forget"), "{report}");
-        assert!(through(planted[0], "AccessGuard<V>::value"), "{report}");
-        assert_eq!(
-            (planted[0].bytes, planted[0].allocs),
-            (value(k).len() as u64, 1),
-            "{report}"
-        );
+rusty_fork_test! {
+    #[test]
+    fn a_forgotten_value_returned_by_the_engine_fails_with_its_site() {
+        let mut e = Engine::open("forget");
+        for round in 0..4 {
+            commit_batch(e.db(), round);
+        }
+        for k in [5u64, 250, 401] {
+            let op = READ.instance().unwrap();
+            let check = engine_check_unscanned(&op);
+            op.in_scope(|| read_and_forget(e.db(), k));
+            let report = check.finish().unwrap_err();
+            let planted = leaks(&report);
+            assert_eq!(planted.len(), 1, "{report}");
+            assert!(through(planted[0], "read_and_forget"), "{report}");
+            assert!(through(planted[0], "AccessGuard<V>::value"), "{report}");
+            assert_eq!(
+                (planted[0].bytes, planted[0].allocs),
+                (value(k).len() as u64, 1),
+                "{report}"
+            );
+        }
     }
 }
 
@@ -448,30 +465,32 @@ fn commit_and_index(db: &Database, round: u64) {
         .insert(round, summary);
 }
 
-#[test]
-fn unbounded_growth_of_a_user_map_fails_every_commit() {
-    let mut e = Engine::open("user-map");
-    for round in 0..6 {
-        let op = COMMIT.instance().unwrap();
-        let check = engine_check_unscanned(&op);
-        op.in_scope(|| commit_and_index(e.db(), round));
-        let report = check.finish().unwrap_err();
-        let planted = leaks(&report);
-        assert!(
-            planted.iter().all(|s| through(s, "commit_and_index")),
-            "round {round}: {report}"
-        );
-        let summary = format!(
-            "commit {round}: keys {}..{}",
-            round * BATCH,
-            (round + 1) * BATCH
-        );
-        assert!(
-            planted
-                .iter()
-                .any(|s| s.bytes == summary.capacity() as u64 && s.allocs == 1),
-            "round {round}: {report}"
-        );
+rusty_fork_test! {
+    #[test]
+    fn unbounded_growth_of_a_user_map_fails_every_commit() {
+        let mut e = Engine::open("user-map");
+        for round in 0..6 {
+            let op = COMMIT.instance().unwrap();
+            let check = engine_check_unscanned(&op);
+            op.in_scope(|| commit_and_index(e.db(), round));
+            let report = check.finish().unwrap_err();
+            let planted = leaks(&report);
+            assert!(
+                planted.iter().all(|s| through(s, "commit_and_index")),
+                "round {round}: {report}"
+            );
+            let summary = format!(
+                "commit {round}: keys {}..{}",
+                round * BATCH,
+                (round + 1) * BATCH
+            );
+            assert!(
+                planted
+                    .iter()
+                    .any(|s| s.bytes == summary.capacity() as u64 && s.allocs == 1),
+                "round {round}: {report}"
+            );
+        }
     }
 }
 
@@ -483,80 +502,84 @@ fn reach_of(site: &LeakSite) -> (u64, u64) {
     (r.unreachable_bytes, r.reachable_bytes)
 }
 
-#[test]
-fn after_a_commit_the_pages_it_kept_are_reachable_and_held_by_the_engines_blocks() {
-    let db = DB.instance().unwrap();
-    // Records the engine's own blocks (its cache's tables), so that the
-    // scan can name them as holders.
-    let recording = LeakCheck::begin(&db);
-    let mut e = Engine::open_in(db.id(), "reach");
-    db.in_scope(|| commit_batch(e.db(), 0));
-    let op = COMMIT.instance().unwrap();
-    // No rules: the check fails, and a failed check scans.
-    let check = LeakCheck::begin(&op);
-    op.in_scope(|| commit_batch(e.db(), 1));
-    let report = check.finish().unwrap_err();
-    let summary = report.reachability.as_ref().expect("scanned");
-    assert_eq!(summary.error, None, "{report}");
-    assert_eq!(summary.total.unreachable_bytes, 0, "{report}");
-    let pages: Vec<_> = report
-        .sites
-        .iter()
-        .filter(|s| through(s, "PagedCachedFile::write"))
-        .collect();
-    let page_bytes: u64 = pages.iter().map(|s| s.bytes).sum();
-    assert!(page_bytes >= 4 * 4112, "{report}");
-    let mut held_by_db = 0;
-    for site in &pages {
-        assert_eq!(reach_of(site), (0, site.bytes), "{report}");
-        held_by_db += site
-            .reach
-            .as_ref()
-            .unwrap()
-            .holders
+rusty_fork_test! {
+    #[test]
+    fn after_a_commit_the_pages_it_kept_are_reachable_and_held_by_the_engines_blocks() {
+        let db = DB.instance().unwrap();
+        // Records the engine's own blocks (its cache's tables), so that the
+        // scan can name them as holders.
+        let recording = LeakCheck::begin(&db);
+        let mut e = Engine::open_in(db.id(), "reach");
+        db.in_scope(|| commit_batch(e.db(), 0));
+        let op = COMMIT.instance().unwrap();
+        // No rules: the check fails, and a failed check scans.
+        let check = LeakCheck::begin(&op);
+        op.in_scope(|| commit_batch(e.db(), 1));
+        let report = check.finish().unwrap_err();
+        let summary = report.reachability.as_ref().expect("scanned");
+        assert_eq!(summary.error, None, "{report}");
+        assert_eq!(summary.total.unreachable_bytes, 0, "{report}");
+        let pages: Vec<_> = report
+            .sites
             .iter()
-            .filter(|h| h.holder.kind == HolderKind::Block)
-            .filter(|h| h.holder.scope.as_deref() == Some(db.path().as_str()))
-            .map(|h| h.bytes)
-            .sum::<u64>();
+            .filter(|s| through(s, "PagedCachedFile::write"))
+            .collect();
+        let page_bytes: u64 = pages.iter().map(|s| s.bytes).sum();
+        assert!(page_bytes >= 4 * 4112, "{report}");
+        let mut held_by_db = 0;
+        for site in &pages {
+            assert_eq!(reach_of(site), (0, site.bytes), "{report}");
+            held_by_db += site
+                .reach
+                .as_ref()
+                .unwrap()
+                .holders
+                .iter()
+                .filter(|h| h.holder.kind == HolderKind::Block)
+                .filter(|h| h.holder.scope.as_deref() == Some(db.path().as_str()))
+                .map(|h| h.bytes)
+                .sum::<u64>();
+        }
+        // Some are named as held by the engine's own blocks of the db scope
+        // (the read cache's tables: most of the bytes on a quiet machine, fewer
+        // on a loaded one, where a stale copy in a freed block can be found
+        // first), the rest by heap blocks the tracker has no record of.
+        assert!(held_by_db > 0, "{held_by_db} of {page_bytes}: {report}");
+        drop(recording);
     }
-    // Some are named as held by the engine's own blocks of the db scope
-    // (the read cache's tables: most of the bytes on a quiet machine, fewer
-    // on a loaded one, where a stale copy in a freed block can be found
-    // first), the rest by heap blocks the tracker has no record of.
-    assert!(held_by_db > 0, "{held_by_db} of {page_bytes}: {report}");
-    drop(recording);
 }
 
-#[test]
-fn a_forgotten_value_returned_by_the_engine_is_found_unreachable() {
-    let mut e = Engine::open("forget-reach");
-    for round in 0..4 {
-        commit_batch(e.db(), round);
-    }
-    // A conservative scan can find a stale copy of the pointer (a dead
-    // stack slot, a freed buffer not yet overwritten) and call the block
-    // reachable: never the reverse (docs/reachability.md). So each check
-    // must classify the forgotten value, and it must come out unreachable
-    // at least once in three; a scan that finds everything reachable
-    // fails here.
-    let mut unreachable = 0;
-    for k in [5u64, 250, 401] {
-        let op = READ.instance().unwrap();
-        let check = engine_check(&op);
-        op.in_scope(|| read_and_forget(e.db(), k));
-        let report = check.finish().unwrap_err();
-        let planted = leaks(&report);
-        assert_eq!(planted.len(), 1, "{report}");
-        assert!(through(planted[0], "read_and_forget"), "{report}");
-        let (lost, held) = reach_of(planted[0]);
-        assert_eq!(lost + held, value(k).len() as u64, "{report}");
-        if lost == value(k).len() as u64 {
-            unreachable += 1;
+rusty_fork_test! {
+    #[test]
+    fn a_forgotten_value_returned_by_the_engine_is_found_unreachable() {
+        let mut e = Engine::open("forget-reach");
+        for round in 0..4 {
+            commit_batch(e.db(), round);
         }
+        // A conservative scan can find a stale copy of the pointer (a dead
+        // stack slot, a freed buffer not yet overwritten) and call the block
+        // reachable: never the reverse (docs/reachability.md). So each check
+        // must classify the forgotten value, and it must come out unreachable
+        // at least once in three; a scan that finds everything reachable
+        // fails here.
+        let mut unreachable = 0;
+        for k in [5u64, 250, 401] {
+            let op = READ.instance().unwrap();
+            let check = engine_check(&op);
+            op.in_scope(|| read_and_forget(e.db(), k));
+            let report = check.finish().unwrap_err();
+            let planted = leaks(&report);
+            assert_eq!(planted.len(), 1, "{report}");
+            assert!(through(planted[0], "read_and_forget"), "{report}");
+            let (lost, held) = reach_of(planted[0]);
+            assert_eq!(lost + held, value(k).len() as u64, "{report}");
+            if lost == value(k).len() as u64 {
+                unreachable += 1;
+            }
+        }
+        assert!(
+            unreachable >= 1,
+            "the forgotten value was never found unreachable"
+        );
     }
-    assert!(
-        unreachable >= 1,
-        "the forgotten value was never found unreachable"
-    );
 }

@@ -12,8 +12,8 @@
 //! planted leak is found unreachable, at once: the freed heap memory that
 //! other tests leave behind (stale addresses in blocks reused later) made it
 //! find some reachable. The verdicts on a real engine
-//! (`tests/real_engine_verdicts.rs`) run their checks concurrently in one
-//! process.
+//! (`tests/real_engine_verdicts.rs`) run each test in a process of its own
+//! too.
 #![cfg(feature = "jemalloc")]
 
 mod conservative_scan_errs_in_the_documented_directions;
