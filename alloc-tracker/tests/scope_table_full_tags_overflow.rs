@@ -1,4 +1,5 @@
-// Own test binary: it fills the process's one scope table.
+// Own test binary: its global allocator counts usable sizes (a configuration
+// of its own), and it fills the process's one scope table.
 //! When the scope table is full, registering fails with `ScopeTableFull`
 //! (allocating nothing), static scopes first used afterwards count in
 //! `ScopeId::OVERFLOW`, scopes registered before keep working, and nothing
