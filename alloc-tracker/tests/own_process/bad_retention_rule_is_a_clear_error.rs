@@ -1,8 +1,8 @@
 //! A bad rule source (bad syntax in `ALLOC_TRACKER_RETAIN`, a missing file
 //! named by `ALLOC_TRACKER_RETAIN_FILE`, an unknown default's name) makes
 //! the check report a distinct cause with the line and the problem; it
-//! never panics in `finish` and never passes. One test: the variables are
-//! process-wide.
+//! never panics in `finish` and never passes. One test, in a process of its
+//! own: the variables are process-wide.
 #![cfg(feature = "jemalloc")]
 
 use rusty_fork::rusty_fork_test;

@@ -3,7 +3,7 @@
 //! keeps the parsed debug info). The default rule `std-backtrace-cache`
 //! allows them; the check passes. (The rule off:
 //! `default_retention_rule_off_reports_backtrace_cache.rs`.)
-//! `RUST_BACKTRACE` is process-wide: this binary has one test.
+//! `RUST_BACKTRACE` is process-wide: the test runs in a process of its own.
 #![cfg(feature = "jemalloc")]
 
 use rusty_fork::rusty_fork_test;

@@ -2,7 +2,7 @@
 //! environment, `ALLOC_TRACKER_RETAIN=-default:std-backtrace-cache`), a
 //! caught `panic!` with `RUST_BACKTRACE=1` inside a checked scope is
 //! reported as a leak at std's symboliser: the retention the rule hides is
-//! real. `RUST_BACKTRACE` is process-wide: this binary has one test.
+//! real. `RUST_BACKTRACE` is process-wide: the test runs in a process of its own.
 #![cfg(feature = "jemalloc")]
 
 use rusty_fork::rusty_fork_test;

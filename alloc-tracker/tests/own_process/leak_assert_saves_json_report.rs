@@ -16,7 +16,7 @@ rusty_fork_test! {
     fn failing_assertion_writes_the_report_first() {
         let dir = std::env::temp_dir().join(format!("leak-dir-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        // The only test in this binary, so setting the variable races nothing.
+        // The only test in its process, so setting the variable races nothing.
         std::env::set_var("ALLOC_TRACKER_LEAK_DIR", &dir);
         let scope = ScopeId::register("saved", None).unwrap();
         let check = LeakCheck::begin(scope);

@@ -1,7 +1,7 @@
 //! Retention rules given outside the code: inline in
 //! `ALLOC_TRACKER_RETAIN` and in the file named by
 //! `ALLOC_TRACKER_RETAIN_FILE` (LSan-like lines, `#` comments). The
-//! variables are process-wide, so this binary runs one test that sets them
+//! variables are process-wide, so one test, in a process of its own, sets them
 //! in turn.
 #![cfg(feature = "jemalloc")]
 // Helpers return the check's result as is, report included.

@@ -3,7 +3,8 @@
 //! one line on standard error), never silent. Instances released and
 //! drained make room again.
 //!
-//! This file fills the process's one table, so it holds a single test.
+//! It fills the process's one table, so its one test runs in a process of
+//! its own.
 #![cfg(feature = "jemalloc")]
 
 use rusty_fork::rusty_fork_test;
